@@ -1,0 +1,44 @@
+# The project's tasks. `make setup` once, then `make run` or `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV ?= uv
+VENV := .venv
+BIN := $(VENV)/bin
+MODEL_VERSION ?= 1.0
+MODEL := models/churn_prediction_model_v$(subst .,_,$(MODEL_VERSION)).joblib
+SYNTHETIC := build/synthetic_customers.csv
+# uv must trust the system's CA store where HTTPS goes through a corporate proxy.
+export UV_SYSTEM_CERTS ?= 1
+
+.PHONY: help setup sync import model test lint typecheck pytest clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+setup: sync import ## virtual environment, locked dependencies, bundled model in the BentoML store
+
+sync: ## install the locked dependencies into .venv
+	$(UV) sync --frozen --all-extras
+
+import: sync ## verify the bundled model's checksum and import it into the BentoML store
+	$(BIN)/churn import-model $(MODEL)
+
+model: sync ## retrain the bundled model from synthetic data (reproducible from nothing)
+	$(BIN)/churn data synth --rows 10000 --seed 42 --out $(SYNTHETIC)
+	$(BIN)/churn train --data $(SYNTHETIC) --out models --seed 42 --version $(MODEL_VERSION)
+
+test: lint typecheck pytest ## ruff, mypy and pytest
+
+lint: sync
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: sync
+	$(BIN)/mypy
+
+pytest: sync
+	$(BIN)/pytest
+
+clean: ## remove build output and caches (not the model store)
+	rm -rf build .pytest_cache .mypy_cache .ruff_cache test-artifacts

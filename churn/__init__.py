@@ -1,0 +1,1 @@
+"""Bank customer churn prediction."""

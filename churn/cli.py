@@ -1,0 +1,106 @@
+"""`churn`: the operational tasks (make data, train, import, predict, export) as commands."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from churn.artifacts import MODELS_DIR
+from churn.errors import ChurnError
+
+F = TypeVar("F", bound=Callable[..., Any])
+_SHOWN_PROBLEMS = 20
+
+
+def reports_errors(command: F) -> F:
+    """Show a `ChurnError` as a message and its problems, not as a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ChurnError as error:
+            lines = [error.message]
+            lines += [f"  {problem}" for problem in error.problems[:_SHOWN_PROBLEMS]]
+            if len(error.problems) > _SHOWN_PROBLEMS:
+                lines.append(f"  ... and {len(error.problems) - _SHOWN_PROBLEMS} more")
+            raise click.ClickException("\n".join(lines)) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group()
+def main() -> None:
+    """Bank customer churn: data, training, the model store and predictions."""
+
+
+@main.group()
+def data() -> None:
+    """Customer data sets."""
+
+
+@data.command("synth")
+@click.option("--rows", type=click.IntRange(min=1), default=10_000, show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+def synth(rows: int, out: Path, seed: int) -> None:
+    """Write a synthetic customer CSV in the public bank layout."""
+    from churn.synth import write_synthetic_csv
+
+    write_synthetic_csv(out, rows, seed)
+    click.echo(f"wrote {rows} synthetic customers to {out}")
+
+
+@main.command()
+@click.option(
+    "--data", "data_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True, help="Training CSV in the public bank layout, with an Exited column.",
+)  # fmt: skip
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), default=MODELS_DIR,
+    show_default=True,
+)  # fmt: skip
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--version", "model_version", default="1.0", show_default=True)
+@reports_errors
+def train(data_path: Path, out: Path, seed: int, model_version: str) -> None:
+    """Train the churn pipeline and write the joblib model with its metadata."""
+    from churn.training import train as run_training
+
+    result = run_training(
+        data_path, out, seed=seed, version=model_version,
+        progress=lambda message: click.echo(f"[train] {message}", err=True),
+    )  # fmt: skip
+    metrics = result.metadata.metrics
+    click.echo(
+        f"model {result.model_path}\n"
+        f"threshold {result.metadata.threshold}\n"
+        f"roc_auc {metrics.roc_auc:.4f} pr_auc {metrics.pr_auc:.4f} "
+        f"precision {metrics.precision:.4f} recall {metrics.recall:.4f} "
+        f"f1 {metrics.f1:.4f} brier {metrics.brier:.4f}"
+    )
+
+
+@main.command("import-model")
+@click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--metadata", "metadata_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Metadata JSON (default: beside the model, NAME.metadata.json).",
+)  # fmt: skip
+@click.option("--sha256", help="Expected SHA-256 of the file (it must also match the metadata).")
+@click.option("--force", is_flag=True, help="Import again even if this file is in the store.")
+@reports_errors
+def import_model(
+    model_path: Path, metadata_path: Path | None, sha256: str | None, force: bool
+) -> None:
+    """Verify a joblib pipeline's checksum, then save it into the BentoML model store."""
+    from churn.store import import_model as run_import
+
+    model, imported = run_import(
+        model_path, metadata_path=metadata_path, sha256=sha256, force=force
+    )
+    click.echo(f"{'imported' if imported else 'already in the store:'} {model.tag}")

@@ -1,0 +1,84 @@
+"""The exceptions the package raises, each carrying the HTTP status it maps to.
+
+The service turns any `ChurnError` into a JSON response in one place
+(`churn.http.error_response`); nothing else decides status codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with the input: where (row, field) and what is allowed."""
+
+    message: str
+    field: str | None = None
+    row: int | None = None
+    allowed: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {key: value for key, value in asdict(self).items() if value is not None}
+
+    def __str__(self) -> str:
+        where = " ".join(
+            part
+            for part in (
+                f"row {self.row}" if self.row is not None else "",
+                self.field or "",
+            )
+            if part
+        )
+        allowed = f" (allowed: {self.allowed})" if self.allowed else ""
+        return f"{where}: {self.message}{allowed}" if where else f"{self.message}{allowed}"
+
+
+class ChurnError(Exception):
+    """Base of every error this package raises on purpose."""
+
+    status_code: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+
+    def __init__(self, message: str, problems: list[Problem] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems or []
+
+    def as_json(self, max_problems: int = 100) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.problems:
+            body["problems"] = [p.as_json() for p in self.problems[:max_problems]]
+            body["problem_count"] = len(self.problems)
+        return body
+
+
+class InvalidInput(ChurnError):
+    """The request is well formed but its values break the customer schema."""
+
+    status_code = 422
+    code = "invalid_input"
+
+
+class BadRequest(ChurnError):
+    """The request cannot be read at all: not JSON, not a CSV, no file."""
+
+    status_code = 400
+    code = "bad_request"
+
+
+class PayloadTooLarge(ChurnError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthorized(ChurnError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class ModelIntegrityError(ChurnError):
+    """A model artifact is missing, or its bytes are not the ones that were recorded."""
+
+    code = "model_integrity"

@@ -1,0 +1,122 @@
+"""The model's way into, and out of, the BentoML model store.
+
+Import verifies the joblib file's SHA-256 before unpickling it, then saves it with
+`bentoml.sklearn.save_model`, which writes its own pickle of the pipeline into the
+store. The digest of that stored pickle is recorded in the model's metadata
+(`stored_sha256`), so that the service, too, verifies the bytes before it unpickles them.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bentoml
+from sklearn.pipeline import Pipeline
+
+from churn.artifacts import (
+    MODEL_NAME,
+    ModelMetadata,
+    load_verified,
+    metadata_path_for,
+    sha256_file,
+    verify,
+)
+from churn.errors import ModelIntegrityError
+
+OWNER = "customer-analytics-retention"
+STORED_FILE = "saved_model.pkl"  # the name bentoml.sklearn gives its pickle
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    pipeline: Pipeline
+    metadata: ModelMetadata
+    tag: str
+
+
+def labels_for(metadata: ModelMetadata) -> dict[str, str]:
+    return {
+        "owner": OWNER,
+        "model_version": metadata.model_version,
+        "framework": "xgboost",
+        "task": "churn-classification",
+    }
+
+
+def find_imported(artifact_sha256: str) -> bentoml.Model | None:
+    """The newest stored model imported from exactly this joblib file, if any."""
+    try:
+        candidates = bentoml.models.list(MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        return None
+    for model in sorted(candidates, key=lambda m: m.info.creation_time, reverse=True):
+        if model.info.metadata.get("artifact_sha256") == artifact_sha256:
+            return model
+    return None
+
+
+def import_model(
+    model_path: Path,
+    *,
+    metadata_path: Path | None = None,
+    sha256: str | None = None,
+    force: bool = False,
+) -> tuple[bentoml.Model, bool]:
+    """Verify a joblib pipeline against its recorded digest and save it into the store.
+
+    Returns the stored model and whether it was newly imported: importing the same
+    file again is a no-op unless `force` is set, so `make setup` can run any time.
+    """
+    metadata = ModelMetadata.read(metadata_path or metadata_path_for(model_path))
+    expected = (sha256 or metadata.artifact_sha256).strip().lower()
+    verify(model_path, expected)
+    if sha256 and not hmac.compare_digest(expected, metadata.artifact_sha256):
+        raise ModelIntegrityError(
+            f"The --sha256 given matches the file but not its metadata "
+            f"({metadata.artifact_sha256}); the metadata describes another model."
+        )
+    existing = None if force else find_imported(expected)
+    if existing is not None:
+        return existing, False
+    pipeline = load_verified(model_path, expected)
+    if not isinstance(pipeline, Pipeline):
+        raise ModelIntegrityError(
+            f"{model_path.name} holds a {type(pipeline).__name__}, not a scikit-learn Pipeline."
+        )
+    saved = bentoml.sklearn.save_model(
+        MODEL_NAME,
+        pipeline,
+        signatures={"predict_proba": {"batchable": True, "batch_dim": 0}},
+        labels=labels_for(metadata),
+        metadata=metadata.model_dump(mode="json"),
+    )
+    stored = bentoml.models.get(saved.tag)
+    stored.info.metadata["stored_sha256"] = sha256_file(Path(stored.path_of(STORED_FILE)))
+    stored.flush()
+    return stored, True
+
+
+def load_model(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
+    """The pipeline from the store, unpickled only after its digest matched."""
+    try:
+        model = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound as error:
+        raise ModelIntegrityError(
+            f"Model {tag} is not in the BentoML store; run `make setup` or "
+            "`churn import-model models/churn_prediction_model_v1_0.joblib`."
+        ) from error
+    return load_stored(model)
+
+
+def load_stored(model: bentoml.Model) -> LoadedModel:
+    recorded: dict[str, Any] = dict(model.info.metadata)
+    expected = recorded.pop("stored_sha256", None)
+    if not expected:
+        raise ModelIntegrityError(
+            f"Model {model.tag} has no recorded digest; import it with `churn import-model`."
+        )
+    pipeline = load_verified(Path(model.path_of(STORED_FILE)), str(expected))
+    return LoadedModel(pipeline, ModelMetadata.model_validate(recorded), str(model.tag))

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from churn.synth import COLUMNS
+from tests.conftest import run_churn
+
+
+def test_synth_writes_the_public_layout(tmp_path: Path) -> None:
+    out = tmp_path / "synthetic.csv"
+    result = run_churn("data", "synth", "--rows", "300", "--seed", "5", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    frame = pd.read_csv(out)
+    assert tuple(frame.columns) == COLUMNS
+    assert len(frame) == 300
+
+
+def test_train_twice_gives_the_same_metrics(tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    assert run_churn("data", "synth", "--rows", "1500", "--out", str(data)).returncode == 0
+    outputs = []
+    for name in ("a", "b"):
+        result = run_churn("train", "--data", str(data), "--out", str(tmp_path / name))
+        assert result.returncode == 0, result.stderr
+        assert "fold 1/5" in result.stderr
+        outputs.append(result.stdout.splitlines()[1:])
+        meta = json.loads(
+            (tmp_path / name / "churn_prediction_model_v1_0.metadata.json").read_text()
+        )
+        assert meta["data_rows"] == 1500
+    assert outputs[0] == outputs[1]
+
+
+def test_train_reports_bad_rows_without_a_traceback(tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("CreditScore,Age\n600,40\n")
+    result = run_churn("train", "--data", str(data), "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert "missing required columns" in result.stderr
+    assert "Traceback" not in result.stderr
