@@ -1,21 +1,108 @@
-"""The churn Bento service (placeholder until the service issue lands)."""
+"""The churn Bento service: loads the verified model once per worker and delegates.
+
+Routes: the old Flask contract (`/v1/customer`, `/v1/customerbatch`) and `GET /v2/model`
+come from `churn.http.legacy_app`, mounted at the root; `/v2/predict` (adaptive
+batching), `/v2/predict-file` and `/v2/explain` are BentoML APIs below. Configuration
+comes only from the environment (see `churn.settings`).
+"""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal
+
 import bentoml
+from starlette.background import BackgroundTask
+from starlette.responses import FileResponse, Response
 
-from churn.store import load_model
+from churn.api import Explanation, Prediction
+from churn.batch import score_file
+from churn.errors import ChurnError
+from churn.http import error_response, legacy_app
+from churn.predictor import ChurnPredictor
+from churn.schema import Customer
+from churn.settings import Settings
+from churn.store import load_stored
 
-churn_model = bentoml.models.BentoModel("churn_model:latest")
+settings = Settings.from_environment()
 
 
-@bentoml.service(http={"port": 3000})
+def _current_predictor() -> ChurnPredictor:
+    service: ChurnService = bentoml.get_current_service()
+    return service.predictor
+
+
+@bentoml.service(
+    name="churn",
+    workers=settings.workers,
+    traffic={"timeout": settings.timeout_seconds},
+    logging={"access": {"enabled": True}},
+)
+@bentoml.asgi_app(legacy_app(_current_predictor), path="/")
 class ChurnService:
-    model_ref = churn_model
+    model = bentoml.models.BentoModel(settings.model_tag)
 
     def __init__(self) -> None:
-        self.model = load_model(str(self.model_ref.tag))
+        # Raises ModelIntegrityError, and the worker does not start, unless the stored
+        # pickle still has the digest recorded when it was imported.
+        self.predictor = ChurnPredictor(load_stored(self.model))
 
-    @bentoml.api(route="/v2/model")
-    def model_info(self) -> dict[str, object]:
-        return self.model.metadata.model_dump(mode="json")
+    @bentoml.api(
+        route="/v2/predict",
+        batchable=True,
+        max_batch_size=settings.max_batch_size,
+        max_latency_ms=settings.max_latency_ms,
+    )
+    def predict(self, customers: list[Customer]) -> list[Prediction]:
+        """Churn probability, label, risk band and model version for each customer.
+
+        Send `{"customers": [customer, ...]}`; single customers from many clients are
+        batched together adaptively.
+        """
+        return self.predictor.predict(customers)
+
+    @bentoml.api(route="/v2/explain")
+    def explain(self, customer: Customer) -> Explanation:
+        """The factors that push this customer's churn risk up or down (exact TreeSHAP)."""
+        return self.predictor.explain(customer)
+
+    @bentoml.api(route="/v2/predict-file")
+    def predict_file(self, file: Path, format: Literal["csv", "json"] = "csv") -> Path:
+        """Score a CSV upload (multipart field `file`), accounting for every row.
+
+        Valid rows are scored, invalid rows come back with their row number and reasons;
+        rows in = rows scored + rows rejected. CSV by default (summary in the
+        X-Rows-In, X-Rows-Scored and X-Rows-Rejected headers), JSON with `format=json`.
+        """
+        descriptor, name = tempfile.mkstemp(prefix="churn-results-", suffix=f".{format}")
+        os.close(descriptor)
+        out = Path(name)
+        try:
+            summary = score_file(self.predictor, file, out, format)
+        except ChurnError as error:
+            out.unlink(missing_ok=True)
+            return _as_response(error_response(error))
+        headers = {
+            "X-Rows-In": str(summary.rows_in),
+            "X-Rows-Scored": str(summary.rows_scored),
+            "X-Rows-Rejected": str(summary.rows_rejected),
+            "X-Predicted-Churn": str(summary.predicted_churn),
+            "X-Model-Version": summary.model_version,
+        }
+        return _as_response(
+            FileResponse(
+                out,
+                media_type="text/csv" if format == "csv" else "application/json",
+                filename=f"churn-predictions.{format}",
+                headers=headers,
+                background=BackgroundTask(out.unlink, missing_ok=True),
+            )
+        )
+
+
+def _as_response(response: Response) -> Path:
+    # BentoML sends a Response returned by an API as it is; the annotation above stays
+    # `Path` so that the OpenAPI page documents a file download.
+    return response  # type: ignore[return-value]

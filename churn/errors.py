@@ -22,17 +22,18 @@ class Problem:
     def as_json(self) -> dict[str, Any]:
         return {key: value for key, value in asdict(self).items() if value is not None}
 
-    def __str__(self) -> str:
-        where = " ".join(
-            part
-            for part in (
-                f"row {self.row}" if self.row is not None else "",
-                self.field or "",
-            )
-            if part
-        )
+    def reason(self) -> str:
+        """The problem without its row number: for reports that already show the row."""
         allowed = f" (allowed: {self.allowed})" if self.allowed else ""
-        return f"{where}: {self.message}{allowed}" if where else f"{self.message}{allowed}"
+        field = f"{self.field}: " if self.field else ""
+        return f"{field}{self.message}{allowed}"
+
+    def __str__(self) -> str:
+        if self.row is None:
+            return self.reason()
+        return (
+            f"row {self.row} {self.reason()}" if self.field else f"row {self.row}: {self.reason()}"
+        )
 
 
 class ChurnError(Exception):

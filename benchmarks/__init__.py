@@ -1,0 +1,1 @@
+"""Performance benchmarks of the churn service against the old Flask app (issue 3)."""

@@ -1,0 +1,77 @@
+"""The shapes of the service's answers: pydantic models at the HTTP edge.
+
+Requests are `churn.schema.Customer`; these are what comes back. The client and the UI
+read the same models, so a field renamed here is renamed everywhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Label = Literal["churn", "not churn"]
+Band = Literal["low", "medium", "high"]
+
+
+class Prediction(BaseModel):
+    """One customer's churn risk."""
+
+    CustomerId: str | None = Field(default=None, description="The id sent, if any.")
+    churn_probability: float = Field(ge=0, le=1, description="Estimated probability of churn.")
+    prediction: Label = Field(description="The label at the model's decision threshold.")
+    risk_band: Band = Field(
+        description="low: below the threshold; medium: at or above it but below 0.5; "
+        "high: 0.5 or more."
+    )
+    model_version: str
+
+
+class Factor(BaseModel):
+    feature: str
+    value: float | str
+    contribution: float = Field(
+        description="Effect on the log-odds of churn; positive pushes the risk up."
+    )
+    direction: Literal["up", "down"]
+
+
+class Explanation(BaseModel):
+    """Exact TreeSHAP contributions: base_value + sum(contributions) = log-odds of churn."""
+
+    prediction: Prediction
+    base_value: float = Field(description="Log-odds of churn for an average customer.")
+    factors: list[Factor] = Field(description="Every feature, largest effect first.")
+
+
+class RiskBands(BaseModel):
+    medium_from: float = Field(description="Probability at which a customer is flagged.")
+    high_from: float
+
+
+class ModelInfo(BaseModel):
+    """What the service runs: the UI builds its form from `feature_schema`."""
+
+    model_config = {"protected_namespaces": ()}
+
+    model_name: str
+    model_tag: str
+    model_version: str
+    trained_at: str
+    threshold: float
+    threshold_rule: str
+    risk_bands: RiskBands
+    metrics: dict[str, float]
+    features: list[str]
+    feature_schema: list[dict[str, Any]]
+    customer_json_schema: dict[str, Any]
+    libraries: dict[str, str]
+
+
+class FileSummary(BaseModel):
+    rows_in: int
+    rows_scored: int
+    rows_rejected: int
+    predicted_churn: int
+    duplicate_ids: int
+    model_version: str

@@ -1,0 +1,217 @@
+"""Scoring whole CSV files: the old all-or-nothing contract and the new row-accounting one.
+
+Both stream the file in batches (`churn.csvio`), so memory stays bounded by the batch
+size, not the file size, except where the old contract's answer itself (one JSON map of
+every id) has to be held.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import IO, Literal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from churn.api import FileSummary
+from churn.csvio import CustomerBatch, read_customer_batches
+from churn.errors import InvalidInput, Problem
+from churn.predictor import ChurnPredictor
+from churn.schema import CUSTOMER_ID
+
+OutputFormat = Literal["csv", "json"]
+RESULT_COLUMNS = (
+    "row",
+    CUSTOMER_ID,
+    "status",
+    "churn_probability",
+    "prediction",
+    "risk_band",
+    "errors",
+)
+_FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
+_NO_ROWS = "The file has a header but no customer rows."
+
+
+def flask_json_bytes(value: object) -> bytes:
+    """Exactly what the old Flask app's `jsonify` sent: sorted keys, compact, a newline."""
+    return (json.dumps(value, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def score_legacy_file(predictor: ChurnPredictor, path: Path) -> dict[str, str]:
+    """The old `/v1/customerbatch` answer: CustomerId -> "Churn" / "Not Churn".
+
+    The old app silently collapsed duplicate ids and crashed on bad rows; here any row
+    that cannot be keyed and scored makes the whole request a 422 that lists the rows,
+    and nothing is scored, because the old answer has no place to report a bad row.
+    """
+    answers: dict[str, str] = {}
+    first_row_of: dict[str, int] = {}
+    problems: list[Problem] = []
+    rows_in = 0
+    for batch in read_customer_batches(path, require_id=True):
+        rows_in += batch.row_count
+        problems += batch.problems
+        churn = predictor.scorer.labels(
+            predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
+        )
+        for row, customer_id, is_churn in zip(batch.rows.tolist(), batch.ids, churn, strict=True):
+            if customer_id is None:
+                problems.append(
+                    Problem("is empty", field=CUSTOMER_ID, row=row, allowed="a customer id")
+                )
+            elif customer_id in first_row_of:
+                problems.append(
+                    Problem(
+                        f"duplicates the id in row {first_row_of[customer_id]}; "
+                        "each customer may appear once",
+                        field=CUSTOMER_ID,
+                        row=row,
+                    )
+                )
+            else:
+                first_row_of[customer_id] = row
+                answers[customer_id] = "Churn" if is_churn else "Not Churn"
+    if rows_in == 0:
+        raise InvalidInput(_NO_ROWS)
+    if problems:
+        problems.sort(key=lambda problem: problem.row or 0)
+        rows = len({problem.row for problem in problems})
+        raise InvalidInput(
+            f"{rows} of {rows_in} rows cannot be scored; nothing was scored. "
+            "Fix the rows listed, or use /v2/predict-file to score the valid rows "
+            "and get the others back with their reasons.",
+            problems,
+        )
+    return answers
+
+
+def score_file(
+    predictor: ChurnPredictor, path: Path, out: Path, output_format: OutputFormat = "csv"
+) -> FileSummary:
+    """Score every valid row, report every invalid one; rows in = scored + rejected."""
+    rows_in = scored = rejected = churners = duplicates = 0
+    seen: set[str] = set()
+    with out.open("w", encoding="utf-8", newline="") as handle:
+        writer = _CsvResults(handle) if output_format == "csv" else _JsonResults(handle)
+        for batch in read_customer_batches(path, require_id=False):
+            probabilities = predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
+            rows_in += batch.row_count
+            scored += len(probabilities)
+            rejected += len(batch.rejected_rows)
+            churners += int(predictor.scorer.labels(probabilities).sum())
+            for customer_id in batch.ids:
+                if customer_id is not None:
+                    if customer_id in seen:
+                        duplicates += 1
+                    seen.add(customer_id)
+            writer.write(_results_table(predictor, batch, probabilities))
+        if rows_in == 0:
+            raise InvalidInput(_NO_ROWS)
+        summary = FileSummary(
+            rows_in=rows_in,
+            rows_scored=scored,
+            rows_rejected=rejected,
+            predicted_churn=churners,
+            duplicate_ids=duplicates,
+            model_version=predictor.version,
+        )
+        writer.close(summary)
+    return summary
+
+
+def _results_table(
+    predictor: ChurnPredictor, batch: CustomerBatch, probabilities: np.ndarray
+) -> pa.Table:
+    """One table for the batch, valid and rejected rows together in file order."""
+    by_row = batch.rejected_rows
+    rejected_rows = np.fromiter(by_row, dtype=np.int64, count=len(by_row))
+    reasons = ["; ".join(problem.reason() for problem in by_row[row]) for row in by_row]
+    rows = np.concatenate([batch.rows.astype(np.int64), rejected_rows])
+    ids = pa.array(batch.ids + [None] * len(by_row), type=pa.string())
+    valid_count = len(batch.rows)
+    table = pa.table(
+        {
+            "row": rows,
+            CUSTOMER_ID: _spreadsheet_safe(ids),
+            "status": ["scored"] * valid_count + ["rejected"] * len(by_row),
+            "churn_probability": pa.array(
+                np.concatenate([np.round(probabilities, 6), np.full(len(by_row), np.nan)]),
+                mask=np.arange(len(rows)) >= valid_count,
+            ),
+            "prediction": pa.array(
+                np.where(predictor.scorer.labels(probabilities), "churn", "not churn").tolist()
+                + [None] * len(by_row),
+                type=pa.string(),
+            ),
+            "risk_band": pa.array(
+                predictor.scorer.bands(probabilities).tolist() + [None] * len(by_row),
+                type=pa.string(),
+            ),
+            "errors": pa.array([None] * valid_count + reasons, type=pa.string()),
+        }
+    )
+    return table.sort_by("row") if len(by_row) else table
+
+
+def _spreadsheet_safe(ids: pa.Array) -> pa.Array:
+    """Quote-prefix client ids that a spreadsheet would run as a formula (OWASP)."""
+    risky = pc.fill_null(pc.match_substring_regex(ids, _FORMULA_TRIGGER), False)
+    if not pc.any(risky).as_py():
+        return ids
+    return pc.if_else(risky, pc.binary_join_element_wise("'", ids, ""), ids)
+
+
+class _CsvResults:
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        self._handle.write(",".join(RESULT_COLUMNS) + "\n")
+        self._handle.flush()
+        self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+
+    def write(self, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table, sink, write_options=self._options)
+        self._handle.write(sink.getvalue().to_pybytes().decode("utf-8"))
+
+    def close(self, summary: FileSummary) -> None:
+        return None
+
+
+class _JsonResults:
+    """`{"predictions": [...], "rejected": [...], "summary": {...}}`, written as it goes."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        self._handle = handle
+        # Rejected rows go last; they wait in an anonymous file, not in memory.
+        self._rejected: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115
+        self._first = {"predictions": True, "rejected": True}
+        self._handle.write('{"predictions":[')
+
+    def write(self, table: pa.Table) -> None:
+        status = table.column("status")
+        scored = table.filter(pc.equal(status, "scored")).drop_columns(["status", "errors"])
+        rejected = table.filter(pc.equal(status, "rejected")).select(["row", CUSTOMER_ID, "errors"])
+        self._emit(self._handle, "predictions", scored)
+        self._emit(self._rejected, "rejected", rejected)
+
+    def _emit(self, handle: IO[str], key: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        records = table.to_pandas().to_json(orient="records")
+        if not self._first[key]:
+            handle.write(",")
+        handle.write(records[1:-1])
+        self._first[key] = False
+
+    def close(self, summary: FileSummary) -> None:
+        self._handle.write('],"rejected":[')
+        self._rejected.seek(0)
+        while chunk := self._rejected.read(1 << 20):
+            self._handle.write(chunk)
+        self._rejected.close()
+        self._handle.write('],"summary":' + summary.model_dump_json() + "}")
