@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from io import TextIOWrapper
 from pathlib import Path
 from typing import IO, Literal
 
@@ -22,6 +23,7 @@ from churn.csvio import CustomerBatch, read_customer_batches
 from churn.errors import InvalidInput, Problem
 from churn.predictor import ChurnPredictor
 from churn.schema import CUSTOMER_ID
+from churn.scoring import BANDS
 
 OutputFormat = Literal["csv", "json"]
 RESULT_COLUMNS = (
@@ -59,7 +61,8 @@ def score_legacy_file(predictor: ChurnPredictor, path: Path) -> dict[str, str]:
         churn = predictor.scorer.labels(
             predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
         )
-        for row, customer_id, is_churn in zip(batch.rows.tolist(), batch.ids, churn, strict=True):
+        ids = batch.ids.to_pylist()
+        for row, customer_id, is_churn in zip(batch.rows.tolist(), ids, churn, strict=True):
             if customer_id is None:
                 problems.append(
                     Problem("is empty", field=CUSTOMER_ID, row=row, allowed="a customer id")
@@ -97,18 +100,19 @@ def score_file(
     rows_in = scored = rejected = churners = duplicates = 0
     seen: set[str] = set()
     with out.open("w", encoding="utf-8", newline="") as handle:
-        writer = _CsvResults(handle) if output_format == "csv" else _JsonResults(handle)
+        writer: _CsvResults | _JsonResults = (
+            _CsvResults(handle) if output_format == "csv" else _JsonResults(handle)
+        )
         for batch in read_customer_batches(path, require_id=False):
             probabilities = predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
             rows_in += batch.row_count
             scored += len(probabilities)
             rejected += len(batch.rejected_rows)
             churners += int(predictor.scorer.labels(probabilities).sum())
-            for customer_id in batch.ids:
-                if customer_id is not None:
-                    if customer_id in seen:
-                        duplicates += 1
-                    seen.add(customer_id)
+            ids = batch.ids.drop_null().to_pylist()
+            before = len(seen)
+            seen.update(ids)
+            duplicates += len(ids) - (len(seen) - before)
             writer.write(_results_table(predictor, batch, probabilities))
         if rows_in == 0:
             raise InvalidInput(_NO_ROWS)
@@ -132,30 +136,41 @@ def _results_table(
     rejected_rows = np.fromiter(by_row, dtype=np.int64, count=len(by_row))
     reasons = ["; ".join(problem.reason() for problem in by_row[row]) for row in by_row]
     rows = np.concatenate([batch.rows.astype(np.int64), rejected_rows])
-    ids = pa.array(batch.ids + [None] * len(by_row), type=pa.string())
+    ids = pa.concat_arrays([batch.ids, pa.nulls(len(by_row), type=pa.string())])
     valid_count = len(batch.rows)
+    missing = np.full(len(by_row), -1)
     table = pa.table(
         {
             "row": rows,
             CUSTOMER_ID: _spreadsheet_safe(ids),
-            "status": ["scored"] * valid_count + ["rejected"] * len(by_row),
+            "status": _words(_STATUSES, np.repeat([0, 1], [valid_count, len(by_row)])),
             "churn_probability": pa.array(
                 np.concatenate([np.round(probabilities, 6), np.full(len(by_row), np.nan)]),
                 mask=np.arange(len(rows)) >= valid_count,
             ),
-            "prediction": pa.array(
-                np.where(predictor.scorer.labels(probabilities), "churn", "not churn").tolist()
-                + [None] * len(by_row),
-                type=pa.string(),
+            "prediction": _words(
+                _LABELS, np.concatenate([predictor.scorer.labels(probabilities), missing])
             ),
-            "risk_band": pa.array(
-                predictor.scorer.bands(probabilities).tolist() + [None] * len(by_row),
-                type=pa.string(),
+            "risk_band": _words(
+                _BANDS, np.concatenate([predictor.scorer.band_codes(probabilities), missing])
             ),
-            "errors": pa.array([None] * valid_count + reasons, type=pa.string()),
+            "errors": pa.concat_arrays(
+                [pa.nulls(valid_count, type=pa.string()), pa.array(reasons, type=pa.string())]
+            ),
         }
     )
     return table.sort_by("row") if len(by_row) else table
+
+
+_STATUSES = pa.array(["scored", "rejected"])
+_LABELS = pa.array(["not churn", "churn"])
+_BANDS = pa.array(list(BANDS))
+
+
+def _words(words: pa.Array, codes: np.ndarray) -> pa.Array:
+    """`words[code]` for each code, null for -1: string columns without Python lists."""
+    indices = pa.array(codes.astype(np.int64), mask=codes < 0)
+    return pc.take(words, indices)
 
 
 def _spreadsheet_safe(ids: pa.Array) -> pa.Array:
@@ -167,16 +182,14 @@ def _spreadsheet_safe(ids: pa.Array) -> pa.Array:
 
 
 class _CsvResults:
-    def __init__(self, handle: IO[str]) -> None:
+    def __init__(self, handle: TextIOWrapper) -> None:
         self._handle = handle
+        self._options = pacsv.WriteOptions(include_header=False)
         self._handle.write(",".join(RESULT_COLUMNS) + "\n")
         self._handle.flush()
-        self._options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
 
     def write(self, table: pa.Table) -> None:
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(table, sink, write_options=self._options)
-        self._handle.write(sink.getvalue().to_pybytes().decode("utf-8"))
+        pacsv.write_csv(table, self._handle.buffer, write_options=self._options)
 
     def close(self, summary: FileSummary) -> None:
         return None

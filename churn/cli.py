@@ -104,3 +104,43 @@ def import_model(
         model_path, metadata_path=metadata_path, sha256=sha256, force=force
     )
     click.echo(f"{'imported' if imported else 'already in the store:'} {model.tag}")
+
+
+# --- Hugging Face Spaces (deploy/README.md) ------------------------------------------
+
+
+@main.group()
+def spaces() -> None:
+    """Hugging Face Spaces: the Bento as a Docker Space, and its upload."""
+
+
+@spaces.command("export")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--bento", "bento_tag", default="churn:latest", show_default=True,
+    help="The Bento to export, from the local BentoML store (make bento).",
+)  # fmt: skip
+@click.option("--title", default="Churn", show_default=True, help="The Space's title.")
+@reports_errors
+def spaces_export(directory: Path, bento_tag: str, title: str) -> None:
+    """Write a Docker Space folder: the Bento with its model, a Dockerfile, a README."""
+    from churn.spaces import export_space
+
+    folder = export_space(directory, bento_tag, title=title)
+    click.echo(
+        f"wrote a Docker Space for {folder.bento} ({', '.join(folder.models)}) to {directory}"
+    )
+
+
+@spaces.command("push")
+@click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--space", "space_id", required=True, help="The Space, as OWNER/NAME.")
+@click.option("--private", is_flag=True, help="Create the Space as private.")
+@click.option("--message", help="The commit message.")
+@reports_errors
+def spaces_push(directory: Path, space_id: str, private: bool, message: str | None) -> None:
+    """Upload a Space folder to Hugging Face (token from HF_TOKEN, never printed)."""
+    from churn.spaces import push_space
+
+    url = push_space(directory, space_id, private=private, message=message)
+    click.echo(f"uploaded {directory} to the Space {space_id}: {url}")

@@ -16,8 +16,8 @@ rows) is read again with Python's `csv` module, which can number those records e
 from __future__ import annotations
 
 import csv
+import itertools
 import math
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +37,9 @@ _BLOCK_BYTES = 4 << 20
 _MAX_ID_LENGTH = 64
 
 
+Columns = dict[str, pa.Array]  # text cells of one batch, by column name
+
+
 @dataclass
 class CustomerBatch:
     """One slice of a file: the valid records, and a problem list for the rest."""
@@ -44,7 +47,7 @@ class CustomerBatch:
     first_row: int
     row_count: int
     rows: np.ndarray  # row numbers of the valid records
-    ids: list[str | None]
+    ids: pa.Array  # their ids as text, null where the id cell was empty or absent
     features: pd.DataFrame  # valid records, columns FEATURE_NAMES, model dtypes
     problems: list[Problem] = field(default_factory=list)
 
@@ -103,36 +106,26 @@ def check_columns(header: list[str], *, require_id: bool) -> None:
 def read_customer_batches(
     path: Path, *, require_id: bool = False, batch_rows: int = BATCH_ROWS
 ) -> Iterator[CustomerBatch]:
-    """Like `iter_customer_batches`, but never hands out a batch the exact reader would redo.
+    """Validated batches of a customer CSV, in file order.
 
-    A ragged record can sit deep in a file. Rather than buffer the whole file, the fast
-    reader is first run to the end without keeping anything; only a clean file is then
-    streamed again. The first pass costs about a third of a full read, and a ragged
-    file goes straight to the exact reader.
+    Raises `BadRequest` for a file that is not a CSV and `InvalidInput` for missing
+    columns, before yielding anything. When Arrow meets a ragged record or bytes that
+    are not UTF-8, the exact reader takes over after the records already handed out.
     """
     header = read_header(path)
     check_columns(header, require_id=require_id)
     columns = [name for name in required_columns(True) if name in header]
-    if _arrow_can_read(path, columns):
-        emitted = 0
+    emitted = 0
+    try:
         for raw in _arrow_batches(path, columns, batch_rows):
             batch = validate_raw(raw, first_row=emitted + 1)
             emitted += batch.row_count
             yield batch
-    else:
-        yield from _exact_batches(path, header, columns, batch_rows)
-
-
-def _arrow_can_read(path: Path, columns: list[str]) -> bool:
-    try:
-        for _ in _arrow_batches(path, columns, BATCH_ROWS):
-            pass
     except _RaggedFile:
-        return False
-    return True
+        yield from _exact_batches(path, header, columns, batch_rows, skip=emitted)
 
 
-def _arrow_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[pd.DataFrame]:
+def _arrow_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[Columns]:
     try:
         reader = pacsv.open_csv(
             path,
@@ -147,31 +140,26 @@ def _arrow_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[
         )
         for record_batch in reader:
             for start in range(0, record_batch.num_rows, batch_rows):
-                yield _arrow_to_frame(record_batch.slice(start, batch_rows))
+                piece = record_batch.slice(start, batch_rows)
+                yield {name: piece.column(name) for name in piece.schema.names}
     except pa.ArrowInvalid as error:
         # A record with the wrong number of fields, or bytes that are not UTF-8 in a
         # column we read.
         raise _RaggedFile from error
 
 
-def _arrow_to_frame(record_batch: pa.RecordBatch) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            name: record_batch.column(name).to_numpy(zero_copy_only=False)
-            for name in record_batch.schema.names
-        }
-    )
-
-
 def _exact_batches(
-    path: Path, header: list[str], columns: list[str], batch_rows: int
+    path: Path, header: list[str], columns: list[str], batch_rows: int, skip: int = 0
 ) -> Iterator[CustomerBatch]:
+    """Python's csv module: slower, but it numbers ragged records exactly."""
     positions = {name: header.index(name) for name in columns}
     width = len(header)
     row = 0
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.reader(handle)
         next(reader, None)
+        for _ in itertools.islice(reader, skip):
+            row += 1
         while True:
             records: list[list[str]] = []
             ragged: list[Problem] = []
@@ -194,12 +182,10 @@ def _exact_batches(
             if not records:
                 return
             good = [i for i, record in enumerate(records) if record]
-            raw = pd.DataFrame(
-                {
-                    name: np.array([records[i][pos] for i in good], dtype=object)
-                    for name, pos in positions.items()
-                }
-            )
+            raw = {
+                name: pa.array([records[i][pos] for i in good], type=pa.string())
+                for name, pos in positions.items()
+            }
             batch = validate_raw(raw, first_row=first_row, row_numbers=np.array(good) + first_row)
             batch.row_count = len(records)
             batch.problems = sorted(batch.problems + ragged, key=lambda p: p.row or 0)
@@ -207,39 +193,32 @@ def _exact_batches(
 
 
 def validate_raw(
-    raw: pd.DataFrame, *, first_row: int, row_numbers: np.ndarray | None = None
+    raw: Columns, *, first_row: int, row_numbers: np.ndarray | None = None
 ) -> CustomerBatch:
-    """Check a frame of text cells against the schema, column by column, vectorised."""
-    count = len(raw)
+    """Check text cells against the schema, column by column, vectorised in Arrow."""
+    count = len(next(iter(raw.values())))
     rows = row_numbers if row_numbers is not None else np.arange(first_row, first_row + count)
-    bad = np.zeros(count, dtype=bool)
     problems: list[Problem] = []
-    typed: dict[str, np.ndarray] = {}
-
-    def report(mask: np.ndarray, name: str, message: str, allowed: str) -> None:
-        for index in np.flatnonzero(mask & ~bad_in_column):
-            problems.append(Problem(message, field=name, row=int(rows[index]), allowed=allowed))
-        bad_in_column[:] |= mask
+    bad = np.zeros(count, dtype=bool)
+    typed: dict[str, Any] = {}
 
     for spec in FEATURE_SPECS:
-        text = raw[spec.name].to_numpy(dtype=object)
-        bad_in_column = np.zeros(count, dtype=bool)
+        check = _ColumnCheck(spec.name, spec.allowed(), rows)
         if spec.kind == "category":
-            values = _categories(text, spec, report)
+            typed[spec.name] = _categories(raw[spec.name], spec, check)
         else:
-            values = _numbers(text, spec, report)
-        typed[spec.name] = values
-        bad |= bad_in_column
+            typed[spec.name] = _numbers(raw[spec.name], spec, check)
+        problems += check.problems
+        bad |= check.bad
 
-    ids: list[str | None]
-    if CUSTOMER_ID in raw.columns:
-        id_text = raw[CUSTOMER_ID].to_numpy(dtype=object)
-        bad_in_column = np.zeros(count, dtype=bool)
-        ids_array = _ids(id_text, report)
-        bad |= bad_in_column
-        ids = [ids_array[i] for i in np.flatnonzero(~bad)]
-    else:
-        ids = [None] * int((~bad).sum())
+    ids = pa.nulls(count, type=pa.string())
+    if CUSTOMER_ID in raw:
+        check = _ColumnCheck(
+            CUSTOMER_ID, f"printable text of at most {_MAX_ID_LENGTH} characters", rows
+        )
+        ids = _ids(raw[CUSTOMER_ID], check)
+        problems += check.problems
+        bad |= check.bad
 
     keep = ~bad
     features = pd.DataFrame({name: typed[name][keep] for name in FEATURE_NAMES})
@@ -248,75 +227,80 @@ def validate_raw(
         first_row=first_row,
         row_count=count,
         rows=rows[keep],
-        ids=ids,
+        ids=ids.filter(pa.array(keep)),
         features=features,
         problems=problems,
     )
 
 
-def _categories(text: np.ndarray, spec: FeatureSpec, report: Any) -> np.ndarray:
-    values = np.asarray(text, dtype=object)
-    allowed = np.isin(values, np.array(spec.categories, dtype=object))
-    empty = values == ""
-    report(empty, spec.name, "is empty", spec.allowed())
-    report(~allowed & ~empty, spec.name, "is not an allowed category", spec.allowed())
-    return values
+class _ColumnCheck:
+    """Collects the first problem per row in one column."""
+
+    def __init__(self, name: str, allowed: str, rows: np.ndarray) -> None:
+        self.name = name
+        self.allowed = allowed
+        self.rows = rows
+        self.bad = np.zeros(len(rows), dtype=bool)
+        self.problems: list[Problem] = []
+
+    def report(self, mask: np.ndarray, message: str) -> None:
+        new = mask & ~self.bad
+        if new.any():
+            self.problems += [
+                Problem(message, field=self.name, row=int(self.rows[i]), allowed=self.allowed)
+                for i in np.flatnonzero(new)
+            ]
+            self.bad |= new
 
 
-def _numbers(text: np.ndarray, spec: FeatureSpec, report: Any) -> np.ndarray:
+def _mask(array: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _categories(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> pd.Categorical:
+    codes = pc.index_in(text, value_set=pa.array(spec.categories, type=pa.string()))
+    empty = _mask(pc.equal(pc.utf8_trim_whitespace(text), ""))
+    check.report(empty, "is empty")
+    check.report(_mask(pc.is_null(codes)), "is not an allowed category")
+    valid_codes = np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False), dtype=np.int8)
+    return pd.Categorical.from_codes(valid_codes, dtype=pd.CategoricalDtype(list(spec.categories)))
+
+
+def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarray:
     try:
-        parsed = pc.cast(pa.array(text, type=pa.string()), pa.float64()).to_numpy(
-            zero_copy_only=False
-        )
+        parsed = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        parsed = pd.to_numeric(pd.Series(text, dtype=object), errors="coerce").to_numpy(
-            dtype=float, na_value=np.nan
-        )
-        stripped = np.char.strip(np.asarray(text, dtype=str))
-        empty = np.isin(stripped, np.array(["", "?"]))
-        report(empty, spec.name, "is empty", spec.allowed())
-        # to_numeric reads "nan" and "inf" as numbers; they are reported below.
-        literal_nan = np.char.lower(stripped) == "nan"
-        report(
-            np.isnan(parsed) & ~literal_nan & ~empty, spec.name, "is not a number", spec.allowed()
-        )
-    report(~np.isfinite(parsed), spec.name, "is not a finite number", spec.allowed())
-    finite = np.where(np.isfinite(parsed), parsed, 0.0)
+        # Some cell is not a number: find which, the slow way, only for this batch.
+        trimmed = pc.utf8_trim_whitespace(text)
+        empty = _mask(pc.is_in(trimmed, value_set=pa.array(["", "?"])))
+        parsed = pd.to_numeric(
+            pd.Series(trimmed.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
+        ).to_numpy(dtype=float, na_value=np.nan)
+        # to_numeric reads "nan" as a number; NaN is reported below as not finite.
+        literal_nan = _mask(pc.equal(pc.utf8_lower(trimmed), "nan"))
+        check.report(empty, "is empty")
+        check.report(np.isnan(parsed) & ~literal_nan, "is not a number")
+    finite = np.isfinite(parsed)
+    check.report(~finite, "is not a finite number")
+    values = np.where(finite, parsed, 0.0)
     if spec.kind == "integer":
-        report(finite != np.floor(finite), spec.name, "is not a whole number", spec.allowed())
+        check.report(values != np.floor(values), "is not a whole number")
     low = spec.minimum if spec.minimum is not None else -math.inf
     high = spec.maximum if spec.maximum is not None else math.inf
-    report((finite < low) | (finite > high), spec.name, "is out of range", spec.allowed())
-    return finite.astype(np.int64) if spec.kind == "integer" else finite
+    check.report((values < low) | (values > high), "is out of range")
+    return values.astype(np.int64) if spec.kind == "integer" else values
 
 
-def _ids(text: np.ndarray, report: Any) -> np.ndarray:
-    values = np.asarray(text, dtype=object)
-    lengths = np.fromiter((len(v) for v in values), dtype=np.int64, count=len(values))
-    report(
-        lengths > _MAX_ID_LENGTH, CUSTOMER_ID, "is too long", f"at most {_MAX_ID_LENGTH} characters"
-    )
-    report(
-        _unprintable(values),
-        CUSTOMER_ID,
+def _ids(text: pa.Array, check: _ColumnCheck) -> pa.Array:
+    check.report(_mask(pc.greater(pc.utf8_length(text), _MAX_ID_LENGTH)), "is too long")
+    check.report(
+        _mask(pc.match_substring_regex(text, _UNPRINTABLE)),
         "has control characters or bytes that are not UTF-8",
-        "printable UTF-8 text",
     )
-    values[lengths == 0] = None
-    return values
+    return pc.if_else(pc.equal(text, ""), pa.scalar(None, type=pa.string()), text)
 
 
-def _unprintable(values: np.ndarray) -> np.ndarray:
-    # One pass over the joined text keeps a clean batch (the usual case) cheap.
-    joined = "".join(values.tolist())
-    if _UNPRINTABLE.search(joined) is None:
-        return np.zeros(len(values), dtype=bool)
-    return np.fromiter(
-        (_UNPRINTABLE.search(v) is not None for v in values), dtype=bool, count=len(values)
-    )
-
-
-_UNPRINTABLE = re.compile("[\x00-\x1f\x7f\ufffd]")
+_UNPRINTABLE = "[\\x00-\\x1f\\x7f\\x{fffd}]"
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")

@@ -27,6 +27,7 @@ from churn.errors import ModelIntegrityError
 from churn.schema import FEATURE_NAMES, CustomerFeatures
 
 RiskBand = Literal["low", "medium", "high"]
+BANDS: tuple[RiskBand, ...] = ("low", "medium", "high")
 HIGH_RISK = 0.5
 
 
@@ -51,6 +52,9 @@ class Scorer:
         self.high_risk = max(HIGH_RISK, threshold)
         columns = pipeline.named_steps["columns"]
         self._booster: xgboost.Booster = pipeline.named_steps["classifier"].get_booster()
+        # One thread per call: a server worker owns one core, and OpenMP's start-up cost
+        # for a one-row request is larger than the prediction itself.
+        self._booster.set_param({"nthread": 1})
         self._columns = _columns_of(columns)
         expected = [
             c.feature if c.category is None else f"{c.feature}_{c.category}" for c in self._columns
@@ -61,8 +65,8 @@ class Scorer:
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         out = np.empty((len(features), len(self._columns)), dtype=np.float32)
         for index, column in enumerate(self._columns):
-            values = features[column.feature].to_numpy()
-            out[:, index] = values == column.category if column.category else values
+            values = features[column.feature]
+            out[:, index] = (values == column.category) if column.category else values
         return out
 
     def matrix_of(self, customers: Sequence[CustomerFeatures]) -> np.ndarray:
@@ -87,12 +91,14 @@ class Scorer:
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities >= self.threshold
 
+    def band_codes(self, probabilities: np.ndarray) -> np.ndarray:
+        """Index into BANDS for each probability."""
+        return (probabilities >= self.threshold).astype(np.int8) + (
+            probabilities >= self.high_risk
+        ).astype(np.int8)
+
     def bands(self, probabilities: np.ndarray) -> np.ndarray:
-        return np.where(
-            probabilities >= self.high_risk,
-            "high",
-            np.where(probabilities >= self.threshold, "medium", "low"),
-        )
+        return np.asarray(np.asarray(BANDS)[self.band_codes(probabilities)])
 
     def band(self, probability: float) -> RiskBand:
         if probability >= self.high_risk:

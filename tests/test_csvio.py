@@ -27,7 +27,7 @@ def test_public_layout_extra_columns_ignored(write_csv: WriteCsv) -> None:
     path = write_csv("\n".join([BANK_COLUMNS, bank_row(1), bank_row(2, 15647311)]) + "\n")
     batches = list(read_customer_batches(path, require_id=True))
     assert [list(b.features.columns) for b in batches] == [list(FEATURE_NAMES)]
-    assert batches[0].ids == ["15634602", "15647311"]
+    assert batches[0].ids.to_pylist() == ["15634602", "15647311"]
     assert batches[0].features["Balance"].tolist() == [120000.5, 120000.5]
     assert batches[0].problems == []
 
