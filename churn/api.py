@@ -29,7 +29,7 @@ class Prediction(BaseModel):
 
 class Factor(BaseModel):
     feature: str
-    value: float | str
+    value: int | float | str
     contribution: float = Field(
         description="Effect on the log-odds of churn; positive pushes the risk up."
     )

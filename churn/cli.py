@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -106,9 +107,55 @@ def import_model(
     click.echo(f"{'imported' if imported else 'already in the store:'} {model.tag}")
 
 
+@main.command()
+@click.argument(
+    "csv_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@click.option(
+    "--url", envvar="CHURN_API_URL", default="http://127.0.0.1:3000", show_default=True,
+    help="The churn service (or set CHURN_API_URL).",
+)  # fmt: skip
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the results (default: FILE with .predictions.csv/.json).",
+)  # fmt: skip
+@click.option("--format", "output_format", type=click.Choice(["csv", "json"]), default="csv",
+              show_default=True)  # fmt: skip
+@click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to connect.")
+@reports_errors
+def predict(csv_path: Path, url: str, out: Path | None, output_format: str, timeout: float) -> None:
+    """Score a customer CSV through a running churn service.
+
+    Every row is accounted for: valid rows are scored, invalid rows are written back
+    with their row number and reasons. The API key, if the service wants one, comes
+    from CHURN_API_KEY.
+    """
+    from churn.client import ChurnClient
+
+    target = out or csv_path.with_suffix(f".predictions.{output_format}")
+    size = csv_path.stat().st_size
+    with (
+        ChurnClient(url, timeout=timeout) as client,
+        click.progressbar(length=size, label="uploading", file=sys.stderr) as bar,
+    ):
+        sent = 0
+
+        def advance(done: int, _total: int) -> None:
+            nonlocal sent
+            bar.update(done - sent)
+            sent = done
+
+        summary = client.predict_file(
+            csv_path, target, output_format=output_format, progress=advance
+        )
+    click.echo(
+        f"{summary.rows_in} rows: {summary.rows_scored} scored, "
+        f"{summary.rows_rejected} rejected, {summary.predicted_churn} predicted to churn "
+        f"(model {summary.model_version}); results in {target}"
+    )
+
+
 # --- Hugging Face Spaces (deploy/README.md) ------------------------------------------
-
-
 @main.group()
 def spaces() -> None:
     """Hugging Face Spaces: the Bento as a Docker Space, and its upload."""

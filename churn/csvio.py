@@ -257,7 +257,7 @@ def _mask(array: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(array, False).to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _categories(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> pd.Categorical:
+def _categories(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> pd.Categorical[int]:
     codes = pc.index_in(text, value_set=pa.array(spec.categories, type=pa.string()))
     empty = _mask(pc.equal(pc.utf8_trim_whitespace(text), ""))
     check.report(empty, "is empty")
