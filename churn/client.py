@@ -66,6 +66,8 @@ class ChurnClient:
     def close(self) -> None:
         if self._bento is not None:
             self._bento.close()
+            # BentoML's close() leaves the client's download folder behind.
+            self._bento._temp_dir.cleanup()
             self._bento = None
 
     # Health -----------------------------------------------------------------------
@@ -155,6 +157,10 @@ class ChurnClient:
         return cast(httpx.Client, self._bento.client)
 
     def _connect(self) -> bentoml.SyncHTTPClient:
+        # BentoML's client fetches the API schema as it is built, and a client that
+        # fails half-built leaks a temporary folder; ask first whether anyone answers.
+        if not self.is_live():
+            raise ServiceUnavailable(f"The churn service at {self.url} cannot be reached.")
         try:
             return bentoml.SyncHTTPClient(
                 self.url, token=self._api_key, timeout=self._timeout, server_ready_timeout=0

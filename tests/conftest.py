@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 # Nothing a test does may touch the developer's own ~/bentoml: point BentoML at a
@@ -82,3 +87,81 @@ def run_churn(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
         timeout=300,
         check=False,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """Stop a server and everything it started, by its process group."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@dataclass(frozen=True)
+class LiveService:
+    url: str
+    home: Path
+    log: Path
+
+
+def start_service(
+    home: Path, log: Path, extra_env: dict[str, str] | None = None
+) -> tuple[str, subprocess.Popen[bytes]]:
+    port = free_port()
+    env = {**os.environ, "BENTOML_HOME": str(home), "CHURN_WORKERS": "1", **(extra_env or {})}
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "bentoml"), "serve", "service:ChurnService",
+             "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    return f"http://127.0.0.1:{port}", process
+
+
+@pytest.fixture(scope="session")
+def bundled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A BentoML home holding the bundled model, imported the way `make setup` does."""
+    home = tmp_path_factory.mktemp("service-bentoml")
+    result = run_churn(
+        "import-model", str(ROOT / "models" / "churn_prediction_model_v1_0.joblib"),
+        env={"BENTOML_HOME": str(home)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return home
+
+
+@pytest.fixture(scope="session")
+def live_service(
+    bundled_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveService]:
+    """The real `bentoml serve` on a free loopback port, for the whole session."""
+    log = tmp_path_factory.mktemp("logs") / "service.log"
+    url, process = start_service(bundled_store, log)
+    try:
+        wait_for(url + "/readyz", process)
+        yield LiveService(url, bundled_store, log)
+    finally:
+        stop(process)
