@@ -42,3 +42,12 @@ pytest: sync
 
 clean: ## remove build output and caches (not the model store)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache test-artifacts
+
+# --- benchmarks (issue 3; owned by benchmarks/, see benchmarks/README.md) ----------
+# Not part of `make test` or CI: needs wrk (`apt-get install -y wrk`) and a quiet machine.
+# Options: make bench BENCH_ARGS="--seconds 15 --rows 1000000 --only single,batchable,csv"
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: sync ## performance benchmark against the old Flask app (needs wrk)
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
