@@ -51,3 +51,28 @@ BENCH_ARGS ?=
 .PHONY: bench
 bench: sync ## performance benchmark against the old Flask app (needs wrk)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
+
+# --- images and deployment (issue 5; owned by deploy/, see deploy/README.md) -------
+# make images [BASE_IMAGE=python:3.11-slim] [CONTAINER_BACKEND=docker|podman]
+#             [BUILD_OPTS="network=host ..."] [IMAGE_VERSION=1.0]
+BASE_IMAGE ?= python:3.11-slim
+CONTAINER_BACKEND ?= docker
+BUILD_OPTS ?=
+IMAGE_VERSION ?= $(MODEL_VERSION)
+REQUIREMENTS := deploy/bento/requirements.txt
+
+.PHONY: requirements bento images ci-images
+
+requirements: ## export uv.lock's main dependencies for the Bento (run after `uv lock`)
+	$(UV) export --frozen --no-default-groups --no-emit-project --no-hashes --no-header \
+		--no-annotate --quiet -o $(REQUIREMENTS)
+
+bento: import ## build the Bento: service, sources, locked requirements and the model
+	$(BIN)/bentoml build .
+
+images: import ## build the churn-service and churn-ui images, tagged latest and 1.0
+	BASE_IMAGE='$(BASE_IMAGE)' CONTAINER_BACKEND='$(CONTAINER_BACKEND)' \
+		BUILD_OPTS='$(BUILD_OPTS)' VERSION='$(IMAGE_VERSION)' deploy/images.sh
+
+ci-images: sync ## CI: build the real images with podman, run and check them (as root)
+	deploy/ci/images.sh

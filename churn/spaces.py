@@ -20,7 +20,7 @@ from churn.errors import ChurnError
 
 APP_PORT = 3000
 DEFAULT_BENTO = "churn:latest"
-TOKEN_VARIABLE = "HF_TOKEN"
+TOKEN_VARIABLE = "HF_TOKEN"  # noqa: S105  (the name of the variable, not a token)
 README_TEMPLATE = """\
 ---
 title: {title}
@@ -40,7 +40,7 @@ Dockerfile and run as the non-root user 1000.
 
 | route | what it does |
 | --- | --- |
-| `POST /v1/customer` | one customer's nine features -> `{{"Prediction": "churn"}}` or `"not churn"` |
+| `POST /v1/customer` | nine features -> `{{"Prediction": "churn"}}` or `"not churn"` |
 | `POST /v1/customerbatch` | many customers at once |
 | `POST /v2/predict` | probabilities, labels and risk bands (adaptive batching) |
 | `POST /v2/predict-file` | a CSV upload, scored row by row |
