@@ -3,8 +3,9 @@
 The pipeline's `predict_proba` builds a DataFrame, runs the ColumnTransformer and
 copies data several times; for one customer that costs far more than the trees. The
 `Scorer` reads the fitted one-hot encoder once, builds the model's input matrix
-directly and asks the XGBoost booster for probabilities. A test checks that it agrees
-with `pipeline.predict_proba` on the same customers.
+directly, and asks the XGBoost booster for probabilities, or for small batches the
+same trees walked with NumPy (`churn.trees`). Tests check that both agree with
+`pipeline.predict_proba` on the same customers.
 
 Risk bands, for retention teams to sort their call lists:
 - "low": below the model's decision threshold (labelled not churn);
@@ -25,7 +26,10 @@ from sklearn.pipeline import Pipeline
 
 from churn.errors import ModelIntegrityError
 from churn.schema import FEATURE_NAMES, CustomerFeatures
+from churn.trees import TreeEnsemble
 
+# Up to this many rows NumPy's tree walk beats XGBoost's fixed cost per call.
+SMALL_BATCH = 64
 RiskBand = Literal["low", "medium", "high"]
 BANDS: tuple[RiskBand, ...] = ("low", "medium", "high")
 HIGH_RISK = 0.5
@@ -55,6 +59,7 @@ class Scorer:
         # One thread per call: a server worker owns one core, and OpenMP's start-up cost
         # for a one-row request is larger than the prediction itself.
         self._booster.set_param({"nthread": 1})
+        self._trees = TreeEnsemble(self._booster)
         self._columns = _columns_of(columns)
         expected = [
             c.feature if c.category is None else f"{c.feature}_{c.category}" for c in self._columns
@@ -86,6 +91,8 @@ class Scorer:
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
+        if len(matrix) <= SMALL_BATCH:
+            return self._trees.probabilities(matrix)
         return np.asarray(self._booster.inplace_predict(matrix), dtype=np.float64)
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:

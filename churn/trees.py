@@ -1,0 +1,83 @@
+"""XGBoost's trees evaluated with NumPy, for the small batches of online requests.
+
+XGBoost's `inplace_predict` costs about 0.3 ms per call whatever the batch size (it
+sets up a proxy matrix and its thread pool on every call), which is most of the time of
+a one-customer request. Walking 100 trees of depth 4 with NumPy takes a few
+microseconds. `TreeEnsemble` reads the trees from the booster's own JSON model and
+follows XGBoost's rules exactly: a row goes to the left child when its value is less
+than the split condition (`x < split`), and the margin is the sum of the leaf values
+plus the base score's logit. Rows with missing values never reach it: the schema
+refuses them before scoring. A test compares it
+with the booster on thousands of customers; large batches still go to XGBoost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import xgboost
+
+from churn.errors import ModelIntegrityError
+
+
+class TreeEnsemble:
+    def __init__(self, booster: xgboost.Booster) -> None:
+        model = json.loads(bytes(booster.save_raw("json")))
+        learner = model["learner"]
+        objective = learner["objective"]["name"]
+        if objective != "binary:logistic":
+            raise ModelIntegrityError(f"Expected a binary:logistic model, got {objective}.")
+        trees = learner["gradient_booster"]["model"]["trees"]
+        # All trees in flat arrays, nodes numbered globally; a leaf's children are the
+        # leaf itself, so that every row takes exactly `depth` steps in every tree.
+        left, right, feature, split = [], [], [], []
+        roots = []
+        for tree in trees:
+            offset = len(left)
+            roots.append(offset)
+            for node, (lo, hi) in enumerate(
+                zip(tree["left_children"], tree["right_children"], strict=True)
+            ):
+                leaf = lo == -1
+                left.append(offset + node if leaf else offset + lo)
+                right.append(offset + node if leaf else offset + hi)
+                feature.append(0 if leaf else tree["split_indices"][node])
+                # For a leaf, XGBoost keeps the leaf value in split_conditions.
+                split.append(tree["split_conditions"][node])
+        self._left = np.asarray(left, dtype=np.intp)
+        self._right = np.asarray(right, dtype=np.intp)
+        self._feature = np.asarray(feature, dtype=np.intp)
+        self._split = np.asarray(split, dtype=np.float32)
+        self._roots = np.asarray(roots, dtype=np.intp)
+        self._depth = _depth(trees)
+        base_score = float(str(learner["learner_model_param"]["base_score"]).strip("[]"))
+        self._base_margin = np.float32(math.log(base_score / (1 - base_score)))
+
+    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+        """Probabilities for rows without missing values (the schema has none)."""
+        rows = np.asarray(matrix, dtype=np.float32)
+        width = rows.shape[1]
+        flat = rows.ravel()
+        offsets = (np.arange(len(rows)) * width)[:, None]
+        node = np.broadcast_to(self._roots, (len(rows), len(self._roots)))
+        for _ in range(self._depth):
+            go_left = flat[offsets + self._feature[node]] < self._split[node]
+            node = np.where(go_left, self._left[node], self._right[node])
+        margin = self._split[node].sum(axis=1, dtype=np.float32) + self._base_margin
+        return np.asarray(1.0 / (1.0 + np.exp(-margin.astype(np.float64))))
+
+
+def _depth(trees: list[dict[str, list[int]]]) -> int:
+    deepest = 0
+    for tree in trees:
+        stack = [(0, 0)]
+        while stack:
+            node, depth = stack.pop()
+            left = tree["left_children"][node]
+            if left == -1:
+                deepest = max(deepest, depth)
+            else:
+                stack += [(left, depth + 1), (tree["right_children"][node], depth + 1)]
+    return deepest

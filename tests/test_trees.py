@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import joblib
+import numpy as np
+import pandas as pd
+
+from churn.schema import FEATURE_NAMES, GEOGRAPHIES
+from churn.scoring import SMALL_BATCH, Scorer
+from churn.synth import synthesize
+from churn.training import TrainingResult
+from churn.trees import TreeEnsemble
+
+
+def test_numpy_trees_match_xgboost_exactly(trained: TrainingResult) -> None:
+    pipeline = joblib.load(trained.model_path)
+    scorer = Scorer(pipeline, trained.metadata.threshold)
+    features = synthesize(5000, seed=21)[list(FEATURE_NAMES)]
+    features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
+    matrix = scorer.matrix(features)
+    booster = pipeline.named_steps["classifier"].get_booster()
+    expected = booster.inplace_predict(matrix)
+    np.testing.assert_allclose(TreeEnsemble(booster).probabilities(matrix), expected, atol=1e-6)
+    # Values exactly on a split go right, as in XGBoost (x < split goes left).
+    edges = matrix[:50].copy()
+    model = TreeEnsemble(booster)
+    edges[:, 3] = model._split[model._feature == 3][:1] if (model._feature == 3).any() else 0
+    np.testing.assert_allclose(
+        model.probabilities(edges), booster.inplace_predict(edges), atol=1e-6
+    )
+
+
+def test_scorer_uses_both_paths_with_the_same_answers(trained: TrainingResult) -> None:
+    pipeline = joblib.load(trained.model_path)
+    scorer = Scorer(pipeline, trained.metadata.threshold)
+    features = synthesize(SMALL_BATCH + 1, seed=5)[list(FEATURE_NAMES)]
+    expected = pipeline.predict_proba(features)[:, 1]
+    features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
+    matrix = scorer.matrix(features)
+    small = scorer.probabilities(matrix[:SMALL_BATCH])
+    large = scorer.probabilities(matrix)
+    np.testing.assert_allclose(small, expected[:SMALL_BATCH], atol=1e-6)
+    np.testing.assert_allclose(large, expected, atol=1e-6)
