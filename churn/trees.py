@@ -32,8 +32,11 @@ class TreeEnsemble:
         trees = learner["gradient_booster"]["model"]["trees"]
         # All trees in flat arrays, nodes numbered globally; a leaf's children are the
         # leaf itself, so that every row takes exactly `depth` steps in every tree.
-        left, right, feature, split = [], [], [], []
-        roots = []
+        left: list[int] = []
+        right: list[int] = []
+        feature: list[int] = []
+        split: list[float] = []
+        roots: list[int] = []
         for tree in trees:
             offset = len(left)
             roots.append(offset)
