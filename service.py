@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, cast
 
 import bentoml
 from starlette.background import BackgroundTask
@@ -20,13 +20,18 @@ from starlette.responses import FileResponse, Response
 from churn.api import Explanation, Prediction
 from churn.batch import score_file
 from churn.errors import ChurnError
+from churn.guard import Guard, configure_logging
 from churn.http import error_response, legacy_app
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
 from churn.settings import Settings
-from churn.store import load_stored
+from churn.store import load_stored, verify_stored
 
 settings = Settings.from_environment()
+configure_logging(settings.log_level)
+# Checked here, where `bentoml serve` and `bentoml build` import this file, so that a
+# missing or altered model stops them with its message instead of failing every worker.
+verify_stored(settings.model_tag)
 
 
 def _current_predictor() -> ChurnPredictor:
@@ -38,9 +43,10 @@ def _current_predictor() -> ChurnPredictor:
     name="churn",
     workers=settings.workers,
     traffic={"timeout": settings.timeout_seconds},
-    logging={"access": {"enabled": True}},
+    # churn.guard writes the access log (with request ids and no customer data).
+    logging={"access": {"enabled": False}},
 )
-@bentoml.asgi_app(legacy_app(_current_predictor), path="/")
+@bentoml.asgi_app(legacy_app(_current_predictor, max_rows=settings.max_rows), path="/")
 class ChurnService:
     model = bentoml.models.BentoModel(settings.model_tag)
 
@@ -55,12 +61,14 @@ class ChurnService:
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
     )
-    def predict(self, customers: list[Customer]) -> list[Prediction]:
+    async def predict(self, customers: list[Customer]) -> list[Prediction]:
         """Churn probability, label, risk band and model version for each customer.
 
         Send `{"customers": [customer, ...]}`; single customers from many clients are
         batched together adaptively.
         """
+        # A batch costs well under a millisecond: scoring on the event loop is cheaper
+        # than handing every batch to a worker thread.
         return self.predictor.predict(customers)
 
     @bentoml.api(route="/v2/explain")
@@ -80,7 +88,7 @@ class ChurnService:
         os.close(descriptor)
         out = Path(name)
         try:
-            summary = score_file(self.predictor, file, out, format)
+            summary = score_file(self.predictor, file, out, format, max_rows=settings.max_rows)
         except ChurnError as error:
             out.unlink(missing_ok=True)
             return _as_response(error_response(error))
@@ -100,6 +108,15 @@ class ChurnService:
                 background=BackgroundTask(out.unlink, missing_ok=True),
             )
         )
+
+
+# The decorators have made ChurnService a bentoml Service object.
+cast(Any, ChurnService).add_asgi_middleware(
+    Guard,
+    api_keys=settings.api_keys,
+    max_body_bytes=settings.max_upload_bytes,
+    metrics_require_key=settings.metrics_require_key,
+)
 
 
 def _as_response(response: Response) -> Path:

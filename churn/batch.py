@@ -20,7 +20,7 @@ import pyarrow.csv as pacsv
 
 from churn.api import FileSummary
 from churn.csvio import CustomerBatch, read_customer_batches
-from churn.errors import InvalidInput, Problem
+from churn.errors import InvalidInput, PayloadTooLarge, Problem
 from churn.predictor import ChurnPredictor
 from churn.schema import CUSTOMER_ID
 from churn.scoring import BANDS
@@ -37,6 +37,7 @@ RESULT_COLUMNS = (
 )
 _FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
 _NO_ROWS = "The file has a header but no customer rows."
+DEFAULT_MAX_ROWS = 2_000_000
 
 
 def flask_json_bytes(value: object) -> bytes:
@@ -44,7 +45,14 @@ def flask_json_bytes(value: object) -> bytes:
     return (json.dumps(value, sort_keys=True, separators=(",", ":")) + "\n").encode()
 
 
-def score_legacy_file(predictor: ChurnPredictor, path: Path) -> dict[str, str]:
+def _check_rows(rows_in: int, max_rows: int) -> None:
+    if rows_in > max_rows:
+        raise PayloadTooLarge(f"The file has more than {max_rows} rows (CHURN_MAX_ROWS); split it.")
+
+
+def score_legacy_file(
+    predictor: ChurnPredictor, path: Path, *, max_rows: int = DEFAULT_MAX_ROWS
+) -> dict[str, str]:
     """The old `/v1/customerbatch` answer: CustomerId -> "Churn" / "Not Churn".
 
     The old app silently collapsed duplicate ids and crashed on bad rows; here any row
@@ -57,6 +65,7 @@ def score_legacy_file(predictor: ChurnPredictor, path: Path) -> dict[str, str]:
     rows_in = 0
     for batch in read_customer_batches(path, require_id=True):
         rows_in += batch.row_count
+        _check_rows(rows_in, max_rows)
         problems += batch.problems
         churn = predictor.scorer.labels(
             predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
@@ -94,7 +103,12 @@ def score_legacy_file(predictor: ChurnPredictor, path: Path) -> dict[str, str]:
 
 
 def score_file(
-    predictor: ChurnPredictor, path: Path, out: Path, output_format: OutputFormat = "csv"
+    predictor: ChurnPredictor,
+    path: Path,
+    out: Path,
+    output_format: OutputFormat = "csv",
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
 ) -> FileSummary:
     """Score every valid row, report every invalid one; rows in = scored + rejected."""
     rows_in = scored = rejected = churners = duplicates = 0
@@ -106,6 +120,7 @@ def score_file(
         for batch in read_customer_batches(path, require_id=False):
             probabilities = predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
             rows_in += batch.row_count
+            _check_rows(rows_in, max_rows)
             scored += len(probabilities)
             rejected += len(batch.rejected_rows)
             churners += int(predictor.scorer.labels(probabilities).sum())

@@ -212,6 +212,11 @@ class _CountingReader:
             self._progress(self._done, self._total)
         return chunk
 
+    def fileno(self) -> int:
+        # httpx sizes a multipart upload from the file's descriptor; with the size it
+        # sends Content-Length, which the service needs to refuse oversized files early.
+        return self._source.fileno()
+
     def __iter__(self) -> Any:
         while chunk := self.read(1 << 16):
             yield chunk

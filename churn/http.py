@@ -8,6 +8,7 @@ app crashed with a 500 it now answers a 4xx that names the field or rows.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import tempfile
@@ -86,7 +87,7 @@ async def save_upload(request: Request, field: str = "file") -> Path:
     return path
 
 
-def legacy_app(predictor: Callable[[], ChurnPredictor]) -> FastAPI:
+def legacy_app(predictor: Callable[[], ChurnPredictor], *, max_rows: int) -> FastAPI:
     """The old Flask routes, plus `GET /v2/model`; mounted at the root of the service."""
     app = FastAPI(
         title="churn",
@@ -109,7 +110,9 @@ def legacy_app(predictor: Callable[[], ChurnPredictor]) -> FastAPI:
     async def customer_batch(request: Request) -> Response:
         path = await save_upload(request)
         try:
-            answers = await anyio.to_thread.run_sync(score_legacy_file, predictor(), path)
+            answers = await anyio.to_thread.run_sync(
+                functools.partial(score_legacy_file, predictor(), path, max_rows=max_rows)
+            )
             body = await anyio.to_thread.run_sync(flask_json_bytes, answers)
         finally:
             path.unlink(missing_ok=True)

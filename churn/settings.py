@@ -7,7 +7,14 @@
 | CHURN_MAX_BATCH_SIZE | 512 | adaptive batching: most customers scored in one call |
 | CHURN_MAX_LATENCY_MS | 10000 | adaptive batching: latency budget before BentoML sheds load |
 | CHURN_MODEL_TAG | churn_model:latest | which model in the store the service packs and loads |
-| CHURN_LOG_LEVEL | INFO | level of the churn.* loggers |
+| CHURN_LOG_LEVEL | INFO | level of the churn.* loggers (the access log is INFO) |
+| CHURN_API_KEYS | (unset) | comma-separated API keys; unset means no authentication |
+| CHURN_METRICS_REQUIRE_KEY | false | whether /metrics needs a key too |
+| CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
+| CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
+
+Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
+model's metadata: run it only on a network where that is acceptable.
 
 The port is BentoML's own: `bentoml serve --port` or BENTOML_PORT (default 3000).
 """
@@ -45,6 +52,10 @@ class Settings:
     max_latency_ms: int
     model_tag: str
     log_level: str
+    api_keys: tuple[str, ...]
+    metrics_require_key: bool
+    max_upload_bytes: int
+    max_rows: int
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -55,4 +66,13 @@ class Settings:
             max_latency_ms=_int("CHURN_MAX_LATENCY_MS", 10_000),
             model_tag=os.environ.get("CHURN_MODEL_TAG", "churn_model:latest"),
             log_level=os.environ.get("CHURN_LOG_LEVEL", "INFO").upper(),
+            api_keys=tuple(
+                key.strip()
+                for key in os.environ.get("CHURN_API_KEYS", "").split(",")
+                if key.strip()
+            ),
+            metrics_require_key=os.environ.get("CHURN_METRICS_REQUIRE_KEY", "").lower()
+            in {"1", "true", "yes"},
+            max_upload_bytes=_int("CHURN_MAX_UPLOAD_MB", 256) << 20,
+            max_rows=_int("CHURN_MAX_ROWS", 2_000_000),
         )

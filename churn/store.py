@@ -101,22 +101,33 @@ def import_model(
 
 def load_model(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
     """The pipeline from the store, unpickled only after its digest matched."""
-    try:
-        model = bentoml.models.get(tag)
-    except bentoml.exceptions.NotFound as error:
-        raise ModelIntegrityError(
-            f"Model {tag} is not in the BentoML store; run `make setup` or "
-            "`churn import-model models/churn_prediction_model_v1_0.joblib`."
-        ) from error
-    return load_stored(model)
+    return load_stored(verify_stored(tag))
 
 
-def load_stored(model: bentoml.Model) -> LoadedModel:
-    recorded: dict[str, Any] = dict(model.info.metadata)
-    expected = recorded.pop("stored_sha256", None)
+def _recorded_digest(model: bentoml.Model) -> str:
+    expected = model.info.metadata.get("stored_sha256")
     if not expected:
         raise ModelIntegrityError(
             f"Model {model.tag} has no recorded digest; import it with `churn import-model`."
         )
-    pipeline = load_verified(Path(model.path_of(STORED_FILE)), str(expected))
+    return str(expected)
+
+
+def verify_stored(tag: str) -> bentoml.Model:
+    """Check that the stored model exists and is intact, without unpickling it."""
+    try:
+        model = bentoml.models.get(tag)
+    except bentoml.exceptions.NotFound as error:
+        raise ModelIntegrityError(
+            f"Model {tag} is not in the BentoML model store; run `make setup` or "
+            "`churn import-model models/churn_prediction_model_v1_0.joblib`."
+        ) from error
+    verify(Path(model.path_of(STORED_FILE)), _recorded_digest(model))
+    return model
+
+
+def load_stored(model: bentoml.Model) -> LoadedModel:
+    recorded: dict[str, Any] = dict(model.info.metadata)
+    recorded.pop("stored_sha256", None)
+    pipeline = load_verified(Path(model.path_of(STORED_FILE)), _recorded_digest(model))
     return LoadedModel(pipeline, ModelMetadata.model_validate(recorded), str(model.tag))

@@ -1,0 +1,146 @@
+"""The ASGI layer in front of every route: request ids, API keys, body limits, access log.
+
+One pure-ASGI middleware, so that it costs microseconds per request:
+- Every request gets an id (a well-formed `X-Request-ID` from the caller, or a new
+  one), returned in the `X-Request-ID` response header and written in the access log.
+- With `CHURN_API_KEYS` set, every route except the health probes (and `/metrics`
+  unless `CHURN_METRICS_REQUIRE_KEY=true`) and the API documentation needs
+  `Authorization: Bearer <key>`; keys are compared in constant time and never logged.
+- A body larger than `CHURN_MAX_UPLOAD_MB` is refused with 413 before it is read, from
+  its Content-Length (the server holds the client to it). A body sent without one
+  (chunked) is refused with 411, because its size could only be learnt by reading it.
+- One access log line per request: id, method, route, status, latency. No query
+  string, body, header, customer value or key is ever logged.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from churn.errors import ChurnError, PayloadTooLarge, Unauthorized
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ACCESS_LOG = logging.getLogger("churn.access")
+PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
+OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"})
+OPEN_PREFIXES = ("/static_content/", "/assets/")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+def configure_logging(level: str) -> None:
+    """churn.* loggers to stderr, once per process; BentoML configures only its own."""
+    logger = logging.getLogger("churn")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s [%(levelname)s] [%(name)s] %(message)s")
+        )
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+
+
+class LengthRequired(ChurnError):
+    status_code = 411
+    code = "length_required"
+
+
+class Guard:
+    def __init__(
+        self,
+        app: App,
+        *,
+        api_keys: tuple[str, ...] = (),
+        max_body_bytes: int,
+        metrics_require_key: bool = False,
+    ) -> None:
+        self.app = app
+        self.keys = tuple(key.encode() for key in api_keys)
+        self.max_body_bytes = max_body_bytes
+        self.open_paths = OPEN_PATHS if metrics_require_key else OPEN_PATHS | {"/metrics"}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope.get("headers") or [])
+        supplied = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex[:16]
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        try:
+            self._authorize(scope["path"], headers)
+            self._check_length(headers)
+        except ChurnError as error:
+            await _send_error(send_with_id, error)
+        else:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            # Probes arrive every few seconds from every orchestrator: DEBUG, not INFO.
+            ACCESS_LOG.log(
+                logging.DEBUG if scope["path"] in PROBE_PATHS else logging.INFO,
+                "request_id=%s method=%s route=%s status=%d latency_ms=%.2f",
+                request_id,
+                scope.get("method", ""),
+                scope["path"],
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
+
+    def _authorize(self, path: str, headers: dict[bytes, bytes]) -> None:
+        if not self.keys or path in self.open_paths or path.startswith(OPEN_PREFIXES):
+            return
+        scheme, _, token = headers.get(b"authorization", b"").partition(b" ")
+        if scheme.lower() != b"bearer" or not token:
+            raise Unauthorized("This service needs an API key: send 'Authorization: Bearer <key>'.")
+        # Compare with every key, always, so that timing does not tell which one is near.
+        matched = False
+        for key in self.keys:
+            matched |= hmac.compare_digest(token.strip(), key)
+        if not matched:
+            raise Unauthorized("The API key is not valid.")
+
+    def _check_length(self, headers: dict[bytes, bytes]) -> None:
+        declared = headers.get(b"content-length")
+        if declared is None:
+            if b"chunked" in headers.get(b"transfer-encoding", b"").lower():
+                raise LengthRequired("Send the body with a Content-Length header.")
+            return
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            megabytes = self.max_body_bytes / (1 << 20)
+            raise PayloadTooLarge(
+                f"The request body is larger than {megabytes:g} MB "
+                "(CHURN_MAX_UPLOAD_MB); split the file or ask for a higher limit."
+            )
+
+
+async def _send_error(send: Send, error: ChurnError) -> None:
+    body = json.dumps(error.as_json()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if isinstance(error, Unauthorized):
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

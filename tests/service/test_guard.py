@@ -1,0 +1,149 @@
+"""API keys, body limits, request ids and the access log, on a second live service."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from churn.client import ChurnClient, ServiceError
+from tests.conftest import LiveService, start_service, stop, wait_for
+from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row
+
+KEYS = ("first-key-0123456789", "second-key-abcdefghij")
+
+
+@pytest.fixture(scope="module")
+def guarded(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
+    log = tmp_path_factory.mktemp("guarded") / "service.log"
+    url, process = start_service(
+        bundled_store,
+        log,
+        {"CHURN_API_KEYS": ",".join(KEYS), "CHURN_MAX_UPLOAD_MB": "1", "CHURN_MAX_ROWS": "50"},
+    )
+    try:
+        wait_for(url + "/readyz", process)
+        yield LiveService(url, bundled_store, log)
+    finally:
+        stop(process)
+
+
+def auth(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "body"),
+    [
+        ("POST", "/v1/customer", EXAMPLE_CUSTOMER),
+        ("POST", "/v2/predict", {"customers": [EXAMPLE_CUSTOMER]}),
+        ("POST", "/v2/explain", {"customer": EXAMPLE_CUSTOMER}),
+        ("GET", "/v2/model", None),
+    ],
+)
+def test_routes_need_a_valid_key(
+    guarded: LiveService, method: str, route: str, body: object
+) -> None:
+    url = guarded.url + route
+    for headers in ({}, auth("wrong"), {"Authorization": KEYS[0]}):
+        refused = httpx.request(method, url, json=body, headers=headers)
+        assert refused.status_code == 401
+        assert refused.json()["error"] == "unauthorized"
+    for key in KEYS:
+        assert httpx.request(method, url, json=body, headers=auth(key)).status_code == 200
+
+
+def test_probes_and_metrics_stay_open(guarded: LiveService) -> None:
+    for route in ("/livez", "/readyz", "/metrics"):
+        assert httpx.get(guarded.url + route).status_code == 200
+
+
+def test_client_passes_the_key_from_the_environment(
+    guarded: LiveService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHURN_API_KEY", KEYS[1])
+    with ChurnClient(guarded.url) as client:
+        assert client.predict_one(EXAMPLE_CUSTOMER).model_version == "1.0"
+    with ChurnClient(guarded.url, api_key="bad") as client, pytest.raises(ServiceError) as caught:
+        client.model_info()
+    assert caught.value.status == 401
+
+
+def test_large_uploads_are_refused_before_reading(guarded: LiveService) -> None:
+    big = (BANK_COLUMNS + "\n" + (bank_row() + "\n") * 20_000).encode()
+    assert len(big) > 1 << 20
+    response = httpx.post(
+        guarded.url + "/v2/predict-file",
+        files={"file": ("big.csv", big, "text/csv")},
+        headers=auth(KEYS[0]),
+    )
+    assert response.status_code == 413
+    assert "CHURN_MAX_UPLOAD_MB" in response.json()["message"]
+
+
+def test_chunked_bodies_must_declare_their_length(guarded: LiveService) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"CreditScore": 600'
+
+    response = httpx.post(
+        guarded.url + "/v1/customer",
+        content=chunks(),
+        headers={**auth(KEYS[0]), "content-type": "application/json"},
+    )
+    assert response.status_code == 411
+
+
+def test_too_many_rows_is_a_413(guarded: LiveService) -> None:
+    rows = "\n".join(bank_row(i, i) for i in range(1, 61))
+    for route in ("/v2/predict-file", "/v1/customerbatch"):
+        response = httpx.post(
+            guarded.url + route,
+            files={"file": ("many.csv", f"{BANK_COLUMNS}\n{rows}\n".encode(), "text/csv")},
+            headers=auth(KEYS[0]),
+        )
+        assert response.status_code == 413
+        assert "CHURN_MAX_ROWS" in response.json()["message"]
+
+
+def test_request_ids_and_a_log_without_customer_data(guarded: LiveService) -> None:
+    customer = {**EXAMPLE_CUSTOMER, "Balance": 98765.4321, "CustomerId": "SECRET-ID-991"}
+    response = httpx.post(
+        guarded.url + "/v1/customer",
+        json=customer,
+        headers={**auth(KEYS[0]), "X-Request-ID": "trace-me-42"},
+    )
+    assert response.headers["x-request-id"] == "trace-me-42"
+    generated = httpx.get(guarded.url + "/v2/model", headers=auth(KEYS[0]))
+    assert len(generated.headers["x-request-id"]) == 16
+    log = guarded.log.read_text()
+    line = next(line for line in log.splitlines() if "request_id=trace-me-42" in line)
+    assert "route=/v1/customer status=200 latency_ms=" in line
+    for secret in ("SECRET-ID-991", "98765.4321", *KEYS):
+        assert secret not in log
+
+
+def test_missing_or_altered_model_stops_the_service(bundled_store: Path, tmp_path: Path) -> None:
+    home = tmp_path / "altered"
+    shutil.copytree(bundled_store, home)
+    (stored,) = (home / "models" / "churn_model").glob("*/saved_model.pkl")
+    stored.write_bytes(stored.read_bytes() + b"!")
+    empty = tmp_path / "empty"
+    (empty / "models").mkdir(parents=True)
+    for store, message in (
+        (home, "Refusing to load"),
+        (empty, "is not in the BentoML model store"),
+    ):
+        log = tmp_path / f"{store.name}.log"
+        url, process = start_service(store, log)
+        try:
+            code = process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            stop(process)
+            raise
+        assert code != 0
+        assert message in log.read_text()
+        assert url
