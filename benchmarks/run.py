@@ -317,6 +317,8 @@ class Results:
     loads: dict[str, list[LoadResult]] = field(default_factory=dict)
     uploads: dict[str, list[Upload]] = field(default_factory=dict)
     server_peak_rss: dict[str, int] = field(default_factory=dict)
+    server_rss_at_start: dict[str, int] = field(default_factory=dict)  # ready, before load
+    server_rss_at_end: dict[str, int] = field(default_factory=dict)  # idle, before stopping
     failures: list[str] = field(default_factory=list)
 
 
@@ -328,7 +330,19 @@ def machine_info() -> dict[str, Any]:
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "python": platform.python_version(),
         "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0],
+        "commit": service_revision(),
     }
+
+
+def service_revision() -> str:
+    """The commit measured, with "+changes" if the service's sources differ from it."""
+    git = ["git", "-C", str(ROOT)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run(
+        [*git, "status", "--porcelain", "--", "service.py", "churn"], capture_output=True, text=True
+    )
+    revision = head.stdout.strip() or "unknown"
+    return f"{revision}+changes" if changed.stdout.strip() else revision
 
 
 def check_tools() -> None:
@@ -453,8 +467,11 @@ def run_uploads(
 
 
 def bento_environment(home: Path) -> dict[str, str]:
+    # The CHURN_* settings pass through, but not API keys: the old app had none, and wrk
+    # sends none.
+    inherited = {k: v for k, v in os.environ.items() if k != "CHURN_API_KEYS"}
     return {
-        **os.environ,
+        **inherited,
         "BENTOML_HOME": str(home),
         "BENTOML_DO_NOT_TRACK": "true",
         "PYTHONUNBUFFERED": "1",
@@ -503,6 +520,7 @@ def run(args: argparse.Namespace) -> Results:
                 probe = baseline_ready if server.name == "baseline" else bento_ready
                 wait_until_ready(server, probe(server), args.start_timeout)
                 print(f"{server.name} ready on port {server.port} (pid {server.process.pid})")
+            results.server_rss_at_start = {name: s.rss() for name, s in servers.items()}
             with MemoryWatch(list(servers.values())) as watch:
                 loads = []
                 if "single" in groups:
@@ -519,6 +537,8 @@ def run(args: argparse.Namespace) -> Results:
                 if "csv" in groups:
                     run_uploads(servers, watch, args, results, scratch)
             results.server_peak_rss = dict(watch.overall)
+            time.sleep(2)  # idle: what the servers keep after the load
+            results.server_rss_at_end = {name: s.rss() for name, s in servers.items()}
         finally:
             for server in servers.values():
                 server.stop()
@@ -653,7 +673,7 @@ def report(results: Results) -> str:
     s = results.settings
     m = results.machine
     parts = [
-        f"churn benchmark {results.started_at}: {m['cpus']} CPUs, load average "
+        f"churn benchmark {results.started_at} at {m['commit']}: {m['cpus']} CPUs, load average "
         f"{m['load_average_at_start']} at start, {m.get('load_average_at_end')} at end; "
         f"baseline = Flask + gunicorn, {GUNICORN_WORKERS} sync workers",
     ]
@@ -672,8 +692,13 @@ def report(results: Results) -> str:
         "\nRatios (issue 3), each within a round; median and range over rounds",
         table(("ratio", "median", "range", "target", "met"), ratio_rows),
     ]
-    peaks = ", ".join(f"{k} {v / MIB:,.0f} MiB" for k, v in results.server_peak_rss.items())
-    parts.append(f"\nPeak server RSS over the whole run (process tree): {peaks}")
+    parts.append("\nServer RSS, MiB (process tree)")
+    memory = [
+        [name, f"{results.server_rss_at_start.get(name, 0) / MIB:,.0f}",
+         f"{peak / MIB:,.0f}", f"{results.server_rss_at_end.get(name, 0) / MIB:,.0f}"]
+        for name, peak in results.server_peak_rss.items()
+    ]  # fmt: skip
+    parts.append(table(("server", "ready", "peak", "idle at end"), memory))
     if results.failures:
         parts.append("\nFailures:\n" + "\n".join(f"  {f}" for f in results.failures))
     return "\n".join(parts)
