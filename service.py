@@ -1,27 +1,22 @@
 """The churn Bento service: loads the verified model once per worker and delegates.
 
-Routes: the old Flask contract (`/v1/customer`, `/v1/customerbatch`) and `GET /v2/model`
-come from `churn.http.legacy_app`, mounted at the root; `/v2/predict` (adaptive
-batching), `/v2/predict-file` and `/v2/explain` are BentoML APIs below. Configuration
-comes only from the environment (see `churn.settings`).
+Routes: `/v2/predict` (adaptive batching) and `/v2/explain` are BentoML APIs below; the
+old Flask contract (`/v1/customer`, `/v1/customerbatch`), `/v2/predict-file` and
+`GET /v2/model` come from `churn.http.service_app`, mounted at the root. Every request
+passes `churn.guard.Guard` first. Configuration comes only from the environment (see
+`churn.settings`).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-from typing import Any, Literal, cast
+import functools
+from typing import Any, cast
 
 import bentoml
-from starlette.background import BackgroundTask
-from starlette.responses import FileResponse, Response
 
 from churn.api import Explanation, Prediction
-from churn.batch import score_file
-from churn.errors import ChurnError
 from churn.guard import Guard, configure_logging
-from churn.http import error_response, legacy_app
+from churn.http import document_errors, service_app
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
 from churn.settings import Settings
@@ -32,6 +27,17 @@ configure_logging(settings.log_level)
 # Checked here, where `bentoml serve` and `bentoml build` import this file, so that a
 # missing or altered model stops them with its message instead of failing every worker.
 verify_stored(settings.model_tag)
+
+
+# ChurnService, below, is a bentoml Service object once its decorators have run; these
+# helpers are called only after that.
+def _api_paths() -> frozenset[str]:
+    return frozenset(api.route for api in cast(Any, ChurnService).apis.values())
+
+
+@functools.cache
+def _openapi() -> dict[str, Any]:
+    return document_errors(cast(Any, ChurnService).openapi_spec.asdict(), _api_paths())
 
 
 def _current_predictor() -> ChurnPredictor:
@@ -46,7 +52,10 @@ def _current_predictor() -> ChurnPredictor:
     # churn.guard writes the access log (with request ids and no customer data).
     logging={"access": {"enabled": False}},
 )
-@bentoml.asgi_app(legacy_app(_current_predictor, max_rows=settings.max_rows), path="/")
+@bentoml.asgi_app(
+    service_app(_current_predictor, max_rows=settings.max_rows, openapi=_openapi),
+    path="/",
+)
 class ChurnService:
     model = bentoml.models.BentoModel(settings.model_tag)
 
@@ -76,50 +85,11 @@ class ChurnService:
         """The factors that push this customer's churn risk up or down (exact TreeSHAP)."""
         return self.predictor.explain(customer)
 
-    @bentoml.api(route="/v2/predict-file")
-    def predict_file(self, file: Path, format: Literal["csv", "json"] = "csv") -> Path:
-        """Score a CSV upload (multipart field `file`), accounting for every row.
 
-        Valid rows are scored, invalid rows come back with their row number and reasons;
-        rows in = rows scored + rows rejected. CSV by default (summary in the
-        X-Rows-In, X-Rows-Scored and X-Rows-Rejected headers), JSON with `format=json`.
-        """
-        descriptor, name = tempfile.mkstemp(prefix="churn-results-", suffix=f".{format}")
-        os.close(descriptor)
-        out = Path(name)
-        try:
-            summary = score_file(self.predictor, file, out, format, max_rows=settings.max_rows)
-        except ChurnError as error:
-            out.unlink(missing_ok=True)
-            return _as_response(error_response(error))
-        headers = {
-            "X-Rows-In": str(summary.rows_in),
-            "X-Rows-Scored": str(summary.rows_scored),
-            "X-Rows-Rejected": str(summary.rows_rejected),
-            "X-Predicted-Churn": str(summary.predicted_churn),
-            "X-Model-Version": summary.model_version,
-        }
-        return _as_response(
-            FileResponse(
-                out,
-                media_type="text/csv" if format == "csv" else "application/json",
-                filename=f"churn-predictions.{format}",
-                headers=headers,
-                background=BackgroundTask(out.unlink, missing_ok=True),
-            )
-        )
-
-
-# The decorators have made ChurnService a bentoml Service object.
 cast(Any, ChurnService).add_asgi_middleware(
     Guard,
     api_keys=settings.api_keys,
     max_body_bytes=settings.max_upload_bytes,
     metrics_require_key=settings.metrics_require_key,
+    json_only_paths=_api_paths(),
 )
-
-
-def _as_response(response: Response) -> Path:
-    # BentoML sends a Response returned by an API as it is; the annotation above stays
-    # `Path` so that the OpenAPI page documents a file download.
-    return response  # type: ignore[return-value]

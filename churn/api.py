@@ -75,3 +75,45 @@ class FileSummary(BaseModel):
     predicted_churn: int
     duplicate_ids: int
     model_version: str
+
+
+class ProblemBody(BaseModel):
+    message: str
+    field: str | None = None
+    row: int | None = Field(default=None, description="1 = the first data row after the header.")
+    allowed: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error this service writes itself has this shape."""
+
+    error: str = Field(description="A stable code, e.g. invalid_input, bad_request.")
+    message: str
+    problems: list[ProblemBody] = Field(default_factory=list)
+    problem_count: int | None = Field(
+        default=None, description="How many problems there were; at most 100 are listed."
+    )
+
+
+class LegacyPrediction(BaseModel):
+    Prediction: Label
+
+
+class ScoredRow(BaseModel):
+    row: int
+    CustomerId: str | None
+    churn_probability: float
+    prediction: Label
+    risk_band: Band
+
+
+class RejectedRow(BaseModel):
+    row: int
+    CustomerId: str | None
+    errors: str
+
+
+class FileResults(BaseModel):
+    predictions: list[ScoredRow]
+    rejected: list[RejectedRow]
+    summary: FileSummary

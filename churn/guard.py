@@ -24,7 +24,15 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from churn.errors import ChurnError, PayloadTooLarge, Unauthorized
+from churn.errors import (
+    BadRequest,
+    ChurnError,
+    InvalidInput,
+    PayloadTooLarge,
+    Problem,
+    Unauthorized,
+)
+from churn.schema import SPECS_BY_NAME
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,6 +60,11 @@ def configure_logging(level: str) -> None:
     logger.propagate = False
 
 
+class UnsupportedMediaType(ChurnError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class LengthRequired(ChurnError):
     status_code = 411
     code = "length_required"
@@ -65,11 +78,15 @@ class Guard:
         api_keys: tuple[str, ...] = (),
         max_body_bytes: int,
         metrics_require_key: bool = False,
+        json_only_paths: frozenset[str] = frozenset(),
     ) -> None:
         self.app = app
         self.keys = tuple(key.encode() for key in api_keys)
         self.max_body_bytes = max_body_bytes
         self.open_paths = OPEN_PATHS if metrics_require_key else OPEN_PATHS | {"/metrics"}
+        # BentoML picks its parser from the Content-Type and answers 500 when a JSON API
+        # is sent a form; these routes take JSON only, and say so with a 415.
+        self.json_only_paths = json_only_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -94,10 +111,14 @@ class Guard:
         try:
             self._authorize(scope["path"], headers)
             self._check_length(headers)
+            self._check_content_type(scope["path"], headers)
         except ChurnError as error:
             await _send_error(send_with_id, error)
         else:
-            await self.app(scope, receive, send_with_id)
+            if scope["path"] in self.json_only_paths:
+                await self.app(scope, receive, _validation_errors_as_ours(send_with_id))
+            else:
+                await self.app(scope, receive, send_with_id)
         finally:
             # Probes arrive every few seconds from every orchestrator: DEBUG, not INFO.
             ACCESS_LOG.log(
@@ -123,6 +144,15 @@ class Guard:
         if not matched:
             raise Unauthorized("The API key is not valid.")
 
+    def _check_content_type(self, path: str, headers: dict[bytes, bytes]) -> None:
+        if path not in self.json_only_paths:
+            return
+        media_type = headers.get(b"content-type", b"application/json").split(b";")[0].strip()
+        if media_type.lower() != b"application/json":
+            raise UnsupportedMediaType(
+                f"{path} takes a JSON body (Content-Type: application/json)."
+            )
+
     def _check_length(self, headers: dict[bytes, bytes]) -> None:
         declared = headers.get(b"content-length")
         if declared is None:
@@ -135,6 +165,61 @@ class Guard:
                 f"The request body is larger than {megabytes:g} MB "
                 "(CHURN_MAX_UPLOAD_MB); split the file or ask for a higher limit."
             )
+
+
+def _validation_errors_as_ours(send: Send) -> Send:
+    """BentoML's 400 for a body that breaks the schema, re-sent as our `ErrorBody`.
+
+    BentoML answers `{"error": "N validation errors for Input", "detail": [...]}`; the
+    rest of the service answers `{"error": "invalid_input", "message", "problems"}`,
+    each problem naming the field and what it allows. Other answers pass untouched.
+    """
+    held: Message | None = None
+    chunks: list[bytes] = []
+
+    async def send_rewritten(message: Message) -> None:
+        nonlocal held
+        if message["type"] == "http.response.start" and message["status"] == 400:
+            held = message
+            return
+        if held is None:
+            await send(message)
+            return
+        chunks.append(message.get("body", b""))
+        if message.get("more_body"):
+            return
+        error = _as_invalid_input(b"".join(chunks))
+        if error is None:
+            await send(held)
+            await send({"type": "http.response.body", "body": b"".join(chunks)})
+        else:
+            await _send_error(send, error)
+
+    return send_rewritten
+
+
+def _as_invalid_input(body: bytes) -> ChurnError | None:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
+        return None
+    if any(detail.get("type") == "json_invalid" for detail in answer["detail"]):
+        return BadRequest("The body is not valid JSON.")
+    problems = []
+    for detail in answer["detail"]:
+        location = [str(part) for part in detail.get("loc", [])]
+        spec = SPECS_BY_NAME.get(location[-1]) if location else None
+        problems.append(
+            Problem(
+                str(detail.get("msg", "is not valid")),
+                field=".".join(location) or None,
+                allowed=spec.allowed() if spec else None,
+            )
+        )
+    fields = ", ".join(sorted({p.field for p in problems if p.field})) or "the body"
+    return InvalidInput(f"Invalid request: check {fields}.", problems)
 
 
 async def _send_error(send: Send, error: ChurnError) -> None:

@@ -41,9 +41,9 @@ def test_predict_and_explain(client: ChurnClient) -> None:
 def test_service_errors_keep_the_fields(client: ChurnClient) -> None:
     with pytest.raises(ServiceError) as caught:
         client.predict([make_customer(Age=7)])
-    assert caught.value.status == 400
+    assert caught.value.status == 422
     assert caught.value.is_client_error
-    assert any("Age" in (p.field or "") for p in caught.value.problems)
+    assert [p.field for p in caught.value.problems] == ["customers.0.Age"]
 
     with pytest.raises(ServiceError) as legacy:
         client.legacy_customer(make_customer(Geography="Narnia"))

@@ -56,10 +56,30 @@ def test_predict_single_and_many(live_service: LiveService, model: dict[str, Any
 def test_predict_validation_names_the_field(live_service: LiveService) -> None:
     body = {"customers": [EXAMPLE_CUSTOMER, make_customer(Geography="Atlantis")]}
     response = httpx.post(f"{live_service.url}/v2/predict", json=body)
-    assert response.status_code == 400
-    detail = response.json()["detail"]
-    assert detail[0]["loc"][-1] == "Geography"
-    assert "France" in detail[0]["msg"]
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_input"
+    (problem,) = body["problems"]
+    assert problem["field"] == "customers.1.Geography"
+    assert problem["allowed"] == "one of France, Germany, Spain"
+
+
+def test_json_routes_refuse_other_content_types(live_service: LiveService) -> None:
+    response = httpx.post(
+        f"{live_service.url}/v2/predict",
+        content=b"customers=1",
+        headers={"content-type": "multipart/form-data"},
+    )
+    assert response.status_code == 415
+    assert "JSON" in response.json()["message"]
+
+
+def test_openapi_documents_the_error_shape(live_service: LiveService) -> None:
+    spec = httpx.get(f"{live_service.url}/docs.json").json()
+    responses = spec["paths"]["/v2/predict"]["post"]["responses"]
+    assert responses["422"]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorBody")
+    assert responses["400"]["content"] == responses["422"]["content"]
+    assert "ErrorBody" in spec["components"]["schemas"]
 
 
 def test_explain_folds_geography_and_adds_up(live_service: LiveService) -> None:
