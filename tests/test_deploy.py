@@ -127,6 +127,18 @@ def test_the_service_deployment_is_probed_limited_and_unprivileged() -> None:
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
 
 
+def test_api_keys_come_from_an_optional_secret_that_is_not_committed() -> None:
+    assert resources("Secret") == {}
+    deployments = resources("Deployment")
+    for name, variable in (("churn-service", "CHURN_API_KEYS"), ("churn-ui", "CHURN_API_KEY")):
+        (container,) = deployments[name]["spec"]["template"]["spec"]["containers"]
+        (entry,) = [item for item in container["env"] if item["name"] == variable]
+        reference = entry["valueFrom"]["secretKeyRef"]
+        assert reference == {"name": "churn-api-keys", "key": variable, "optional": True}
+    config = resources("ConfigMap")["churn-service-config"]["data"]
+    assert not [name for name in config if "KEY" in name and name != "CHURN_METRICS_REQUIRE_KEY"]
+
+
 def test_the_service_scales_on_cpu_and_is_reachable() -> None:
     hpa = resources("HorizontalPodAutoscaler")["churn-service"]
     assert hpa["spec"]["scaleTargetRef"]["name"] == "churn-service"
@@ -159,6 +171,8 @@ def test_compose_runs_both_images_with_health_checks() -> None:
     assert "/_stcore/health" in " ".join(ui["healthcheck"]["test"])
     assert ui["depends_on"] == {"service": {"condition": "service_healthy"}}
     assert ui["environment"]["CHURN_API_URL"] == "http://service:3000"
+    assert ui["environment"]["CHURN_API_KEY"] == "${CHURN_API_KEY:-}"
+    assert service["environment"]["CHURN_API_KEYS"] == "${CHURN_API_KEYS:-}"
     for container in (service, ui):
         assert container["user"] == "1000:1000"
         assert container["read_only"] is True

@@ -29,8 +29,8 @@ for tool in podman:podman buildah:buildah debootstrap:debootstrap curl:curl; do
 done
 if ((${#need[@]})); then
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    "${need[@]}" >/dev/null
+  # As shared/containers.md installs them (with recommends: networking, image policy).
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 podman --version
 
@@ -170,16 +170,25 @@ done
 echo "no compiler, make or git in the image"
 stop_all
 
-stage "run churn-service:latest with a read-only root (deploy/k8s, deploy/compose.yaml)"
+stage "run churn-service:latest with a read-only root and API keys (deploy/k8s, compose)"
 port=$(free_port)
+key=$(.venv/bin/python -c 'import secrets; print(secrets.token_hex(16))')
 run_read_only localhost/churn-service:latest "$work/service-read-only.log" \
-  "BENTOML_PORT=$port" BENTOML_HOME=/tmp/bentoml CHURN_WORKERS=1
+  "BENTOML_PORT=$port" BENTOML_HOME=/tmp/bentoml CHURN_WORKERS=1 "CHURN_API_KEYS=$key"
 wait_for "http://127.0.0.1:$port/readyz" 180 "$work/service-read-only.log"
 printf 'CreditScore,Geography,Age,Tenure,Balance,NumOfProducts,HasCrCard,IsActiveMember,EstimatedSalary\n900,France,67,1,120000.5,1,0,0,95000.75\n' \
   >"$work/one-customer.csv"
-curl -fsS -F "file=@$work/one-customer.csv" -D "$work/headers.txt" -o /dev/null \
-  "http://127.0.0.1:$port/v2/predict-file"
+status=$(curl -s -o /dev/null -w '%{http_code}' -F "file=@$work/one-customer.csv" \
+  "http://127.0.0.1:$port/v2/predict-file")
+[[ "$status" == 401 ]] || { echo "without the key: $status, not 401" >&2; exit 1; }
+echo "/v2/predict-file without the key: 401"
+curl -fsS -H "Authorization: Bearer $key" -F "file=@$work/one-customer.csv" \
+  -D "$work/headers.txt" -o /dev/null "http://127.0.0.1:$port/v2/predict-file"
 grep -i '^x-rows-scored: 1' "$work/headers.txt"
+if grep -qF "$key" "$work/service-read-only.log"; then
+  echo "the API key appears in the service's log" >&2
+  exit 1
+fi
 check_uids "${pids[-1]}"
 stop_all
 
@@ -190,6 +199,15 @@ if [[ -f churn/ui/app.py && -f deploy/ui/Dockerfile ]]; then
     "STREAMLIT_SERVER_PORT=$port" "CHURN_API_URL=http://127.0.0.1:9"
   wait_for "http://127.0.0.1:$port/_stcore/health" 120 "$work/ui.log"
   echo "/_stcore/health: $(curl -fsS "http://127.0.0.1:$port/_stcore/health")"
+  check_uids "${pids[-1]}"
+  stop_all
+  stage "run churn-ui:latest with a read-only root, HOME=/tmp (deploy/k8s, compose)"
+  port=$(free_port)
+  run_read_only localhost/churn-ui:latest "$work/ui-read-only.log" \
+    "STREAMLIT_SERVER_PORT=$port" "CHURN_API_URL=http://127.0.0.1:9" HOME=/tmp
+  wait_for "http://127.0.0.1:$port/_stcore/health" 120 "$work/ui-read-only.log"
+  echo "/_stcore/health: $(curl -fsS "http://127.0.0.1:$port/_stcore/health")"
+  curl -fsS -o /dev/null "http://127.0.0.1:$port/"
   check_uids "${pids[-1]}"
   stop_all
 else
