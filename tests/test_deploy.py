@@ -5,6 +5,8 @@ The images themselves are built and run by CI's image stage (`make ci-images`).
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
 import os
 import re
 import shutil
@@ -81,6 +83,42 @@ def test_the_requirements_are_the_locked_main_dependencies() -> None:
     assert {"bentoml", "scikit-learn", "xgboost-cpu", "pandas"} <= names
     # The service needs the main dependencies only: no UI, no development tools.
     assert not names & {"streamlit", "pytest", "mypy", "ruff", "huggingface-hub", "flask"}
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Top-level names the module imports when it is loaded (not inside functions)."""
+    names: set[str] = set()
+    for node in ast.parse(path.read_text(encoding="utf-8")).body:
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_module_the_bento_loads_is_in_its_requirements() -> None:
+    """What service.py and churn/ import at load time must be installed in the image."""
+    recipe = load(ROOT / "bentofile.yaml")
+    requirements = (ROOT / recipe["python"]["requirements_txt"]).read_text(encoding="utf-8")
+    locked = {_normalize(line.split("==")[0]) for line in requirements.splitlines() if "==" in line}
+    distributions = importlib.metadata.packages_distributions()
+    sources = [ROOT / "service.py", *sorted((ROOT / "churn").rglob("*.py"))]
+    missing = {}
+    for path in sources:
+        if "ui" in path.relative_to(ROOT).parts:
+            continue  # the UI has its own image and requirements (deploy/ui/)
+        for module in _module_level_imports(path) - set(sys.stdlib_module_names) - {"churn"}:
+            provided_by = {_normalize(d) for d in distributions.get(module, [module])}
+            if not provided_by & locked:
+                missing[module] = path.relative_to(ROOT).as_posix()
+    assert not missing, (
+        f"imported at load time but not a main dependency: {missing}. Add them to "
+        "[project] dependencies in pyproject.toml, then `uv lock` and `make requirements`."
+    )
 
 
 # --- Kubernetes ---------------------------------------------------------------------
