@@ -76,3 +76,35 @@ images: import ## build the churn-service and churn-ui images, tagged latest and
 
 ci-images: sync ## CI: build the real images with podman, run and check them (as root)
 	deploy/ci/images.sh
+
+# --- the web UI (issue 4; owned by churn/ui/, see churn/ui/__init__.py) ------------
+# make run [SERVICE_PORT=3000] [UI_PORT=8501]: the service and the UI together; Ctrl-C
+# stops both. make ui: the UI alone, against CHURN_API_URL (default http://127.0.0.1:3000).
+SERVICE_PORT ?= 3000
+UI_PORT ?= 8501
+UI_FLAGS = --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false \
+	--client.toolbarMode viewer --client.showErrorDetails none
+UI_REQUIREMENTS := deploy/ui/requirements.txt
+
+.PHONY: run ui ui-requirements
+
+run: import ## the service on :3000 and the UI on :8501, on the bundled model
+	@set -m; trap 'exit 130' INT TERM; \
+	trap 'kill -TERM -- -$$service -$$ui 2>/dev/null; wait' EXIT; \
+	$(BIN)/bentoml serve service:ChurnService --port $(SERVICE_PORT) & service=$$!; \
+	CHURN_API_URL=http://127.0.0.1:$(SERVICE_PORT) \
+		$(BIN)/streamlit run churn/ui/app.py $(UI_FLAGS) & ui=$$!; \
+	echo "service http://127.0.0.1:$(SERVICE_PORT)  UI http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops both)"; \
+	wait -n $$service $$ui
+
+ui: sync ## the UI alone on :8501, talking to the service at CHURN_API_URL
+	$(BIN)/streamlit run churn/ui/app.py $(UI_FLAGS)
+
+ui-requirements: ## pin the UI image's dependencies (deploy/ui/) to uv.lock's versions
+	mkdir -p build
+	$(UV) export --frozen --all-extras --no-hashes --no-header --no-annotate \
+		--no-emit-project --quiet -o build/lock-constraints.txt
+	printf 'bentoml\nstreamlit\naltair\npandas\nhttpx\npydantic\n' | $(UV) pip compile - \
+		--constraint build/lock-constraints.txt --universal --python-version 3.11 \
+		--custom-compile-command 'make ui-requirements' --no-annotate --quiet \
+		-o $(UI_REQUIREMENTS)

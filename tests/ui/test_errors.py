@@ -1,0 +1,49 @@
+"""Every kind of failure reads as a sentence on the page, never as a traceback."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+
+def _page(kind: str) -> AppTest:
+    def script(kind: str) -> None:
+        from churn.client import ServiceError, ServiceUnavailable
+        from churn.errors import Problem
+        from churn.ui.app import show_error
+
+        errors: dict[str, Exception] = {
+            "down": ServiceUnavailable("The churn service at http://x failed: refused"),
+            "input": ServiceError(
+                422, "2 rows are invalid", [Problem("is out of range", field="Age", row=3)]
+            ),
+            "key": ServiceError(401, "A valid API key is required", []),
+            "server": ServiceError(500, "internal_error", []),
+            "page": KeyError("x"),
+        }
+        show_error(errors[kind], 7)
+
+    return AppTest.from_function(script, kwargs={"kind": kind}, default_timeout=30).run()
+
+
+@pytest.mark.parametrize(
+    ("kind", "headline", "detail"),
+    [
+        ("down", "The churn service is not answering", "longer than 7 s"),
+        ("input", "The service did not accept the input", "2 rows are invalid"),
+        ("key", "refused this page's credentials", "CHURN\\_API\\_KEY"),
+        ("server", "The service failed", "HTTP 500"),
+        ("page", "Something went wrong on this page", "KeyError"),
+    ],
+)
+def test_errors_read_as_sentences(kind: str, headline: str, detail: str) -> None:
+    page = _page(kind)
+    assert not page.exception
+    (shown,) = page.error
+    assert headline in shown.value
+    assert detail in shown.value or detail.replace("\\", "") in shown.value
+
+
+def test_the_rows_of_an_input_error_are_listed() -> None:
+    page = _page("input")
+    assert page.markdown[0].value == "- row 3 Age: is out of range"
