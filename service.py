@@ -10,9 +10,10 @@ passes `churn.guard.Guard` first. Configuration comes only from the environment 
 from __future__ import annotations
 
 import functools
-from typing import Any, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import bentoml
+from bentoml.validators import ContentType
 
 from churn.api import Explanation, Prediction
 from churn.guard import Guard, configure_logging
@@ -21,6 +22,11 @@ from churn.predictor import ChurnPredictor
 from churn.schema import Customer
 from churn.settings import Settings
 from churn.store import load_stored, verify_stored
+
+T = TypeVar("T")
+# Naming the media type spares BentoML from building the answer's JSON schema again on
+# every response to find it out (a tenth of a /v2/predict request's time, profiled).
+JSONOf = Annotated[T, ContentType("application/json")]
 
 settings = Settings.from_environment()
 configure_logging(settings.log_level)
@@ -70,7 +76,7 @@ class ChurnService:
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
     )
-    async def predict(self, customers: list[Customer]) -> list[Prediction]:
+    async def predict(self, customers: list[Customer]) -> JSONOf[list[Prediction]]:
         """Churn probability, label, risk band and model version for each customer.
 
         Send `{"customers": [customer, ...]}`; single customers from many clients are
@@ -81,7 +87,7 @@ class ChurnService:
         return self.predictor.predict(customers)
 
     @bentoml.api(route="/v2/explain")
-    def explain(self, customer: Customer) -> Explanation:
+    def explain(self, customer: Customer) -> JSONOf[Explanation]:
         """The factors that push this customer's churn risk up or down (exact TreeSHAP)."""
         return self.predictor.explain(customer)
 
