@@ -108,3 +108,18 @@ ui-requirements: ## pin the UI image's dependencies (deploy/ui/) to uv.lock's ve
 		--constraint build/lock-constraints.txt --universal --python-version 3.11 \
 		--custom-compile-command 'make ui-requirements' --no-annotate --quiet \
 		-o $(UI_REQUIREMENTS)
+
+# --- soak and faults (issue 6; owned by benchmarks/soak.py, benchmarks/faults.py) --
+# Not part of `make test` or CI; figures, not assertions (see benchmarks/README.md).
+# make soak SOAK_ARGS="--seconds 300 --warmup 30 --connections 64"   (needs wrk)
+# make faults FAULTS_ARGS="--only kill,readiness --seconds 30 --kill-at 10"
+SOAK_ARGS ?=
+FAULTS_ARGS ?=
+
+.PHONY: soak faults
+
+soak: sync ## 5 min on /v1/customer + /v2/predict at 64 connections; errors and RSS
+	$(BIN)/python -m benchmarks.soak $(SOAK_ARGS)
+
+faults: sync ## a worker SIGKILLed under load; /readyz while the service starts
+	$(BIN)/python -m benchmarks.faults $(FAULTS_ARGS)

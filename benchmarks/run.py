@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import psutil  # type: ignore[import-untyped]
@@ -128,18 +128,15 @@ def wait_until_ready(server: Server, probe: Callable[[httpx.Client], bool], time
     raise RuntimeError(f"{server.name} not ready after {timeout:.0f} s:\n{server.log_tail()}")
 
 
-class MemoryWatch:
-    """Samples each server's tree RSS every 50 ms in a thread; `window()` gives peaks."""
+class Ticker:
+    """Calls `tick()` every `every` seconds in a daemon thread while inside `with`."""
 
-    def __init__(self, servers: Sequence[Server]) -> None:
-        self.servers = list(servers)
-        self.peaks: dict[str, int] = dict.fromkeys((s.name for s in servers), 0)
-        self.overall = dict(self.peaks)
-        self._lock = threading.Lock()
+    def __init__(self, every: float) -> None:
+        self.every = every
         self._done = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread = threading.Thread(target=self._run, daemon=True)
 
-    def __enter__(self) -> MemoryWatch:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -147,13 +144,30 @@ class MemoryWatch:
         self._done.set()
         self._thread.join()
 
-    def _sample(self) -> None:
-        while not self._done.wait(SAMPLE_EVERY):
-            for server in self.servers:
-                rss = server.rss()
-                with self._lock:
-                    self.peaks[server.name] = max(self.peaks[server.name], rss)
-                    self.overall[server.name] = max(self.overall[server.name], rss)
+    def _run(self) -> None:
+        while not self._done.wait(self.every):
+            self.tick()
+
+    def tick(self) -> None:
+        raise NotImplementedError
+
+
+class MemoryWatch(Ticker):
+    """Samples each server's tree RSS every 50 ms in a thread; `window()` gives peaks."""
+
+    def __init__(self, servers: Sequence[Server]) -> None:
+        super().__init__(SAMPLE_EVERY)
+        self.servers = list(servers)
+        self.peaks: dict[str, int] = dict.fromkeys((s.name for s in servers), 0)
+        self.overall = dict(self.peaks)
+        self._lock = threading.Lock()
+
+    def tick(self) -> None:
+        for server in self.servers:
+            rss = server.rss()
+            with self._lock:
+                self.peaks[server.name] = max(self.peaks[server.name], rss)
+                self.overall[server.name] = max(self.overall[server.name], rss)
 
     @contextlib.contextmanager
     def window(self, name: str, into: dict[str, int]) -> Iterator[None]:
@@ -478,6 +492,28 @@ def bento_environment(home: Path) -> dict[str, str]:
     }
 
 
+# `bentoml serve` from the repository root; `start` fills in the free port.
+BENTO_COMMAND = (
+    str(BIN / "bentoml"), "serve", "service:ChurnService",
+    "--host", "127.0.0.1", "--port", "{port}",
+)  # fmt: skip
+
+
+@contextlib.contextmanager
+def throwaway_bento_home() -> Iterator[tuple[Path, dict[str, str]]]:
+    """A scratch directory and the environment of a BENTOML_HOME in it holding the bundled
+    model; both are removed on exit, so a run never touches your own model store."""
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as tmp:
+        scratch = Path(tmp)
+        env = bento_environment(scratch / "bentoml")
+        print("importing the bundled model into a throw-away BENTOML_HOME", flush=True)
+        subprocess.run(
+            [str(BIN / "churn"), "import-model", str(MODEL)],
+            env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        yield scratch, env
+
+
 def run(args: argparse.Namespace) -> Results:
     groups = set(args.only)
     results = Results(
@@ -488,14 +524,7 @@ def run(args: argparse.Namespace) -> Results:
     )
     logs = CACHE / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="churn-bench-") as tmp:
-        scratch = Path(tmp)
-        env = bento_environment(scratch / "bentoml")
-        print("importing the bundled model into a throw-away BENTOML_HOME", flush=True)
-        subprocess.run(
-            [str(BIN / "churn"), "import-model", str(MODEL)],
-            env=env, cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+    with throwaway_bento_home() as (scratch, env):
         servers: dict[str, Server] = {}
         try:
             if groups & {"single", "csv"}:
@@ -508,14 +537,7 @@ def run(args: argparse.Namespace) -> Results:
                     ],
                     env, logs,
                 )  # fmt: skip
-            servers["bento"] = start(
-                "bento",
-                [
-                    str(BIN / "bentoml"), "serve", "service:ChurnService",
-                    "--host", "127.0.0.1", "--port", "{port}",
-                ],
-                env, logs,
-            )  # fmt: skip
+            servers["bento"] = start("bento", BENTO_COMMAND, env, logs)
             for server in servers.values():
                 probe = baseline_ready if server.name == "baseline" else bento_ready
                 wait_until_ready(server, probe(server), args.start_timeout)
@@ -713,6 +735,23 @@ def to_json(results: Results) -> dict[str, Any]:
     return data
 
 
+def add_run_options(parser: argparse.ArgumentParser, figures: Path) -> None:
+    """--start-timeout and --json, as every harness here has them."""
+    parser.add_argument("--start-timeout", type=float, default=180, help="server start (180 s)")
+    parser.add_argument("--json", type=Path, default=figures, help="where to write the figures")
+
+
+def write_figures(path: Path, figures: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    print(f"\nfigures written to {path}")
+
+
+def stop_servers_on_sigterm() -> None:
+    """A SIGTERM to the harness unwinds through `finally`, which stops the servers."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=15, help="wrk run length (default 15)")
@@ -729,10 +768,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=list(GROUPS),
         help=f"comma-separated scenario groups out of {', '.join(GROUPS)} (default all)",
     )
-    parser.add_argument("--start-timeout", type=float, default=180, help="server start (180 s)")
-    parser.add_argument(
-        "--json", type=Path, default=CACHE / "results.json", help="where to write the figures"
-    )
+    add_run_options(parser, CACHE / "results.json")
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(GROUPS)
     if unknown:
@@ -743,13 +779,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     check_tools()
-    # A SIGTERM to the harness unwinds through `finally`, which stops the servers.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    stop_servers_on_sigterm()
     results = run(args)
     print("\n" + report(results))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(to_json(results), indent=2) + "\n", encoding="utf-8")
-    print(f"\nfigures written to {args.json}")
+    write_figures(args.json, to_json(results))
     return 1 if results.failures else 0
 
 
