@@ -151,7 +151,8 @@ def _results_table(
     rejected_rows = np.fromiter(by_row, dtype=np.int64, count=len(by_row))
     reasons = ["; ".join(problem.reason() for problem in by_row[row]) for row in by_row]
     rows = np.concatenate([batch.rows.astype(np.int64), rejected_rows])
-    ids = pa.concat_arrays([batch.ids, pa.nulls(len(by_row), type=pa.string())])
+    rejected_ids = pa.array([batch.rejected_ids.get(row) for row in by_row], type=pa.string())
+    ids = pa.concat_arrays([batch.ids, rejected_ids])
     valid_count = len(batch.rows)
     missing = np.full(len(by_row), -1)
     table = pa.table(

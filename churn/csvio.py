@@ -50,6 +50,7 @@ class CustomerBatch:
     ids: pa.Array  # their ids as text, null where the id cell was empty or absent
     features: pd.DataFrame  # valid records, columns FEATURE_NAMES, model dtypes
     problems: list[Problem] = field(default_factory=list)
+    rejected_ids: dict[int, str] = field(default_factory=dict)  # row -> id, where readable
 
     @property
     def rejected_rows(self) -> dict[int, list[Problem]]:
@@ -212,15 +213,21 @@ def validate_raw(
         bad |= check.bad
 
     ids = pa.nulls(count, type=pa.string())
+    readable_id = np.zeros(count, dtype=bool)
     if CUSTOMER_ID in raw:
         check = _ColumnCheck(
             CUSTOMER_ID, f"printable text of at most {_MAX_ID_LENGTH} characters", rows
         )
         ids = _ids(raw[CUSTOMER_ID], check)
         problems += check.problems
+        readable_id = ~check.bad & _mask(pc.is_valid(ids))
         bad |= check.bad
 
     keep = ~bad
+    # A rejected row keeps its id, when the id itself is fine, so people can find it.
+    rejected_ids = {
+        int(rows[i]): str(ids[int(i)].as_py()) for i in np.flatnonzero(bad & readable_id)
+    }
     features = pd.DataFrame({name: typed[name][keep] for name in FEATURE_NAMES})
     problems.sort(key=lambda p: p.row or 0)
     return CustomerBatch(
@@ -230,6 +237,7 @@ def validate_raw(
         ids=ids.filter(pa.array(keep)),
         features=features,
         problems=problems,
+        rejected_ids=rejected_ids,
     )
 
 

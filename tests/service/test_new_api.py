@@ -123,6 +123,7 @@ def test_predict_file_accounts_for_every_row(live_service: LiveService) -> None:
     assert rows[0]["CustomerId"].startswith("'=")
     assert "Age: is not a number (allowed: an integer from 18 to 100)" in rows[1]["errors"]
     assert "fields" in rows[2]["errors"]
+    assert (rows[1]["CustomerId"], rows[2]["CustomerId"]) == ("2", "")
     assert response.headers["x-rows-in"] == "5"
     assert response.headers["x-rows-scored"] == "3"
     assert response.headers["x-rows-rejected"] == "2"
