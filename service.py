@@ -98,4 +98,5 @@ cast(Any, ChurnService).add_asgi_middleware(
     max_body_bytes=settings.max_upload_bytes,
     metrics_require_key=settings.metrics_require_key,
     json_only_paths=_api_paths(),
+    keepalive_requests=settings.keepalive_requests,
 )

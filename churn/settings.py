@@ -12,6 +12,7 @@
 | CHURN_METRICS_REQUIRE_KEY | false | whether /metrics needs a key too |
 | CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
+| CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (see churn.guard) |
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
 model's metadata: run it only on a network where that is acceptable.
@@ -56,6 +57,7 @@ class Settings:
     metrics_require_key: bool
     max_upload_bytes: int
     max_rows: int
+    keepalive_requests: int
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -75,4 +77,5 @@ class Settings:
             in {"1", "true", "yes"},
             max_upload_bytes=_int("CHURN_MAX_UPLOAD_MB", 256) << 20,
             max_rows=_int("CHURN_MAX_ROWS", 2_000_000),
+            keepalive_requests=_int("CHURN_KEEPALIVE_REQUESTS", 100),
         )
