@@ -140,6 +140,9 @@ def score_file(
             model_version=predictor.version,
         )
         writer.close(summary)
+    # Arrow keeps freed buffers in its own pool; hand them back after a big file so a
+    # worker does not sit on a file's worth of memory until the next one.
+    pa.default_memory_pool().release_unused()
     return summary
 
 
