@@ -74,9 +74,27 @@ class PayloadTooLarge(ChurnError):
     code = "payload_too_large"
 
 
+class LengthRequired(ChurnError):
+    """A body sent without Content-Length, whose size could only be learnt by reading it."""
+
+    status_code = 411
+    code = "length_required"
+
+
+class UnsupportedMediaType(ChurnError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
 class Unauthorized(ChurnError):
     status_code = 401
     code = "unauthorized"
+
+
+class ConfigurationError(ChurnError):
+    """An environment variable the service reads has a value it cannot use."""
+
+    code = "configuration"
 
 
 class ModelIntegrityError(ChurnError):

@@ -36,9 +36,11 @@ from churn.errors import (
     BadRequest,
     ChurnError,
     InvalidInput,
+    LengthRequired,
     PayloadTooLarge,
     Problem,
     Unauthorized,
+    UnsupportedMediaType,
 )
 from churn.schema import SPECS_BY_NAME
 
@@ -66,16 +68,6 @@ def configure_logging(level: str) -> None:
         logger.addHandler(handler)
     logger.setLevel(level)
     logger.propagate = False
-
-
-class UnsupportedMediaType(ChurnError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class LengthRequired(ChurnError):
-    status_code = 411
-    code = "length_required"
 
 
 class Guard:

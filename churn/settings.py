@@ -25,11 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from churn.errors import ChurnError
-
-
-class ConfigurationError(ChurnError):
-    code = "configuration"
+from churn.errors import ConfigurationError
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
