@@ -33,16 +33,13 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from churn.errors import (
-    BadRequest,
     ChurnError,
-    InvalidInput,
     LengthRequired,
     PayloadTooLarge,
-    Problem,
     Unauthorized,
     UnsupportedMediaType,
 )
-from churn.schema import SPECS_BY_NAME
+from churn.http import validation_error
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -208,21 +205,9 @@ def _as_invalid_input(body: bytes) -> ChurnError | None:
         return None
     if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
         return None
-    if any(detail.get("type") == "json_invalid" for detail in answer["detail"]):
-        return BadRequest("The body is not valid JSON.")
-    problems = []
-    for detail in answer["detail"]:
-        location = [str(part) for part in detail.get("loc", [])]
-        spec = SPECS_BY_NAME.get(location[-1]) if location else None
-        problems.append(
-            Problem(
-                str(detail.get("msg", "is not valid")),
-                field=".".join(location) or None,
-                allowed=spec.allowed() if spec else None,
-            )
-        )
-    fields = ", ".join(sorted({p.field for p in problems if p.field})) or "the body"
-    return InvalidInput(f"Invalid request: check {fields}.", problems)
+    return validation_error(
+        (detail for detail in answer["detail"] if isinstance(detail, dict)), "a JSON request"
+    )
 
 
 async def _send_error(send: Send, error: ChurnError) -> None:

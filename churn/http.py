@@ -13,7 +13,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,22 +38,28 @@ def error_response(error: ChurnError) -> JSONResponse:
     return JSONResponse(error.as_json(), status_code=error.status_code)
 
 
-def problems_from(error: ValidationError, row: int | None = None) -> list[Problem]:
-    """Pydantic's errors as problems that name the field and what it accepts."""
+def validation_error(details: Iterable[Mapping[str, Any]], subject: str) -> ChurnError:
+    """Pydantic's error details (ours, or BentoML's) as one error for the client.
+
+    400 when the body is not JSON at all; otherwise 422 with a problem per field that
+    names it (its path, e.g. `customers.1.Geography`) and what it accepts.
+    """
+    details = list(details)
+    if any(detail.get("type") == "json_invalid" for detail in details):
+        return BadRequest(f"The body is not valid JSON; send {subject}.")
     problems = []
-    for detail in error.errors(include_url=False, include_input=False):
-        location = [str(part) for part in detail["loc"]]
-        field = location[-1] if location else None
-        spec = SPECS_BY_NAME.get(field or "")
+    for detail in details:
+        location = [str(part) for part in detail.get("loc", ())]
+        spec = SPECS_BY_NAME.get(location[-1]) if location else None
         problems.append(
             Problem(
-                detail["msg"],
+                str(detail.get("msg", "is not valid")),
                 field=".".join(location) or None,
-                row=row,
                 allowed=spec.allowed() if spec else None,
             )
         )
-    return problems
+    fields = ", ".join(sorted({p.field for p in problems if p.field})) or "the body"
+    return InvalidInput(f"Invalid {subject}: check {fields}.", problems)
 
 
 def parse_customer(body: bytes) -> CustomerFeatures:
@@ -62,11 +68,8 @@ def parse_customer(body: bytes) -> CustomerFeatures:
     try:
         return CustomerFeatures.model_validate_json(body)
     except ValidationError as error:
-        if any(detail["type"] == "json_invalid" for detail in error.errors()):
-            raise BadRequest("The body is not valid JSON; send one customer object.") from None
-        problems = problems_from(error)
-        fields = ", ".join(sorted({p.field for p in problems if p.field})) or "the body"
-        raise InvalidInput(f"Invalid customer: check {fields}.", problems) from None
+        details = error.errors(include_url=False, include_input=False)
+        raise validation_error(details, "one customer as a JSON object") from None
 
 
 async def save_upload(request: Request, field: str = "file") -> tuple[Path, dict[str, str]]:
