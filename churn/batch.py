@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from churn.api import FileSummary
-from churn.csvio import CustomerBatch, read_customer_batches
+from churn.csvio import CustomerBatch, read_customer_batches, spreadsheet_safe
 from churn.errors import InvalidInput, PayloadTooLarge, Problem
 from churn.predictor import ChurnPredictor
 from churn.schema import CUSTOMER_ID
@@ -35,7 +35,6 @@ RESULT_COLUMNS = (
     "risk_band",
     "errors",
 )
-_FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
 _NO_ROWS = "The file has a header but no customer rows."
 DEFAULT_MAX_ROWS = 2_000_000
 
@@ -161,7 +160,7 @@ def _results_table(
     table = pa.table(
         {
             "row": rows,
-            CUSTOMER_ID: _spreadsheet_safe(ids),
+            CUSTOMER_ID: spreadsheet_safe(ids),
             "status": _words(_STATUSES, np.repeat([0, 1], [valid_count, len(by_row)])),
             "churn_probability": pa.array(
                 np.concatenate([np.round(probabilities, 6), np.full(len(by_row), np.nan)]),
@@ -190,14 +189,6 @@ def _words(words: pa.Array, codes: np.ndarray) -> pa.Array:
     """`words[code]` for each code, null for -1: string columns without Python lists."""
     indices = pa.array(codes.astype(np.int64), mask=codes < 0)
     return pc.take(words, indices)
-
-
-def _spreadsheet_safe(ids: pa.Array) -> pa.Array:
-    """Quote-prefix client ids that a spreadsheet would run as a formula (OWASP)."""
-    risky = pc.fill_null(pc.match_substring_regex(ids, _FORMULA_TRIGGER), False)
-    if not pc.any(risky).as_py():
-        return ids
-    return pc.if_else(risky, pc.binary_join_element_wise("'", ids, ""), ids)
 
 
 class _CsvResults:

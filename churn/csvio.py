@@ -311,15 +311,16 @@ def _ids(text: pa.Array, check: _ColumnCheck) -> pa.Array:
 _UNPRINTABLE = "[\\x00-\\x1f\\x7f\\x{fffd}]"
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
+_FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
 
 
-def spreadsheet_safe(value: str | None) -> str:
-    """A client-supplied value that a spreadsheet will show as text, never run as a formula.
+def spreadsheet_safe(ids: pa.Array) -> pa.Array:
+    """Client-supplied values that a spreadsheet shows as text, never runs as a formula.
 
     OWASP's advice for CSV injection: prefix a cell that starts with a formula trigger
-    with a single quote.
+    (= + - @ tab CR | %) with a single quote.
     """
-    if not value:
-        return ""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    risky = pc.fill_null(pc.match_substring_regex(ids, _FORMULA_TRIGGER), False)
+    if not pc.any(risky).as_py():
+        return ids
+    return pc.if_else(risky, pc.binary_join_element_wise("'", ids, ""), ids)

@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from churn.csvio import read_customer_batches, spreadsheet_safe
@@ -119,10 +120,16 @@ def test_header_only_file_has_no_rows(write_csv: WriteCsv) -> None:
 
 
 def test_ids_that_could_run_as_formulas_are_made_safe() -> None:
-    assert spreadsheet_safe('=HYPERLINK("x")') == '\'=HYPERLINK("x")'
-    assert spreadsheet_safe("+1") == "'+1"
-    assert spreadsheet_safe("@SUM(A1)") == "'@SUM(A1)"
-    assert spreadsheet_safe("15634602") == "15634602"
+    ids = pa.array(['=HYPERLINK("x")', "+1", "@SUM(A1)", "-2", "15634602", None, "a=b"])
+    assert spreadsheet_safe(ids).to_pylist() == [
+        '\'=HYPERLINK("x")',
+        "'+1",
+        "'@SUM(A1)",
+        "'-2",
+        "15634602",
+        None,
+        "a=b",
+    ]
 
 
 @pytest.mark.skipif(not PUBLIC_DATA.is_file(), reason=f"public data set not at {PUBLIC_DATA}")
