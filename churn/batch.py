@@ -66,9 +66,7 @@ def score_legacy_file(
         rows_in += batch.row_count
         _check_rows(rows_in, max_rows)
         problems += batch.problems
-        churn = predictor.scorer.labels(
-            predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
-        )
+        churn = predictor.scorer.labels(predictor.scorer.score_frame(batch.features))
         ids = batch.ids.to_pylist()
         for row, customer_id, is_churn in zip(batch.rows.tolist(), ids, churn, strict=True):
             if customer_id is None:
@@ -117,7 +115,7 @@ def score_file(
             _CsvResults(handle) if output_format == "csv" else _JsonResults(handle)
         )
         for batch in read_customer_batches(path, require_id=False):
-            probabilities = predictor.scorer.probabilities(predictor.scorer.matrix(batch.features))
+            probabilities = predictor.scorer.score_frame(batch.features)
             rows_in += batch.row_count
             _check_rows(rows_in, max_rows)
             scored += len(probabilities)

@@ -20,21 +20,29 @@ class ChurnPredictor:
         self.scorer = Scorer(loaded.pipeline, loaded.metadata.threshold)
 
     def predict(self, customers: Sequence[Customer]) -> list[Prediction]:
-        probabilities = self.scorer.probabilities(self.scorer.matrix_of(customers))
+        probabilities = self.scorer.score_customers(customers)
+        churn = self.scorer.labels(probabilities)
+        bands = self.scorer.bands(probabilities)
         return [
-            self._prediction(customer.CustomerId, float(probability))
-            for customer, probability in zip(customers, probabilities, strict=True)
+            Prediction(
+                CustomerId=customer.CustomerId,
+                churn_probability=round(float(probability), _DIGITS),
+                prediction="churn" if is_churn else "not churn",
+                risk_band=band,
+                model_version=self.version,
+            )
+            for customer, probability, is_churn, band in zip(
+                customers, probabilities, churn, bands, strict=True
+            )
         ]
 
     def is_churn(self, customer: CustomerFeatures) -> bool:
-        probability = self.scorer.probabilities(self.scorer.matrix_of([customer]))[0]
-        return bool(probability >= self.scorer.threshold)
+        return bool(self.scorer.labels(self.scorer.score_customers([customer]))[0])
 
     def explain(self, customer: Customer) -> Explanation:
         base, factors = self.scorer.explain(customer)
-        probability = float(self.scorer.probabilities(self.scorer.matrix_of([customer]))[0])
         return Explanation(
-            prediction=self._prediction(customer.CustomerId, probability),
+            prediction=self.predict([customer])[0],
             base_value=round(base, _DIGITS),
             factors=[
                 Factor(
@@ -66,13 +74,4 @@ class ChurnPredictor:
             feature_schema=meta.feature_schema,
             customer_json_schema=Customer.model_json_schema(),
             libraries=meta.libraries,
-        )
-
-    def _prediction(self, customer_id: str | None, probability: float) -> Prediction:
-        return Prediction(
-            CustomerId=customer_id,
-            churn_probability=round(probability, _DIGITS),
-            prediction="churn" if probability >= self.scorer.threshold else "not churn",
-            risk_band=self.scorer.band(probability),
-            model_version=self.version,
         )

@@ -95,6 +95,12 @@ class Scorer:
             return self._trees.probabilities(matrix)
         return np.asarray(self._booster.inplace_predict(matrix), dtype=np.float64)
 
+    def score_frame(self, features: pd.DataFrame) -> np.ndarray:
+        return self.probabilities(self.matrix(features))
+
+    def score_customers(self, customers: Sequence[CustomerFeatures]) -> np.ndarray:
+        return self.probabilities(self.matrix_of(customers))
+
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
         return probabilities >= self.threshold
 
@@ -106,11 +112,6 @@ class Scorer:
 
     def bands(self, probabilities: np.ndarray) -> np.ndarray:
         return np.asarray(np.asarray(BANDS)[self.band_codes(probabilities)])
-
-    def band(self, probability: float) -> RiskBand:
-        if probability >= self.high_risk:
-            return "high"
-        return "medium" if probability >= self.threshold else "low"
 
     def explain(self, customer: CustomerFeatures) -> tuple[float, list[Factor]]:
         """Exact TreeSHAP contributions per input feature, largest effect first.

@@ -47,4 +47,3 @@ def test_bands_follow_the_threshold(scorer_and_pipeline: tuple[Scorer, object]) 
     t = scorer.threshold
     probabilities = np.array([t - 0.01, t, max(t, 0.5) - 1e-9, max(t, 0.5), 0.99])
     assert scorer.bands(probabilities).tolist() == ["low", "medium", "medium", "high", "high"]
-    assert [scorer.band(p) for p in probabilities] == scorer.bands(probabilities).tolist()
