@@ -10,13 +10,18 @@ passes `churn.guard.Guard` first. Configuration comes only from the environment 
 from __future__ import annotations
 
 import functools
+import gc
+import inspect
 from typing import Annotated, Any, TypeVar, cast
 
 import bentoml
+
+# Imported once: `bentoml.<name>` goes through BentoML's lazy module loader on each use.
+from bentoml import get_current_service
 from bentoml.validators import ContentType
 
 from churn.api import Explanation, Prediction
-from churn.guard import Guard, configure_logging
+from churn.guard import Guard, configure_logging, replace_bentoml_timeout
 from churn.http import document_errors, service_app
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
@@ -33,6 +38,8 @@ configure_logging(settings.log_level)
 # Checked here, where `bentoml serve` and `bentoml build` import this file, so that a
 # missing or altered model stops them with its message instead of failing every worker.
 verify_stored(settings.model_tag)
+# Before BentoML builds its app in the worker: its own time limit leaks (see there).
+replace_bentoml_timeout()
 
 
 # ChurnService, below, is a bentoml Service object once its decorators have run; these
@@ -47,7 +54,7 @@ def _openapi() -> dict[str, Any]:
 
 
 def _current_predictor() -> ChurnPredictor:
-    service: ChurnService = bentoml.get_current_service()
+    service: ChurnService = get_current_service()
     return service.predictor
 
 
@@ -69,6 +76,11 @@ class ChurnService:
         # Raises ModelIntegrityError, and the worker does not start, unless the stored
         # pickle still has the digest recorded when it was imported.
         self.predictor = ChurnPredictor(load_stored(self.model))
+        # All that is loaded by now lives as long as the worker. Frozen, it is no longer
+        # walked by every full garbage collection, which under load came every second or
+        # two (a tenth of a worker's CPU, measured; benchmarks/README.md).
+        gc.collect()
+        gc.freeze()
 
     @bentoml.api(
         route="/v2/predict",
@@ -91,6 +103,12 @@ class ChurnService:
         """The factors that push this customer's churn risk up or down (exact TreeSHAP)."""
         return self.predictor.explain(customer)
 
+
+# BentoML works out an API function's signature again on every call it makes
+# (`APIMethod._local_call`); `inspect.signature` returns one stored on the function at
+# once (a twentieth of a /v2/predict request, profiled).
+for _api in cast(Any, ChurnService).apis.values():
+    _api.func.__signature__ = inspect.signature(_api.func)
 
 cast(Any, ChurnService).add_asgi_middleware(
     Guard,

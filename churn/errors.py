@@ -91,6 +91,13 @@ class Unauthorized(ChurnError):
     code = "unauthorized"
 
 
+class TimedOut(ChurnError):
+    """No answer had started within the request time limit (CHURN_TIMEOUT_SECONDS)."""
+
+    status_code = 504
+    code = "timeout"
+
+
 class ConfigurationError(ChurnError):
     """An environment variable the service reads has a value it cannot use."""
 

@@ -53,6 +53,21 @@ def test_predict_single_and_many(live_service: LiveService, model: dict[str, Any
         assert result["model_version"] == "1.0"
 
 
+@pytest.mark.parametrize("route", ["/v2/predict", "/v2/explain"])
+def test_api_answers_come_whole_with_their_length(live_service: LiveService, route: str) -> None:
+    body = (
+        {"customers": [EXAMPLE_CUSTOMER]}
+        if route == "/v2/predict"
+        else {"customer": EXAMPLE_CUSTOMER}
+    )
+    response = httpx.post(f"{live_service.url}{route}", json=body)
+    assert response.status_code == 200
+    assert "transfer-encoding" not in response.headers
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-request-id"]
+
+
 def test_predict_validation_names_the_field(live_service: LiveService) -> None:
     body = {"customers": [EXAMPLE_CUSTOMER, make_customer(Geography="Atlantis")]}
     response = httpx.post(f"{live_service.url}/v2/predict", json=body)
