@@ -78,7 +78,7 @@ class ChurnService:
         self.predictor = ChurnPredictor(load_stored(self.model))
         # All that is loaded by now lives as long as the worker. Frozen, it is no longer
         # walked by every full garbage collection, which under load came every second or
-        # two (a tenth of a worker's CPU, measured; benchmarks/README.md).
+        # two (a sixth of a worker's CPU, measured; benchmarks/README.md).
         gc.collect()
         gc.freeze()
 

@@ -100,7 +100,7 @@ class Guard:
         headers = dict(scope.get("headers") or [])
         supplied = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex[:16]
-        status = 500
+        status: int | None = None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status
@@ -114,16 +114,18 @@ class Guard:
             await send(message)
 
         try:
-            self._authorize(scope["path"], headers)
-            self._check_length(headers)
-            self._check_content_type(scope["path"], headers)
-        except ChurnError as error:
-            await _send_error(send_with_id, error)
-        else:
-            if scope["path"] in self.json_only_paths:
+            refusal = self._refusal(scope["path"], headers)
+            if refusal is not None:
+                await _send_error(send_with_id, refusal)
+            elif scope["path"] in self.json_only_paths:
                 await self.app(scope, receive, _json_answers_whole(send_with_id))
             else:
                 await self.app(scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if status is None:
+                # Cancelled before answering: the request time limit, which answers 504.
+                status = TimedOut.status_code
+            raise
         finally:
             # Probes arrive every few seconds from every orchestrator: DEBUG, not INFO.
             ACCESS_LOG.log(
@@ -132,9 +134,20 @@ class Guard:
                 request_id,
                 scope.get("method", ""),
                 scope["path"],
-                status,
+                # No answer and no cancellation: the app failed, and the server answers 500.
+                500 if status is None else status,
                 (time.perf_counter() - started) * 1000,
             )
+
+    def _refusal(self, path: str, headers: dict[bytes, bytes]) -> ChurnError | None:
+        """Why the request is refused before it reaches the app, if it is."""
+        try:
+            self._authorize(path, headers)
+            self._check_length(headers)
+            self._check_content_type(path, headers)
+        except ChurnError as error:
+            return error
+        return None
 
     def _authorize(self, path: str, headers: dict[bytes, bytes]) -> None:
         if not self.keys or path in self.open_paths or path.startswith(OPEN_PREFIXES):

@@ -5,12 +5,21 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 from typing import Any, cast
 
 import pytest
 from bentoml._internal.server.base_app import BaseAppFactory
 
-from churn.guard import Message, Receive, RequestTimeout, Scope, Send, replace_bentoml_timeout
+from churn.guard import (
+    Guard,
+    Message,
+    Receive,
+    RequestTimeout,
+    Scope,
+    Send,
+    replace_bentoml_timeout,
+)
 
 
 async def quick(scope: Scope, receive: Receive, send: Send) -> None:
@@ -27,7 +36,8 @@ async def call(app: Any, timeout: float) -> list[Message]:
     async def send(message: Message) -> None:
         sent.append(message)
 
-    await RequestTimeout(app, timeout)({"type": "http", "path": "/v2/predict"}, receive, send)
+    scope = {"type": "http", "method": "POST", "path": "/v2/predict", "headers": []}
+    await RequestTimeout(app, timeout)(scope, receive, send)
     return sent
 
 
@@ -105,3 +115,24 @@ def test_bentoml_builds_ours_in_place_of_its_own() -> None:
     middlewares = Factory(timeout=30).middlewares
     (timeouts,) = [m for m in middlewares if cast(Any, m.cls) is RequestTimeout]
     assert timeouts.kwargs == {"timeout": 30}
+
+
+def test_the_access_log_records_the_504() -> None:
+    async def slow(scope: Scope, receive: Receive, send: Send) -> None:
+        await asyncio.sleep(60)
+
+    lines: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())  # type: ignore[method-assign]
+    access = logging.getLogger("churn.access")
+    access.addHandler(handler)
+    level = access.level
+    access.setLevel(logging.INFO)
+    try:
+        (start, _) = asyncio.run(call(Guard(slow, max_body_bytes=1 << 20), timeout=0.05))
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    assert start["status"] == 504
+    (line,) = lines
+    assert "route=/v2/predict status=504" in line
