@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import gc
 import inspect
+import os
 from typing import Annotated, Any, TypeVar, cast
 
 import bentoml
@@ -40,6 +41,11 @@ configure_logging(settings.log_level)
 verify_stored(settings.model_tag)
 # Before BentoML builds its app in the worker: its own time limit leaks (see there).
 replace_bentoml_timeout()
+# BentoML records an OpenTelemetry span for every request, and more for every message
+# it sends and receives, even with no exporter configured, where they go nowhere: a
+# fifth of a /v1/customer request's CPU (benchmarks/README.md). OpenTelemetry's own
+# switch turns them off unless the operator has set it (README: "Tracing").
+os.environ.setdefault("OTEL_SDK_DISABLED", "true")
 
 
 # ChurnService, below, is a bentoml Service object once its decorators have run; these
