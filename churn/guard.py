@@ -44,7 +44,7 @@ from churn.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from churn.http import validation_error
+from churn.http import error_response, validation_error
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -192,10 +192,10 @@ class RequestTimeout:
     `bentoml/_internal/server/http/traffic.py`), which puts it around every route when
     `traffic.timeout` is set, but that one never cancels the timer it starts with
     `loop.call_later`. Each request's timer then holds the request's context, its
-    OpenTelemetry span and futures, for the whole timeout: at 1,000 requests/s and 120 s,
-    a worker carried over 100,000 finished requests (about 170 MiB), and Python's full
-    garbage collections walking them took a third of its CPU (benchmarks/README.md).
-    This one cancels its timer as soon as the answer starts.
+    OpenTelemetry span and futures, for the whole timeout: after 30 s of load a worker
+    held 31,819 finished requests' spans, and Python's full garbage collections walking
+    them took about half its time (benchmarks/README.md). This one cancels its timer as
+    soon as the answer starts.
     """
 
     def __init__(self, app: App, timeout: float) -> None:
@@ -213,20 +213,19 @@ class RequestTimeout:
             if not started.done():
                 started.set_exception(TimeoutError)
 
+        def mark_started(_: object = None) -> None:
+            if not started.done():
+                started.set_result(None)
+
         timer = loop.call_later(self.timeout, expire)
 
         async def send_and_mark(message: Message) -> None:
-            if not started.done():
-                started.set_result(None)
+            mark_started()
             await send(message)
 
-        def finished(_: asyncio.Future[None]) -> None:
-            # An app that fails before answering must not leave us waiting for the timer.
-            if not started.done():
-                started.set_result(None)
-
         handling = asyncio.ensure_future(self.app(scope, receive, send_and_mark))
-        handling.add_done_callback(finished)
+        # An app that fails before answering must not leave us waiting for the timer.
+        handling.add_done_callback(mark_started)
         try:
             await started
         except asyncio.CancelledError:
@@ -315,9 +314,10 @@ def _as_invalid_input(body: bytes) -> ChurnError | None:
 
 
 async def _send_error(send: Send, error: ChurnError) -> None:
-    body = json.dumps(error.as_json()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    """The answer `error_response` gives, sent from below the routes."""
+    response = error_response(error)
+    headers = list(response.raw_headers)
     if isinstance(error, Unauthorized):
         headers.append((b"www-authenticate", b"Bearer"))
-    await send({"type": "http.response.start", "status": error.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": response.body})

@@ -53,13 +53,16 @@ def test_predict_single_and_many(live_service: LiveService, model: dict[str, Any
         assert result["model_version"] == "1.0"
 
 
-@pytest.mark.parametrize("route", ["/v2/predict", "/v2/explain"])
-def test_api_answers_come_whole_with_their_length(live_service: LiveService, route: str) -> None:
-    body = (
-        {"customers": [EXAMPLE_CUSTOMER]}
-        if route == "/v2/predict"
-        else {"customer": EXAMPLE_CUSTOMER}
-    )
+@pytest.mark.parametrize(
+    ("route", "body"),
+    [
+        ("/v2/predict", {"customers": [EXAMPLE_CUSTOMER]}),
+        ("/v2/explain", {"customer": EXAMPLE_CUSTOMER}),
+    ],
+)
+def test_api_answers_come_whole_with_their_length(
+    live_service: LiveService, route: str, body: dict[str, Any]
+) -> None:
     response = httpx.post(f"{live_service.url}{route}", json=body)
     assert response.status_code == 200
     assert "transfer-encoding" not in response.headers
