@@ -22,8 +22,9 @@ from bentoml import get_current_service
 from bentoml.validators import ContentType
 
 from churn.api import Explanation, Prediction
-from churn.guard import Guard, configure_logging, replace_bentoml_timeout
+from churn.guard import Guard, replace_bentoml_timeout
 from churn.http import document_errors, service_app
+from churn.logs import configure_logging
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
 from churn.settings import Settings

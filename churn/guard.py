@@ -59,19 +59,6 @@ OPEN_PREFIXES = ("/static_content/", "/assets/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
-def configure_logging(level: str) -> None:
-    """churn.* loggers to stderr, once per process; BentoML configures only its own."""
-    logger = logging.getLogger("churn")
-    if not logger.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(
-            logging.Formatter("%(asctime)s [%(levelname)s] [%(name)s] %(message)s")
-        )
-        logger.addHandler(handler)
-    logger.setLevel(level)
-    logger.propagate = False
-
-
 class Guard:
     def __init__(
         self,

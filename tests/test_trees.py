@@ -3,6 +3,7 @@ from __future__ import annotations
 import joblib
 import numpy as np
 import pandas as pd
+from xgboost import Booster
 
 from churn.schema import FEATURE_NAMES, GEOGRAPHIES
 from churn.scoring import SMALL_BATCH, Scorer
@@ -11,13 +12,17 @@ from churn.training import TrainingResult
 from churn.trees import TreeEnsemble
 
 
-def test_numpy_trees_match_xgboost_exactly(trained: TrainingResult) -> None:
+def model_input(trained: TrainingResult, rows: int, seed: int) -> tuple[np.ndarray, Booster]:
+    """Synthetic customers as the booster's input matrix, and the booster."""
     pipeline = joblib.load(trained.model_path)
     scorer = Scorer(pipeline, trained.metadata.threshold)
-    features = synthesize(5000, seed=21)[list(FEATURE_NAMES)]
+    features = synthesize(rows, seed=seed)[list(FEATURE_NAMES)]
     features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
-    matrix = scorer.matrix(features)
-    booster = pipeline.named_steps["classifier"].get_booster()
+    return scorer.matrix(features), pipeline.named_steps["classifier"].get_booster()
+
+
+def test_numpy_trees_match_xgboost_exactly(trained: TrainingResult) -> None:
+    matrix, booster = model_input(trained, 5000, seed=21)
     expected = booster.inplace_predict(matrix)
     np.testing.assert_allclose(TreeEnsemble(booster).probabilities(matrix), expected, atol=1e-6)
     # Values exactly on a split go right, as in XGBoost (x < split goes left).
@@ -40,3 +45,14 @@ def test_scorer_uses_both_paths_with_the_same_answers(trained: TrainingResult) -
     large = scorer.probabilities(matrix)
     np.testing.assert_allclose(small, expected[:SMALL_BATCH], atol=1e-6)
     np.testing.assert_allclose(large, expected, atol=1e-6)
+
+
+def test_one_row_at_a_time_matches_xgboost(trained: TrainingResult) -> None:
+    # A single row takes its own path (every node tested at once).
+    matrix, booster = model_input(trained, 300, seed=8)
+    model = TreeEnsemble(booster)
+    one_by_one = np.concatenate(
+        [model.probabilities(matrix[i : i + 1]) for i in range(len(matrix))]
+    )
+    np.testing.assert_allclose(one_by_one, booster.inplace_predict(matrix), atol=1e-6)
+    np.testing.assert_array_equal(one_by_one, model.probabilities(matrix))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,7 +120,11 @@ def test_request_ids_and_a_log_without_customer_data(guarded: LiveService) -> No
     assert response.headers["x-request-id"] == "trace-me-42"
     generated = httpx.get(guarded.url + "/v2/model", headers=auth(KEYS[0]))
     assert len(generated.headers["x-request-id"]) == 16
-    log = guarded.log.read_text()
+    # The access log is written in batches, within half a second (churn.logs).
+    deadline = time.monotonic() + 10
+    while "request_id=trace-me-42" not in (log := guarded.log.read_text()):
+        assert time.monotonic() < deadline, "no access log line for the request"
+        time.sleep(0.1)
     line = next(line for line in log.splitlines() if "request_id=trace-me-42" in line)
     assert "route=/v1/customer status=200 latency_ms=" in line
     for secret in ("SECRET-ID-991", "98765.4321", *KEYS):

@@ -1,0 +1,73 @@
+"""The churn.* loggers: one line per record on stderr, written in batches.
+
+The access log writes a line for every request. Written one at a time, each line is a
+system call on the event loop, and in a container a wake-up of the runtime that reads
+stderr: at a few thousand requests a second, a few percent of a worker's CPU
+(benchmarks/README.md). `BatchedStreamHandler` keeps INFO and DEBUG lines for at most
+`flush_seconds` (or `max_lines`) and writes them together, as nginx's
+`access_log ... buffer= flush=` does; a WARNING or worse is written at once, with
+everything before it, and whatever is waiting is written when the process exits.
+A worker killed outright loses at most `flush_seconds` of access lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import TextIO
+
+FORMAT = "%(asctime)s [%(levelname)s] [%(name)s] %(message)s"
+
+
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    def __init__(
+        self, stream: TextIO | None = None, *, flush_seconds: float = 0.5, max_lines: int = 512
+    ) -> None:
+        super().__init__(stream)
+        self.flush_seconds = flush_seconds
+        self.max_lines = max_lines
+        self._waiting: list[str] = []
+        self._stopping = threading.Event()
+        threading.Thread(target=self._flush_every_interval, name="log-flush", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._waiting.append(self.format(record))
+        except Exception:  # logging's contract: a bad record is reported, never raised
+            self.handleError(record)
+            return
+        if record.levelno >= logging.WARNING or len(self._waiting) >= self.max_lines:
+            self.flush()
+
+    def flush(self) -> None:
+        # The handler's own (reentrant) lock: `emit` runs under it already, and batches
+        # must reach the stream whole and in order.
+        with self.lock:  # type: ignore[union-attr]
+            if self._waiting:
+                self.stream.write("\n".join(self._waiting) + self.terminator)
+                self._waiting.clear()
+            if hasattr(self.stream, "flush"):
+                self.stream.flush()
+
+    def close(self) -> None:
+        self._stopping.set()
+        self.flush()
+        super().close()
+
+    def _flush_every_interval(self) -> None:
+        while not self._stopping.wait(self.flush_seconds):
+            try:
+                self.flush()
+            except Exception:  # noqa: S112  a closed or broken stream: try again later
+                continue
+
+
+def configure_logging(level: str) -> None:
+    """churn.* loggers to stderr, once per process; BentoML configures only its own."""
+    logger = logging.getLogger("churn")
+    if not logger.handlers:
+        handler = BatchedStreamHandler()
+        handler.setFormatter(logging.Formatter(FORMAT))
+        logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
