@@ -24,7 +24,7 @@ from bentoml.validators import ContentType
 from churn.api import Explanation, Prediction
 from churn.guard import Guard, replace_bentoml_timeout
 from churn.http import document_errors, service_app
-from churn.logs import configure_logging
+from churn.logs import configure_logging, flush_logs
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
 from churn.settings import Settings
@@ -36,7 +36,7 @@ T = TypeVar("T")
 JSONOf = Annotated[T, ContentType("application/json")]
 
 settings = Settings.from_environment()
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_flush_ms)
 # Checked here, where `bentoml serve` and `bentoml build` import this file, so that a
 # missing or altered model stops them with its message instead of failing every worker.
 verify_stored(settings.model_tag)
@@ -88,6 +88,11 @@ class ChurnService:
         # two (a sixth of a worker's CPU, measured; benchmarks/README.md).
         gc.collect()
         gc.freeze()
+
+    @bentoml.on_shutdown
+    def write_waiting_logs(self) -> None:
+        """The access lines of the last half second (churn.logs), before the worker ends."""
+        flush_logs()
 
     @bentoml.api(
         route="/v2/predict",

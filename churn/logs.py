@@ -4,10 +4,12 @@ The access log writes a line for every request. Written one at a time, each line
 system call on the event loop, and in a container a wake-up of the runtime that reads
 stderr: at a few thousand requests a second, a few percent of a worker's CPU
 (benchmarks/README.md). `BatchedStreamHandler` keeps INFO and DEBUG lines for at most
-`flush_seconds` (or `max_lines`) and writes them together, as nginx's
+`flush_seconds` (CHURN_LOG_FLUSH_MS; or until `max_lines` wait) and writes them together, as nginx's
 `access_log ... buffer= flush=` does; a WARNING or worse is written at once, with
-everything before it, and whatever is waiting is written when the process exits.
-A worker killed outright loses at most `flush_seconds` of access lines.
+everything before it. `flush_logs` writes whatever is waiting; the service calls it
+when a worker shuts down, because uvicorn ends a worker by raising SIGTERM again once it
+has drained, and a process ended by a signal runs no exit handlers (`logging.shutdown`
+never runs). A worker killed outright loses at most `flush_seconds` of access lines.
 """
 
 from __future__ import annotations
@@ -62,11 +64,20 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 continue
 
 
-def configure_logging(level: str) -> None:
+def flush_logs() -> None:
+    for handler in logging.getLogger("churn").handlers:
+        handler.flush()
+
+
+def configure_logging(level: str, flush_ms: int = 500) -> None:
     """churn.* loggers to stderr, once per process; BentoML configures only its own."""
     logger = logging.getLogger("churn")
     if not logger.handlers:
-        handler = BatchedStreamHandler()
+        handler = (
+            BatchedStreamHandler(flush_seconds=flush_ms / 1000)
+            if flush_ms > 0
+            else logging.StreamHandler()
+        )
         handler.setFormatter(logging.Formatter(FORMAT))
         logger.addHandler(handler)
     logger.setLevel(level)

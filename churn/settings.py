@@ -8,6 +8,7 @@
 | CHURN_MAX_LATENCY_MS | 10000 | adaptive batching: latency budget before BentoML sheds load |
 | CHURN_MODEL_TAG | churn_model:latest | which model in the store the service packs and loads |
 | CHURN_LOG_LEVEL | INFO | level of the churn.* loggers (the access log is INFO) |
+| CHURN_LOG_FLUSH_MS | 500 | longest an INFO line waits to be written with others (0: at once) |
 | CHURN_API_KEYS | (unset) | comma-separated API keys; unset means no authentication |
 | CHURN_METRICS_REQUIRE_KEY | false | whether /metrics needs a key too |
 | CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
@@ -49,6 +50,7 @@ class Settings:
     max_latency_ms: int
     model_tag: str
     log_level: str
+    log_flush_ms: int
     api_keys: tuple[str, ...]
     metrics_require_key: bool
     max_upload_bytes: int
@@ -64,6 +66,7 @@ class Settings:
             max_latency_ms=_int("CHURN_MAX_LATENCY_MS", 10_000),
             model_tag=os.environ.get("CHURN_MODEL_TAG", "churn_model:latest"),
             log_level=os.environ.get("CHURN_LOG_LEVEL", "INFO").upper(),
+            log_flush_ms=_int("CHURN_LOG_FLUSH_MS", 500, minimum=0),
             api_keys=tuple(
                 key.strip()
                 for key in os.environ.get("CHURN_API_KEYS", "").split(",")

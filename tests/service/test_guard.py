@@ -152,3 +152,22 @@ def test_missing_or_altered_model_stops_the_service(bundled_store: Path, tmp_pat
         assert code != 0
         assert message in log.read_text()
         assert url
+
+
+def test_the_last_access_lines_are_written_when_the_service_stops(
+    bundled_store: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "stopping.log"
+    # Longer than the test: the line can only reach the log when the worker stops.
+    url, process = start_service(bundled_store, log, {"CHURN_LOG_FLUSH_MS": "600000"})
+    try:
+        wait_for(url + "/readyz", process)
+        response = httpx.post(
+            url + "/v1/customer", json=EXAMPLE_CUSTOMER, headers={"X-Request-ID": "last-one"}
+        )
+        assert response.status_code == 200
+        assert "request_id=last-one" not in log.read_text()
+    finally:
+        stop(process)
+    assert process.returncode is not None
+    assert "request_id=last-one method=POST route=/v1/customer status=200" in log.read_text()
