@@ -91,7 +91,7 @@ class ChurnService:
 
     @bentoml.on_shutdown
     def write_waiting_logs(self) -> None:
-        """The access lines of the last half second (churn.logs), before the worker ends."""
+        """The access lines still waiting for their batch (churn.logs), before the worker ends."""
         flush_logs()
 
     @bentoml.api(

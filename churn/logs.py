@@ -3,13 +3,15 @@
 The access log writes a line for every request. Written one at a time, each line is a
 system call on the event loop, and in a container a wake-up of the runtime that reads
 stderr: at a few thousand requests a second, a few percent of a worker's CPU
-(benchmarks/README.md). `BatchedStreamHandler` keeps INFO and DEBUG lines for at most
-`flush_seconds` (CHURN_LOG_FLUSH_MS; or until `max_lines` wait) and writes them together, as nginx's
-`access_log ... buffer= flush=` does; a WARNING or worse is written at once, with
-everything before it. `flush_logs` writes whatever is waiting; the service calls it
-when a worker shuts down, because uvicorn ends a worker by raising SIGTERM again once it
-has drained, and a process ended by a signal runs no exit handlers (`logging.shutdown`
-never runs). A worker killed outright loses at most `flush_seconds` of access lines.
+(benchmarks/README.md). `BatchedStreamHandler` holds INFO and DEBUG lines for at most
+`flush_seconds` (CHURN_LOG_FLUSH_MS), or until `max_lines` are waiting, and writes them
+in one go, as nginx's `access_log ... buffer= flush=` does. A WARNING or worse is
+written at once, after everything that came before it.
+
+`flush_logs` writes whatever is waiting; the service calls it when a worker shuts down.
+uvicorn ends a worker by raising SIGTERM again once it has drained, and a process ended
+by a signal runs no exit handlers, so `logging.shutdown` would never write them. A
+worker killed outright loses at most `flush_seconds` of access lines.
 """
 
 from __future__ import annotations
