@@ -21,6 +21,7 @@ import threading
 from typing import TextIO
 
 FORMAT = "%(asctime)s [%(levelname)s] [%(name)s] %(message)s"
+ROOT = "churn"
 
 
 class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -50,8 +51,7 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if self._waiting:
                 self.stream.write("\n".join(self._waiting) + self.terminator)
                 self._waiting.clear()
-            if hasattr(self.stream, "flush"):
-                self.stream.flush()
+            super().flush()
 
     def close(self) -> None:
         self._stopping.set()
@@ -67,13 +67,13 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def flush_logs() -> None:
-    for handler in logging.getLogger("churn").handlers:
+    for handler in logging.getLogger(ROOT).handlers:
         handler.flush()
 
 
 def configure_logging(level: str, flush_ms: int = 500) -> None:
     """churn.* loggers to stderr, once per process; BentoML configures only its own."""
-    logger = logging.getLogger("churn")
+    logger = logging.getLogger(ROOT)
     if not logger.handlers:
         handler = (
             BatchedStreamHandler(flush_seconds=flush_ms / 1000)

@@ -61,11 +61,15 @@ class TreeEnsemble:
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
         """Probabilities for rows without missing values (the schema has none)."""
         rows = np.asarray(matrix, dtype=np.float32)
-        margin = self._margin_of_one(rows[0]) if len(rows) == 1 else self._margins(rows)
+        leaves = self._leaves_of_one(rows[0]) if len(rows) == 1 else self._leaves(rows)
+        margin = self._split[leaves].sum(axis=1, dtype=np.float32) + self._base_margin
         return np.asarray(1.0 / (1.0 + np.exp(-margin.astype(np.float64))))
 
-    def _margins(self, rows: np.ndarray) -> np.ndarray:
-        # Only the nodes each row reaches are tested: `depth` steps over (rows x trees).
+    def _leaves(self, rows: np.ndarray) -> np.ndarray:
+        """The leaf each row reaches in each tree, (rows x trees).
+
+        Only the nodes each row reaches are tested: `depth` steps over (rows x trees).
+        """
         width = rows.shape[1]
         flat = rows.ravel()
         offsets = (np.arange(len(rows)) * width)[:, None]
@@ -73,17 +77,20 @@ class TreeEnsemble:
         for _ in range(self._depth):
             go_left = flat[offsets + self._feature[node]] < self._split[node]
             node = np.where(go_left, self._left[node], self._right[node])
-        return np.asarray(self._split[node].sum(axis=1, dtype=np.float32) + self._base_margin)
+        return np.asarray(node)
 
-    def _margin_of_one(self, row: np.ndarray) -> np.ndarray:
-        # One customer (every /v1/customer request): testing all nodes at once, then
-        # following the chosen children, takes a third of the NumPy calls of `_margins`
-        # and half its time; for a few rows or more, testing every node costs more.
+    def _leaves_of_one(self, row: np.ndarray) -> np.ndarray:
+        """`_leaves` for one row (every /v1/customer request), (1 x trees).
+
+        Testing all nodes at once, then following the chosen children, takes a third of
+        the NumPy calls of `_leaves` and half its time; for a few rows or more, testing
+        every node costs more.
+        """
         child = np.where(row[self._feature] < self._split, self._left, self._right)
         node = self._roots
         for _ in range(self._depth):
             node = child[node]
-        return np.asarray([self._split[node].sum(dtype=np.float32) + self._base_margin])
+        return np.asarray(node[np.newaxis])
 
 
 def _depth(trees: list[dict[str, list[int]]]) -> int:

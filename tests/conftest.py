@@ -95,6 +95,14 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """Poll `condition` until it holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} within {timeout:g} s"
+        time.sleep(0.05)
+
+
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

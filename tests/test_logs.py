@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from churn.logs import FORMAT, BatchedStreamHandler
+from tests.conftest import wait_until
 
 Logged = tuple[logging.Logger, io.StringIO, BatchedStreamHandler]
 
@@ -35,9 +36,7 @@ def test_info_lines_wait_for_the_interval_then_arrive_in_order(logged: Logged) -
     for n in range(3):
         logger.info("request %d", n)
     assert lines(stream) == []
-    deadline = time.monotonic() + 5
-    while len(lines(stream)) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: len(lines(stream)) == 3, "three lines", timeout=5)
     assert [line.rsplit("] ", 1)[1] for line in lines(stream)] == [
         "request 0",
         "request 1",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import httpx
 import pytest
 
 from churn.client import ChurnClient, ServiceError
-from tests.conftest import LiveService, start_service, stop, wait_for
+from tests.conftest import LiveService, start_service, stop, wait_for, wait_until
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row
 
 KEYS = ("first-key-0123456789", "second-key-abcdefghij")
@@ -121,10 +120,11 @@ def test_request_ids_and_a_log_without_customer_data(guarded: LiveService) -> No
     generated = httpx.get(guarded.url + "/v2/model", headers=auth(KEYS[0]))
     assert len(generated.headers["x-request-id"]) == 16
     # The access log is written in batches, within half a second (churn.logs).
-    deadline = time.monotonic() + 10
-    while "request_id=trace-me-42" not in (log := guarded.log.read_text()):
-        assert time.monotonic() < deadline, "no access log line for the request"
-        time.sleep(0.1)
+    wait_until(
+        lambda: "request_id=trace-me-42" in guarded.log.read_text(),
+        "an access log line for the request",
+    )
+    log = guarded.log.read_text()
     line = next(line for line in log.splitlines() if "request_id=trace-me-42" in line)
     assert "route=/v1/customer status=200 latency_ms=" in line
     for secret in ("SECRET-ID-991", "98765.4321", *KEYS):
