@@ -4,7 +4,7 @@
 | --- | --- | --- |
 | CHURN_WORKERS | 2 | server worker processes (one per core is right for this model) |
 | CHURN_TIMEOUT_SECONDS | 120 | request timeout; a 1,000,000-row file takes a few seconds |
-| CHURN_MAX_BATCH_SIZE | 512 | adaptive batching: most customers scored in one call |
+| CHURN_MAX_BATCH_SIZE | 512 | adaptive batching: most customers scored in one call (at least 2) |
 | CHURN_MAX_LATENCY_MS | 10000 | adaptive batching: latency budget before BentoML sheds load |
 | CHURN_MODEL_TAG | churn_model:latest | which model in the store the service packs and loads |
 | CHURN_LOG_LEVEL | INFO | level of the churn.* loggers (the access log is INFO) |
@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 from churn.errors import ConfigurationError
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
@@ -40,6 +42,15 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     if value < minimum:
         raise ConfigurationError(f"{name} must be at least {minimum}, not {value}.")
     return value
+
+
+def _log_level() -> str:
+    level = os.environ.get("CHURN_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in LOG_LEVELS:
+        raise ConfigurationError(
+            f"CHURN_LOG_LEVEL={level!r} is not a level; use one of {', '.join(LOG_LEVELS)}."
+        )
+    return level
 
 
 @dataclass(frozen=True)
@@ -62,10 +73,11 @@ class Settings:
         return cls(
             workers=_int("CHURN_WORKERS", 2),
             timeout_seconds=_int("CHURN_TIMEOUT_SECONDS", 120),
-            max_batch_size=_int("CHURN_MAX_BATCH_SIZE", 512),
+            # BentoML refuses a batchable API whose batches hold fewer than two.
+            max_batch_size=_int("CHURN_MAX_BATCH_SIZE", 512, minimum=2),
             max_latency_ms=_int("CHURN_MAX_LATENCY_MS", 10_000),
             model_tag=os.environ.get("CHURN_MODEL_TAG", "churn_model:latest"),
-            log_level=os.environ.get("CHURN_LOG_LEVEL", "INFO").upper(),
+            log_level=_log_level(),
             log_flush_ms=_int("CHURN_LOG_FLUSH_MS", 500, minimum=0),
             api_keys=tuple(
                 key.strip()

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from churn.errors import ConfigurationError
+from churn.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def no_churn_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test sees only the variables it sets, whatever the shell running pytest has."""
+    for name in list(os.environ):
+        if name.startswith("CHURN_"):
+            monkeypatch.delenv(name)
+
+
+def test_defaults_without_any_variable() -> None:
+    settings = Settings.from_environment()
+
+    assert settings.workers == 2
+    assert settings.max_batch_size == 512
+    assert settings.log_level == "INFO"
+    assert settings.log_flush_ms == 500
+    assert settings.api_keys == ()
+    assert settings.metrics_require_key is False
+    assert settings.max_upload_bytes == 256 << 20
+
+
+def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURN_WORKERS", " 4 ")
+    monkeypatch.setenv("CHURN_MAX_BATCH_SIZE", "2")
+    monkeypatch.setenv("CHURN_LOG_LEVEL", "warning")
+    monkeypatch.setenv("CHURN_LOG_FLUSH_MS", "0")
+    monkeypatch.setenv("CHURN_API_KEYS", " alpha, ,beta ")
+    monkeypatch.setenv("CHURN_METRICS_REQUIRE_KEY", "yes")
+    monkeypatch.setenv("CHURN_MAX_UPLOAD_MB", "1")
+
+    settings = Settings.from_environment()
+
+    assert settings.workers == 4
+    assert settings.max_batch_size == 2
+    assert settings.log_level == "WARNING"
+    assert settings.log_flush_ms == 0
+    assert settings.api_keys == ("alpha", "beta")
+    assert settings.metrics_require_key is True
+    assert settings.max_upload_bytes == 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CHURN_WORKERS", "two", "CHURN_WORKERS='two' is not a whole number."),
+        ("CHURN_WORKERS", "0", "CHURN_WORKERS must be at least 1, not 0."),
+        ("CHURN_TIMEOUT_SECONDS", "1.5", "CHURN_TIMEOUT_SECONDS='1.5' is not a whole number."),
+        # BentoML itself would stop the service with a traceback on a batch size of 1.
+        ("CHURN_MAX_BATCH_SIZE", "1", "CHURN_MAX_BATCH_SIZE must be at least 2, not 1."),
+        ("CHURN_LOG_FLUSH_MS", "-1", "CHURN_LOG_FLUSH_MS must be at least 0, not -1."),
+        (
+            "CHURN_LOG_LEVEL",
+            "verbose",
+            "CHURN_LOG_LEVEL='VERBOSE' is not a level; use one of DEBUG, INFO, WARNING, ERROR, "
+            "CRITICAL.",
+        ),
+    ],
+)
+def test_a_value_the_service_cannot_use_is_named(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(name, value)
+
+    with pytest.raises(ConfigurationError) as raised:
+        Settings.from_environment()
+
+    assert str(raised.value) == message
