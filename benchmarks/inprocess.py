@@ -1,0 +1,191 @@
+"""What each route costs inside the service's ASGI app, without the HTTP server.
+
+    .venv/bin/python -m benchmarks.inprocess [--requests 4000] [--rounds 5]
+
+Builds the app `bentoml serve` runs (`ChurnService.to_asgi`, with every middleware, on a
+throw-away BENTOML_HOME holding the bundled model), runs its start-up, and calls it
+directly with ASGI messages: `/livez` and `/v1/customer` from 16 concurrent callers,
+`/v2/predict` with one customer per call from 64, so that BentoML batches them. Each
+figure is the process's CPU time per request, so other jobs on the machine do not move
+it; the rounds are interleaved and the table shows medians.
+
+What it leaves out is the same for every route: uvicorn, h11 and the sockets. What it
+shows is where the routes differ: FastAPI and our handler for `/v1/customer`, BentoML's
+API path and adaptive batching for `/v2/predict`. `--profile ROUTE` prints cProfile's
+cumulative table for one route instead. See benchmarks/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, cast
+
+from benchmarks.run import CUSTOMER_BODY, PREDICT_BODY, ROOT, throwaway_bento_home
+
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+App = Callable[[Message, Receive, Send], Coroutine[Any, Any, None]]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str
+    body: bytes
+    callers: int
+
+
+ROUTES = {
+    "livez": Route("GET", "/livez", b"", 16),
+    "v1": Route("POST", "/v1/customer", CUSTOMER_BODY.encode(), 16),
+    "v2": Route("POST", "/v2/predict", PREDICT_BODY.encode(), 64),
+}
+
+
+def scope_of(route: Route) -> Message:
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": route.method, "scheme": "http", "path": route.path,
+        "raw_path": route.path.encode(), "root_path": "", "query_string": b"",
+        "headers": [
+            (b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+            (b"content-length", str(len(route.body)).encode()),
+        ],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 3000), "state": {},
+    }  # fmt: skip
+
+
+async def call(app: App, route: Route, statuses: list[int]) -> None:
+    delivered = False
+
+    async def receive() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": route.body, "more_body": False}
+        await asyncio.Event().wait()  # the client never disconnects
+        raise AssertionError
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app(scope_of(route), receive, send)
+
+
+async def cpu_per_request(app: App, route: Route, requests: int) -> float:
+    """Microseconds of this process's CPU per request; every answer must be 200."""
+    statuses: list[int] = []
+    each = max(1, requests // route.callers)
+
+    async def caller() -> None:
+        for _ in range(each):
+            await call(app, route, statuses)
+
+    started = time.process_time()
+    await asyncio.gather(*(caller() for _ in range(route.callers)))
+    spent = time.process_time() - started
+    if set(statuses) != {200}:
+        raise SystemExit(f"{route.path} answered {sorted(set(statuses))}, not only 200")
+    return spent / len(statuses) * 1e6
+
+
+async def start(app: App) -> asyncio.Task[None]:
+    """The lifespan start-up `bentoml serve` runs (the service instance, the dispatchers);
+    the task lives on, as it does in the server, until the process ends."""
+    inbox: asyncio.Queue[Message] = asyncio.Queue()
+    outbox: asyncio.Queue[Message] = asyncio.Queue()
+    await inbox.put({"type": "lifespan.startup"})
+    lifespan = {"type": "lifespan", "asgi": {"version": "3.0"}, "state": {}}
+    task = asyncio.create_task(app(lifespan, inbox.get, outbox.put))
+    answer = await outbox.get()
+    if answer["type"] != "lifespan.startup.complete":
+        raise SystemExit(f"the service did not start: {answer}")
+    return task
+
+
+async def measure(args: argparse.Namespace) -> dict[str, list[float]]:
+    sys.path.insert(0, str(ROOT))
+    import service  # only here, where BENTOML_HOME already names the throw-away store
+
+    app: App = cast(Any, service.ChurnService).to_asgi(is_main=True)
+    lifespan = await start(app)
+    for route in ROUTES.values():  # warm-up: imports, caches, the batching optimiser
+        await cpu_per_request(app, route, 2000)
+    if args.profile:
+        route = ROUTES[args.profile]
+        profile = cProfile.Profile()
+        profile.enable()
+        await cpu_per_request(app, route, args.requests)
+        profile.disable()
+        pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(50)
+        return {}
+    figures: dict[str, list[float]] = {name: [] for name in ROUTES}
+    for _ in range(args.rounds):
+        for name, route in ROUTES.items():
+            figures[name].append(await cpu_per_request(app, route, args.requests))
+    lifespan.cancel()
+    return figures
+
+
+def report(figures: dict[str, list[float]]) -> str:
+    median = {name: statistics.median(values) for name, values in figures.items()}
+    lines = [
+        "route                     CPU µs/request (median)  ÷ /v1/customer",
+        *(
+            f"{route.method:4} {route.path:<16} @{route.callers:<3} {median[name]:>12.1f}"
+            f"  {median[name] / median['v1']:>14.3f}"
+            for name, route in ROUTES.items()
+        ),
+        "per round: " + "  ".join(
+            f"{name} " + " ".join(f"{v:.0f}" for v in values) for name, values in figures.items()
+        ),
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=4000, help="requests per route and round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians shown")
+    parser.add_argument("--profile", choices=sorted(ROUTES), help="cProfile one route instead")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        figures = asyncio.run(measure(args))
+        if figures:
+            print(json.dumps(figures))
+        return 0
+    # The service module reads BENTOML_HOME when it is imported: measure in a child
+    # process whose environment names the throw-away store from the start.
+    with throwaway_bento_home() as (scratch, env):
+        command = [sys.executable, "-m", "benchmarks.inprocess", "--child", *(argv or sys.argv[1:])]
+        # The access log is written as in production, one line per request, to a file.
+        log = scratch / "service.log"
+        with log.open("w") as stderr:
+            done = subprocess.run(
+                command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True
+            )
+        if done.returncode != 0:
+            print(log.read_text()[-4000:], file=sys.stderr)
+            return done.returncode
+    if args.profile:
+        print(done.stdout)
+    else:
+        print(report(json.loads(done.stdout.strip().splitlines()[-1])))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

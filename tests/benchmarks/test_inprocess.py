@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import ROOT
+
+
+@pytest.mark.slow
+def test_the_in_process_benchmark_drives_every_route_of_the_real_app() -> None:
+    # A few requests a route: this checks the tool works (it stops unless every answer
+    # is 200), not how fast anything is.
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.inprocess", "--rounds", "1", "--requests", "64"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
+    rows = {line.split()[1]: line.split() for line in done.stdout.splitlines()[2:5]}
+    assert set(rows) == {"/livez", "/v1/customer", "/v2/predict"}
+    assert rows["/v1/customer"][-1] == "1.000"
+    assert all(float(row[-2]) > 0 for row in rows.values())
