@@ -81,11 +81,15 @@ ci-images: sync ## CI: build the real images with podman, run and check them (as
 	deploy/ci/images.sh
 
 # --- the web UI (issue 4; owned by churn/ui/, see churn/ui/__init__.py) ------------
-# make run [SERVICE_PORT=3000] [UI_PORT=8501]: the service and the UI together; Ctrl-C
-# stops both. make ui: the UI alone, against CHURN_API_URL (default http://127.0.0.1:3000).
+# make run [SERVICE_PORT=3000] [UI_PORT=8501] [RUN_HOST=127.0.0.1]: the service and the UI
+# together; Ctrl-C stops both. make ui: the UI alone, against CHURN_API_URL (default
+# http://127.0.0.1:3000). Both listen on this machine only unless RUN_HOST says otherwise:
+# without CHURN_API_KEYS, anyone who reaches the service can score customers.
 SERVICE_PORT ?= 3000
 UI_PORT ?= 8501
-UI_FLAGS = --server.port $(UI_PORT) --server.headless true --browser.gatherUsageStats false \
+RUN_HOST ?= 127.0.0.1
+UI_FLAGS = --server.address $(RUN_HOST) --server.port $(UI_PORT) --server.headless true \
+	--browser.gatherUsageStats false \
 	--client.toolbarMode viewer --client.showErrorDetails none
 UI_REQUIREMENTS := deploy/ui/requirements.txt
 
@@ -94,7 +98,7 @@ UI_REQUIREMENTS := deploy/ui/requirements.txt
 run: import ## the service on :3000 and the UI on :8501, on the bundled model
 	@set -m; trap 'exit 130' INT TERM; \
 	trap 'kill -TERM -- -$$service -$$ui 2>/dev/null; wait' EXIT; \
-	$(BIN)/bentoml serve service:ChurnService --port $(SERVICE_PORT) & service=$$!; \
+	$(BIN)/bentoml serve service:ChurnService --host $(RUN_HOST) --port $(SERVICE_PORT) & service=$$!; \
 	CHURN_API_URL=http://127.0.0.1:$(SERVICE_PORT) \
 		$(BIN)/streamlit run churn/ui/app.py $(UI_FLAGS) & ui=$$!; \
 	echo "service http://127.0.0.1:$(SERVICE_PORT)  UI http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops both)"; \
