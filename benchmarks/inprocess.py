@@ -6,10 +6,11 @@ Builds the app `bentoml serve` runs (`ChurnService.to_asgi`, with every middlewa
 throw-away BENTOML_HOME holding the bundled model), runs its start-up, and calls it
 directly with ASGI messages: `/livez` and `/v1/customer` from 16 concurrent callers,
 `/v2/predict` with one customer per call from 64, so that BentoML batches them. Each
-figure is the process's CPU time per request, so other jobs on the machine do not move
-it; the rounds are interleaved and the table shows medians.
+figure is the process's CPU time per request, which other jobs on the machine move less
+than they move requests per second; the rounds are interleaved and the table shows
+medians.
 
-What it leaves out is the same for every route: uvicorn, h11 and the sockets. What it
+What it leaves out is much the same for every route: uvicorn, h11 and the sockets. What it
 shows is where the routes differ: FastAPI and our handler for `/v1/customer`, BentoML's
 API path and adaptive batching for `/v2/predict`. `--profile ROUTE` prints cProfile's
 cumulative table for one route instead. See benchmarks/README.md.
@@ -103,7 +104,7 @@ async def cpu_per_request(app: App, route: Route, requests: int) -> float:
 
 async def start(app: App) -> asyncio.Task[None]:
     """The lifespan start-up `bentoml serve` runs (the service instance, the dispatchers);
-    the task lives on, as it does in the server, until the process ends."""
+    the task stays pending, as in the server, until the measurement is over."""
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue()
     await inbox.put({"type": "lifespan.startup"})
