@@ -103,16 +103,21 @@ def wait_until(condition: Callable[[], bool], what: str, timeout: float = 10) ->
         time.sleep(0.05)
 
 
+def answers(url: str) -> bool:
+    """Whether GET `url` answers 200 now; a server not (or no longer) listening does not."""
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited with {process.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
+        if answers(url):
+            return
         time.sleep(0.3)
     raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
 

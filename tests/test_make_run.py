@@ -16,7 +16,7 @@ import httpx
 import psutil  # type: ignore[import-untyped]
 import pytest
 
-from tests.conftest import ROOT, free_port, wait_until
+from tests.conftest import ROOT, answers, free_port, wait_until
 from tests.factories import EXAMPLE_CUSTOMER
 
 
@@ -51,13 +51,6 @@ class Terminal:
             os.killpg(self.pid, signal.SIGKILL)
             os.waitpid(self.pid, 0)
         os.close(self.fd)
-
-
-def answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def pids_on(url: str) -> list[int]:
