@@ -23,7 +23,7 @@ from bentoml.validators import ContentType
 
 from churn.api import Explanation, Prediction
 from churn.guard import Guard, replace_bentoml_timeout
-from churn.http import document_errors, service_app
+from churn.http import PredictionsAnswer, document_errors, service_app
 from churn.logs import configure_logging, flush_logs
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
@@ -99,8 +99,9 @@ class ChurnService:
         batchable=True,
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
+        output_spec=PredictionsAnswer,
     )
-    async def predict(self, customers: list[Customer]) -> JSONOf[list[Prediction]]:
+    async def predict(self, customers: list[Customer]) -> list[Prediction]:
         """Churn probability, label, risk band and model version for each customer.
 
         Send `{"customers": [customer, ...]}`; single customers from many clients are

@@ -184,3 +184,8 @@ def test_bentoml_routes_stay(live_service: LiveService, route: str, status: int)
 def test_openapi_documents_the_new_api(live_service: LiveService) -> None:
     spec = httpx.get(f"{live_service.url}/docs.json").json()
     assert {"/v2/predict", "/v2/predict-file", "/v2/explain", "/v2/model"} <= set(spec["paths"])
+    answer = spec["paths"]["/v2/predict"]["post"]["responses"]["200"]["content"]
+    schema = answer["application/json"]["schema"]
+    assert schema["type"] == "array"
+    assert schema["items"] == {"$ref": "#/components/schemas/Prediction"}
+    assert "churn_probability" in spec["components"]["schemas"]["Prediction"]["properties"]
