@@ -10,10 +10,11 @@ figure is the process's CPU time per request, which other jobs on the machine mo
 than they move requests per second; the rounds are interleaved and the table shows
 medians.
 
-What it leaves out is much the same for every route: uvicorn, h11 and the sockets. What it
-shows is where the routes differ: FastAPI and our handler for `/v1/customer`, BentoML's
-API path and adaptive batching for `/v2/predict`. `--profile ROUTE` prints cProfile's
-cumulative table for one route instead. See benchmarks/README.md.
+What it leaves out is much the same for every route: uvicorn, its HTTP parser and the
+sockets. What it shows is where the routes differ: FastAPI and our handler for
+`/v1/customer`, BentoML's API path and adaptive batching for `/v2/predict`.
+`--profile ROUTE` prints cProfile's cumulative table for one route instead. See
+benchmarks/README.md.
 """
 
 from __future__ import annotations
