@@ -250,7 +250,9 @@ def _json_answers_whole(send: Send) -> Send:
     BentoML sends a JSON answer as a start, the body, and an empty last part, with no
     Content-Length: the server then sends it chunked, and every layer around the guard
     (tracing, metrics, time limit) handles three messages for one small answer. The body
-    is one piece already; held and sent with its length it takes two.
+    is one piece already; held and sent with its length it takes two. (`/v2/predict`'s
+    answer, `churn.http.PredictionsAnswer`, already comes whole with its length; its
+    errors still pass here.)
 
     BentoML answers a body that breaks the schema with 400 and `{"error": "N validation
     errors for Input", "detail": [...]}`; the rest of the service answers 422 with
