@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import gc
-import inspect
 import os
 from typing import Annotated, Any, TypeVar, cast
 
@@ -55,6 +54,10 @@ def _api_paths() -> frozenset[str]:
     return frozenset(api.route for api in cast(Any, ChurnService).apis.values())
 
 
+def _api_names() -> list[str]:
+    return list(cast(Any, ChurnService).apis)
+
+
 @functools.cache
 def _openapi() -> dict[str, Any]:
     return document_errors(cast(Any, ChurnService).openapi_spec.asdict(), _api_paths())
@@ -83,6 +86,13 @@ class ChurnService:
         # Raises ModelIntegrityError, and the worker does not start, unless the stored
         # pickle still has the digest recorded when it was imported.
         self.predictor = ChurnPredictor(load_stored(self.model))
+        # BentoML looks each API method up on this instance twice per request, and every
+        # lookup builds the method's wrapper anew (`APIMethod.__get__`: a new signature,
+        # functools.wraps). The wrapper never changes, so it is built once and stored on
+        # the instance, where the lookup finds it first: a tenth of a `/v2/predict`
+        # request's CPU (benchmarks/README.md).
+        for name in _api_names():
+            setattr(self, name, getattr(self, name))
         # All that is loaded by now lives as long as the worker. Frozen, it is no longer
         # walked by every full garbage collection, which under load came every second or
         # two (a sixth of a worker's CPU, measured; benchmarks/README.md).
@@ -116,12 +126,6 @@ class ChurnService:
         """The factors that push this customer's churn risk up or down (exact TreeSHAP)."""
         return self.predictor.explain(customer)
 
-
-# BentoML works out an API function's signature again on every call it makes
-# (`APIMethod._local_call`); `inspect.signature` returns one stored on the function at
-# once (a twentieth of a /v2/predict request, profiled).
-for _api in cast(Any, ChurnService).apis.values():
-    _api.func.__signature__ = inspect.signature(_api.func)
 
 cast(Any, ChurnService).add_asgi_middleware(
     Guard,
