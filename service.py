@@ -87,10 +87,12 @@ class ChurnService:
         # pickle still has the digest recorded when it was imported.
         self.predictor = ChurnPredictor(load_stored(self.model))
         # BentoML looks each API method up on this instance twice per request, and every
-        # lookup builds the method's wrapper anew (`APIMethod.__get__`: a new signature,
-        # functools.wraps). The wrapper never changes, so it is built once and stored on
-        # the instance, where the lookup finds it first: a tenth of a `/v2/predict`
-        # request's CPU (benchmarks/README.md).
+        # lookup builds the method's wrappers anew (`APIMethod.__get__`: a new signature,
+        # functools.wraps): a tenth of a `/v2/predict` request's CPU (benchmarks/README.md).
+        # Its server calls only the wrapper's `.local`, which does the same every time, so
+        # they are built once and stored on the instance, where the lookup finds them
+        # first. (A call from this class to one of its own API methods would now run
+        # directly, not through BentoML's self-proxy; nothing here makes one.)
         for name in _api_names():
             setattr(self, name, getattr(self, name))
         # All that is loaded by now lives as long as the worker. Frozen, it is no longer
