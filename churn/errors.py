@@ -47,6 +47,10 @@ class ChurnError(Exception):
         self.message = message
         self.problems = problems or []
 
+    def headers(self) -> dict[str, str]:
+        """Response headers HTTP requires with this status."""
+        return {}
+
     def as_json(self, max_problems: int = 100) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
         if self.problems:
@@ -89,6 +93,26 @@ class UnsupportedMediaType(ChurnError):
 class Unauthorized(ChurnError):
     status_code = 401
     code = "unauthorized"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class NotFound(ChurnError):
+    status_code = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(ChurnError):
+    status_code = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allowed_methods: str) -> None:
+        super().__init__(message)
+        self.allowed_methods = allowed_methods
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": self.allowed_methods}
 
 
 class TimedOut(ChurnError):

@@ -10,7 +10,11 @@ One pure-ASGI middleware, so that it costs microseconds per request:
   its Content-Length (the server holds the client to it). A body sent without one
   (chunked) is refused with 411, because its size could only be learnt by reading it.
 - One access log line per request: id, method, route, status, latency. No query
-  string, body, header, customer value or key is ever logged.
+  string, body, header, customer value or key is ever logged, and a path that could
+  break the line (a decoded %0A) is written percent-encoded.
+- An unknown route (404) or method (405) is answered in the service's error shape,
+  naming the path and the methods it takes; the routers answer them in plain text or
+  FastAPI's `{"detail"}`.
 - Keep-alive connections are recycled: each answer closes its connection with
   probability 1 / `CHURN_KEEPALIVE_REQUESTS`, as nginx's `keepalive_requests` does. The
   workers share one listening socket and the first to wake accepts a whole burst of
@@ -32,6 +36,7 @@ import logging
 import random
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -39,6 +44,8 @@ from typing import Any
 from churn.errors import (
     ChurnError,
     LengthRequired,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     TimedOut,
     Unauthorized,
@@ -57,6 +64,8 @@ PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"})
 OPEN_PREFIXES = ("/static_content/", "/assets/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_ROUTING_STATUSES = frozenset({NotFound.status_code, MethodNotAllowed.status_code})
+_PATH_CHARS = 200
 
 
 class Guard:
@@ -88,16 +97,26 @@ class Guard:
         supplied = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex[:16]
         status: int | None = None
+        routing_answer: Message | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, routing_answer
             if message["type"] == "http.response.start":
+                if message["status"] in _ROUTING_STATUSES and routing_answer is None:
+                    # The routers' own words (plain text, or FastAPI's {"detail"}): held
+                    # and dropped with their body, and answered in our shape instead.
+                    routing_answer = message
+                    return
                 status = message["status"]
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 # Not a secret: a load-spreading coin, so the fast PRNG is right.
                 if random.random() < self.close_chance:  # noqa: S311
                     headers.append((b"connection", b"close"))
                 message["headers"] = headers
+            elif routing_answer is not None and status is None:
+                if not message.get("more_body"):
+                    await _send_error(send_with_id, _routing_error(scope, routing_answer))
+                return
             await send(message)
 
         try:
@@ -120,7 +139,7 @@ class Guard:
                 "request_id=%s method=%s route=%s status=%d latency_ms=%.2f",
                 request_id,
                 scope.get("method", ""),
-                scope["path"],
+                _loggable(scope["path"]),
                 # No answer and no cancellation: the app failed, and the server answers 500.
                 500 if status is None else status,
                 (time.perf_counter() - started) * 1000,
@@ -302,11 +321,34 @@ def _as_invalid_input(body: bytes) -> ChurnError | None:
     )
 
 
+def _routing_error(scope: Scope, answer: Message) -> ChurnError:
+    path = _shortened(scope["path"])
+    if answer["status"] == MethodNotAllowed.status_code:
+        allowed = dict(answer.get("headers", [])).get(b"allow", b"").decode("latin-1")
+        return MethodNotAllowed(
+            f"{path} does not take {scope.get('method', '')}; it takes {allowed}.", allowed
+        )
+    return NotFound(
+        f"There is no route {path}. The routes, and what each takes, are listed on the API "
+        "documentation page at / (OpenAPI document: /docs.json)."
+    )
+
+
+def _shortened(path: str) -> str:
+    return path if len(path) <= _PATH_CHARS else path[:_PATH_CHARS] + "..."
+
+
+def _loggable(path: str) -> str:
+    """The path as one log field: the server has already decoded %0A into a line break,
+    and a path with one would write a forged line into the access log."""
+    if path.isprintable() and " " not in path and len(path) <= _PATH_CHARS:
+        return path
+    return urllib.parse.quote(_shortened(path), safe="/.-_~:@!$&'()*+,;=")
+
+
 async def _send_error(send: Send, error: ChurnError) -> None:
     """The answer `error_response` gives, sent from below the routes."""
     response = error_response(error)
     headers = list(response.raw_headers)
-    if isinstance(error, Unauthorized):
-        headers.append((b"www-authenticate", b"Bearer"))
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     await send({"type": "http.response.body", "body": response.body})

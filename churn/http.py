@@ -54,7 +54,7 @@ class PredictionsAnswer(bentoml.IODescriptor, RootModel[list[Prediction]]):  # t
 
 
 def error_response(error: ChurnError) -> JSONResponse:
-    return JSONResponse(error.as_json(), status_code=error.status_code)
+    return JSONResponse(error.as_json(), status_code=error.status_code, headers=error.headers())
 
 
 def validation_error(details: Iterable[Mapping[str, Any]], subject: str) -> ChurnError:

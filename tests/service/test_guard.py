@@ -53,6 +53,7 @@ def test_routes_need_a_valid_key(
         refused = httpx.request(method, url, json=body, headers=headers)
         assert refused.status_code == 401
         assert refused.json()["error"] == "unauthorized"
+        assert refused.headers["www-authenticate"] == "Bearer"
     for key in KEYS:
         assert httpx.request(method, url, json=body, headers=auth(key)).status_code == 200
 
@@ -171,3 +172,53 @@ def test_the_last_access_lines_are_written_when_the_service_stops(
         stop(process)
     assert process.returncode is not None
     assert "request_id=last-one method=POST route=/v1/customer status=200" in log.read_text()
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "allowed"),
+    [
+        ("GET", "/v2/predict", "POST"),  # a BentoML API
+        ("DELETE", "/v1/customerbatch", "POST"),  # a route of the mounted FastAPI app
+        ("POST", "/livez", "GET"),  # a BentoML probe
+    ],
+)
+def test_a_method_a_route_does_not_take_is_a_405_in_our_shape(
+    live_service: LiveService, method: str, route: str, allowed: str
+) -> None:
+    response = httpx.request(method, live_service.url + route)
+    assert response.status_code == 405
+    assert allowed in response.headers["allow"]
+    assert response.json() == {
+        "error": "method_not_allowed",
+        "message": f"{route} does not take {method}; it takes {response.headers['allow']}.",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "route"), [("POST", "/v3/predict"), ("GET", "/static_content/missing.js")]
+)
+def test_an_unknown_route_is_a_404_in_our_shape(
+    live_service: LiveService, method: str, route: str
+) -> None:
+    response = httpx.request(method, live_service.url + route)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert f"There is no route {route}." in response.json()["message"]
+    assert len(response.headers["x-request-id"]) == 16
+
+
+def test_a_path_cannot_forge_an_access_log_line(live_service: LiveService) -> None:
+    forged = "2026-01-01 00:00:00,000 [INFO] [churn.access] request_id=forged"
+    response = httpx.get(
+        live_service.url + "/x%0A" + forged.replace(" ", "%20"),
+        headers={"X-Request-ID": "forging-attempt"},
+    )
+    assert response.status_code == 404
+    wait_until(
+        lambda: "request_id=forging-attempt" in live_service.log.read_text(),
+        "an access log line for the request",
+    )
+    lines = live_service.log.read_text().splitlines()
+    (line,) = [line for line in lines if "request_id=forging-attempt" in line]
+    assert "route=/x%0A2026-01-01%2000:00:00" in line
+    assert not any(line.startswith(forged) for line in lines)
