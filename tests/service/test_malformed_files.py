@@ -116,3 +116,28 @@ def test_binary_file_named_csv(live_service: LiveService) -> None:
         response = post(live_service, route, content)
         assert response.status_code == 400
         assert "binary" in response.json()["message"]
+
+
+def csv_part(content: bytes, field: str = "file") -> tuple[str, tuple[str, bytes, str]]:
+    return (field, ("customers.csv", content, "text/csv"))
+
+
+@pytest.mark.parametrize(
+    ("parts", "data", "named"),
+    [
+        ([csv_part(lines(bank_row(1, 1))), csv_part(lines(bank_row(2, 2)))], {}, "2 files"),
+        ([csv_part(lines(bank_row(1, 1))), csv_part(lines(bank_row(2, 2)), "more")], {}, "'more'"),
+        ([csv_part(lines(bank_row(1, 1)))], {"format": ["json", "csv"]}, "'format'"),
+    ],
+    ids=["two files", "a file in another field", "a field sent twice"],
+)
+def test_a_form_with_two_answers_is_refused_not_half_read(
+    live_service: LiveService,
+    parts: list[tuple[str, tuple[str, bytes, str]]],
+    data: dict[str, list[str]],
+    named: str,
+) -> None:
+    for route in ("/v1/customerbatch", "/v2/predict-file"):
+        response = httpx.post(live_service.url + route, files=parts, data=data, timeout=60)
+        assert response.status_code == 400, response.text
+        assert named in response.json()["message"]
