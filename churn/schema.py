@@ -25,7 +25,19 @@ CUSTOMER_ID = "CustomerId"
 TARGET = "Exited"
 
 GeographyName = Literal["France", "Germany", "Spain"]
-Flag = Annotated[int, Field(ge=0, le=1, strict=True)]
+
+
+def _whole_float_to_int(value: Any) -> Any:
+    # JSON has one number type. Clients that hold every column as floats (pandas) send
+    # 600.0, which the old service scored, the CSV reader takes and JSON Schema counts
+    # as an integer. A fraction, text or true/false is still refused.
+    if type(value) is float and value.is_integer():
+        return int(value)
+    return value
+
+
+WholeNumber = BeforeValidator(_whole_float_to_int)
+Flag = Annotated[int, WholeNumber, Field(ge=0, le=1, strict=True)]
 
 
 def _id_to_text(value: Any) -> Any:
@@ -49,12 +61,14 @@ class CustomerFeatures(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     CreditScore: Annotated[
-        int, Field(ge=300, le=900, strict=True, description="Credit score (300-900).")
+        int, WholeNumber, Field(ge=300, le=900, strict=True, description="Credit score (300-900).")
     ]
     Geography: GeographyName = Field(description="Country of the customer's branch.")
-    Age: Annotated[int, Field(ge=18, le=100, strict=True, description="Age in years.")]
+    Age: Annotated[int, WholeNumber, Field(ge=18, le=100, strict=True, description="Age in years.")]
     Tenure: Annotated[
-        int, Field(ge=0, le=60, strict=True, description="Years as a customer of the bank.")
+        int,
+        WholeNumber,
+        Field(ge=0, le=60, strict=True, description="Years as a customer of the bank."),
     ]
     Balance: Annotated[
         float,
@@ -67,7 +81,9 @@ class CustomerFeatures(BaseModel):
         ),
     ]
     NumOfProducts: Annotated[
-        int, Field(ge=1, le=4, strict=True, description="Number of bank products held.")
+        int,
+        WholeNumber,
+        Field(ge=1, le=4, strict=True, description="Number of bank products held."),
     ]
     HasCrCard: Annotated[Flag, Field(description="1 if the customer has a credit card.")]
     IsActiveMember: Annotated[Flag, Field(description="1 if the customer is an active member.")]

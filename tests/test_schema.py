@@ -55,6 +55,12 @@ def test_invalid_values_name_the_field_and_what_is_allowed(
     assert message in errors[0]["msg"]
 
 
+def test_whole_numbers_sent_as_floats_are_integers() -> None:
+    customer = Customer.model_validate(make_customer(Age=40.0, HasCrCard=1.0, CreditScore=6e2))
+    assert (customer.Age, customer.HasCrCard, customer.CreditScore) == (40, 1, 600)
+    assert all(type(value) is int for value in (customer.Age, customer.HasCrCard))
+
+
 def test_missing_field_is_reported() -> None:
     record = make_customer()
     del record["Tenure"]

@@ -51,6 +51,23 @@ def test_label_agrees_with_the_new_api(live_service: LiveService) -> None:
         assert old == new[0]["prediction"]
 
 
+def test_whole_numbers_sent_as_floats_are_scored_as_the_old_app_did(
+    live_service: LiveService,
+) -> None:
+    # What a client holding every column as floats (pandas) sends.
+    as_floats = {
+        key: float(value) if isinstance(value, int) else value
+        for key, value in EXAMPLE_CUSTOMER.items()
+    }
+    assert isinstance(as_floats["Age"], float)
+    old = post_customer(live_service, as_floats)
+    assert old.status_code == 200, old.text
+    assert old.content == post_customer(live_service, EXAMPLE_CUSTOMER).content
+    new = httpx.post(f"{live_service.url}/v2/predict", json={"customers": [as_floats]})
+    assert new.status_code == 200, new.text
+    assert new.json()[0]["prediction"] == old.json()["Prediction"]
+
+
 def test_extra_keys_are_ignored(live_service: LiveService) -> None:
     response = post_customer(live_service, make_customer(Surname="Hargrave", RowNumber=1))
     assert response.status_code == 200
