@@ -3,7 +3,9 @@
 Every data record is accounted for: a batch holds the records that passed the schema
 (as typed features) and a `Problem` for each one that did not, by row and column.
 Nothing is coerced: an empty cell, text in a number column, a fraction in an integer
-column, NaN, infinity or an out-of-range number is reported, never guessed at.
+column, NaN, infinity or an out-of-range number is reported, never guessed at. Spaces
+around a header name or a cell are the file's layout (`a, b`), not part of the value,
+and are dropped.
 
 Rows are numbered from 1 for the first data record after the header, the way the
 bank's analysts count customers in a file (a spreadsheet shows row N on line N + 1).
@@ -15,6 +17,7 @@ rows) is read again with Python's `csv` module, which can number those records e
 
 from __future__ import annotations
 
+import codecs
 import csv
 import itertools
 import math
@@ -64,31 +67,69 @@ class _RaggedFile(Exception):
     """Arrow met a record with the wrong number of fields: switch to the exact reader."""
 
 
-def read_header(path: Path) -> list[str]:
-    """The file's column names, or a 400 that says why it is not a customer CSV."""
+@dataclass(frozen=True)
+class Header:
+    names: list[str]  # trimmed: "a, b" is a common way to write a CSV
+    lines: int  # the file's lines up to and including the header row
+
+
+def read_header(path: Path) -> Header:
+    """The file's column names, or a 400 that says why it is not a customer CSV.
+
+    Blank lines before the header are skipped, as pandas (the old app) and both readers
+    below skip blank lines between records.
+    """
     with path.open("rb") as handle:
         head = handle.read(64 * 1024)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise BadRequest("The file is UTF-16 text; save it as CSV UTF-8 (comma delimited).")
+    head = head.removeprefix(codecs.BOM_UTF8)
     if not head.strip():
         raise BadRequest("The file is empty; expected a CSV with a header row.")
     if b"\x00" in head:
         raise BadRequest("The file is not a text CSV (it contains binary data).")
-    first_line = head.splitlines()[0] if head.splitlines() else b""
+    lines = head.splitlines()
+    position = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if position is None:
+        raise BadRequest(
+            "The file's first 64 KB are blank lines; expected a CSV with a header row."
+        )
     try:
-        text = first_line.decode("utf-8-sig")
+        text = lines[position].decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadRequest("The header row is not UTF-8 text; save the file as UTF-8 CSV.") from error
-    return [name.strip() for name in next(csv.reader([text]), [])]
+    names = [name.strip() for name in next(csv.reader([text]), [])]
+    return Header(names, lines=position + 1)
 
 
 def required_columns(with_id: bool) -> tuple[str, ...]:
     return ((CUSTOMER_ID,) if with_id else ()) + FEATURE_NAMES
 
 
+def _layout_hint(header: list[str]) -> str:
+    """Why no column was found, when the header is one column holding another separator:
+    a spreadsheet in a French, German or Spanish locale saves CSV with semicolons."""
+    if len(header) != 1:
+        return ""
+    found = [name for sign, name in _OTHER_SEPARATORS.items() if sign in header[0]]
+    if not found:
+        return ""
+    return (
+        f" The header is one column split by {found[0]}: save the file with commas between columns."
+    )
+
+
+_OTHER_SEPARATORS = {";": "semicolons", "\t": "tabs", "|": "vertical bars"}
+
+
 def check_columns(header: list[str], *, require_id: bool) -> None:
     missing = [name for name in required_columns(require_id) if name not in header]
     if missing:
         raise InvalidInput(
-            "The CSV is missing required columns: " + ", ".join(missing) + ".",
+            "The CSV is missing required columns: "
+            + ", ".join(missing)
+            + "."
+            + _layout_hint(header),
             [
                 Problem("missing column", field=name, allowed="a column with this header")
                 for name in missing
@@ -114,23 +155,30 @@ def read_customer_batches(
     are not UTF-8, the exact reader takes over after the records already handed out.
     """
     header = read_header(path)
-    check_columns(header, require_id=require_id)
-    columns = [name for name in required_columns(True) if name in header]
+    check_columns(header.names, require_id=require_id)
+    columns = [name for name in required_columns(True) if name in header.names]
     emitted = 0
     try:
-        for raw in _arrow_batches(path, columns, batch_rows):
+        for raw in _arrow_batches(path, header, columns, batch_rows):
             batch = validate_raw(raw, first_row=emitted + 1)
             emitted += batch.row_count
             yield batch
     except _RaggedFile:
-        yield from _exact_batches(path, header, columns, batch_rows, skip=emitted)
+        yield from _exact_batches(path, header.names, columns, batch_rows, skip=emitted)
 
 
-def _arrow_batches(path: Path, columns: list[str], batch_rows: int) -> Iterator[Columns]:
+def _arrow_batches(
+    path: Path, header: Header, columns: list[str], batch_rows: int
+) -> Iterator[Columns]:
     try:
         reader = pacsv.open_csv(
             path,
-            read_options=pacsv.ReadOptions(block_size=_BLOCK_BYTES),
+            # The names as `read_header` gave them, in place of the file's own. Arrow
+            # skips empty lines between records (`ignore_empty_lines`), as the exact
+            # reader does, so both number the same records.
+            read_options=pacsv.ReadOptions(
+                block_size=_BLOCK_BYTES, column_names=header.names, skip_rows=header.lines
+            ),
             parse_options=pacsv.ParseOptions(newlines_in_values=True),
             convert_options=pacsv.ConvertOptions(
                 include_columns=columns,
@@ -157,7 +205,9 @@ def _exact_batches(
     width = len(header)
     row = 0
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
-        reader = csv.reader(handle)
+        # Blank lines are no records, here as in Arrow's reader: the records skipped
+        # below must be the ones Arrow already handed out.
+        reader = (record for record in csv.reader(handle) if not _blank(record))
         next(reader, None)
         for _ in itertools.islice(reader, skip):
             row += 1
@@ -191,6 +241,10 @@ def _exact_batches(
             batch.row_count = len(records)
             batch.problems = sorted(batch.problems + ragged, key=lambda p: p.row or 0)
             yield batch
+
+
+def _blank(record: list[str]) -> bool:
+    return not record or (len(record) == 1 and not record[0].strip())
 
 
 def validate_raw(
@@ -266,8 +320,10 @@ def _mask(array: pa.Array) -> np.ndarray:
 
 
 def _categories(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> pd.Categorical[int]:
-    codes = pc.index_in(text, value_set=pa.array(spec.categories, type=pa.string()))
-    empty = _mask(pc.equal(pc.utf8_trim_whitespace(text), ""))
+    # Spaces around a cell are the file's layout, not the value, as for numbers.
+    trimmed = pc.utf8_trim_whitespace(text)
+    codes = pc.index_in(trimmed, value_set=pa.array(spec.categories, type=pa.string()))
+    empty = _mask(pc.equal(trimmed, ""))
     check.report(empty, "is empty")
     check.report(_mask(pc.is_null(codes)), "is not an allowed category")
     valid_codes = np.asarray(pc.fill_null(codes, 0).to_numpy(zero_copy_only=False), dtype=np.int8)
@@ -300,6 +356,7 @@ def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarr
 
 
 def _ids(text: pa.Array, check: _ColumnCheck) -> pa.Array:
+    text = pc.utf8_trim_whitespace(text)
     check.report(_mask(pc.greater(pc.utf8_length(text), _MAX_ID_LENGTH)), "is too long")
     check.report(
         _mask(pc.match_substring_regex(text, _UNPRINTABLE)),

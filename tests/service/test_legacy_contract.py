@@ -159,7 +159,7 @@ def test_missing_id_column_is_named(live_service: LiveService) -> None:
     ("content", "status", "words"),
     [
         (b"", 400, "empty"),
-        (b"\xff\xfeC\x00u\x00s\x00", 400, "binary"),
+        (b"\xff\xfeC\x00u\x00s\x00", 400, "UTF-16"),
         ((BANK_COLUMNS + "\n").encode(), 422, "no customer rows"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", 400, "binary"),
         (b"just some text\nwithout columns\n", 422, "missing required columns"),

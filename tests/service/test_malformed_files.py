@@ -58,6 +58,12 @@ CORPUS: dict[str, tuple[bytes, int, set[int]]] = {
         set(),
     ),
     "formula-like ids": (lines(bank_row(1, "=1+1"), bank_row(2, "@SUM(A1)")), 2, set()),
+    "spaces after commas": (
+        ", ".join(lines(bank_row(1, 1), bank_row(2, 2)).decode().split(",")).encode(),
+        2,
+        set(),
+    ),
+    "blank lines": (b"\n" + lines(bank_row(1, 1), "", bank_row(2, 2)), 2, set()),
 }
 
 
