@@ -204,6 +204,10 @@ def _exact_batches(
     positions = {name: header.index(name) for name in columns}
     width = len(header)
     row = 0
+    # Python's default (128 KB) is far below what Arrow reads in a cell, and a quote
+    # left open runs to the end of the file: the file's size, bounded by the upload
+    # limit, is the only limit that fits.
+    csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         # Blank lines are no records, here as in Arrow's reader: the records skipped
         # below must be the ones Arrow already handed out.
@@ -218,9 +222,13 @@ def _exact_batches(
             for record in reader:
                 row += 1
                 if len(record) != width:
+                    # A line break inside a field of a ragged record: most likely a
+                    # quote that was opened and never closed.
+                    unclosed = any("\n" in value or "\r" in value for value in record)
                     ragged.append(
                         Problem(
-                            f"has {len(record)} fields, the header has {width}",
+                            f"has {len(record)} fields, the header has {width}"
+                            + (_UNCLOSED_QUOTE if unclosed else ""),
                             row=row,
                             allowed="a value for every column in the header",
                         )
@@ -241,6 +249,10 @@ def _exact_batches(
             batch.row_count = len(records)
             batch.problems = sorted(batch.problems + ragged, key=lambda p: p.row or 0)
             yield batch
+
+
+_FIELD_LIMIT = 2**31 - 1
+_UNCLOSED_QUOTE = "; a quote opened in it is not closed, so the rows after it are read as its text"
 
 
 def _blank(record: list[str]) -> bool:

@@ -142,6 +142,17 @@ def test_blank_lines_are_no_rows_in_either_reader(
     assert [p.split(":")[0] for p in problems] == ["row 5"]
 
 
+def test_long_cells_and_an_unclosed_quote_in_the_exact_reader(write_csv: WriteCsv) -> None:
+    # The unclosed quote sends the file to the exact reader, which must read the cell
+    # Arrow could (Python's csv stops at 128 KB by default), and say what went wrong.
+    long_cell = bank_row(1).replace("Hargrave", "x" * 200_000)
+    lines = [BANK_COLUMNS, long_cell, bank_row(2, 2), '3,15,"Unclosed,600', bank_row(4, 4)]
+    rows_in, valid, problems = read_all(write_csv("\n".join(lines) + "\n"))
+    assert (rows_in, valid) == (3, [1, 2])
+    assert problems[0].startswith("row 3: has 3 fields")
+    assert "a quote opened in it is not closed" in problems[0]
+
+
 def test_blank_lines_before_the_header_are_skipped(write_csv: WriteCsv) -> None:
     path = write_csv("\n".join(["", " ", BANK_COLUMNS, bank_row(1)]) + "\n")
     assert read_all(path) == (1, [1], [])
