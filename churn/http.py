@@ -13,6 +13,7 @@ import functools
 import os
 import shutil
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -134,8 +135,8 @@ def _the_one_file(items: list[tuple[str, UploadFile | str]], field: str) -> Uplo
         raise BadRequest(
             f"The upload has {len(files)} files in the field {field!r}; send one file a request."
         )
-    texts = [key for key, value in items if isinstance(value, str)]
-    repeated = sorted({key for key in texts if texts.count(key) > 1})
+    texts = Counter(key for key, value in items if isinstance(value, str))
+    repeated = sorted(key for key, count in texts.items() if count > 1)
     if repeated:
         names = ", ".join(repr(key) for key in repeated)
         raise BadRequest(f"Send each form field once; {names} came more than once.")
