@@ -100,33 +100,41 @@ class Guard:
         routing_answer: Message | None = None
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status, routing_answer
+            nonlocal status
             if message["type"] == "http.response.start":
-                if message["status"] in _ROUTING_STATUSES and routing_answer is None:
-                    # The routers' own words (plain text, or FastAPI's {"detail"}): held
-                    # and dropped with their body, and answered in our shape instead.
-                    routing_answer = message
-                    return
                 status = message["status"]
                 headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
                 # Not a secret: a load-spreading coin, so the fast PRNG is right.
                 if random.random() < self.close_chance:  # noqa: S311
                     headers.append((b"connection", b"close"))
                 message["headers"] = headers
-            elif routing_answer is not None and status is None:
-                if not message.get("more_body"):
-                    await _send_error(send_with_id, _routing_error(scope, routing_answer))
-                return
             await send(message)
+
+        # Two closures, not one that calls itself: a closure that names itself holds a
+        # reference cycle, and every request's scope and messages would then wait for
+        # the garbage collector (measured: /livez 20 µs slower, tests/test_guard.py).
+        async def send_in_our_shape(message: Message) -> None:
+            nonlocal routing_answer
+            if routing_answer is None:
+                if message["type"] == "http.response.start" and (
+                    message["status"] in _ROUTING_STATUSES
+                ):
+                    routing_answer = message
+                    return
+                await send_with_id(message)
+            elif not message.get("more_body"):
+                # The routers' own words (plain text, or FastAPI's {"detail"}) are
+                # dropped with their body, and answered in our shape instead.
+                await _send_error(send_with_id, _routing_error(scope, routing_answer))
 
         try:
             refusal = self._refusal(scope["path"], headers)
             if refusal is not None:
                 await _send_error(send_with_id, refusal)
             elif scope["path"] in self.json_only_paths:
-                await self.app(scope, receive, _json_answers_whole(send_with_id))
+                await self.app(scope, receive, _json_answers_whole(send_in_our_shape))
             else:
-                await self.app(scope, receive, send_with_id)
+                await self.app(scope, receive, send_in_our_shape)
         except asyncio.CancelledError:
             if status is None:
                 # Cancelled before answering: the request time limit, which answers 504.
@@ -152,7 +160,8 @@ class Guard:
             self._check_length(headers)
             self._check_content_type(path, headers)
         except ChurnError as error:
-            return error
+            # Without its traceback: frames that reach it again would make a cycle.
+            return error.with_traceback(None)
         return None
 
     def _authorize(self, path: str, headers: dict[bytes, bytes]) -> None:
