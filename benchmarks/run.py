@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -74,15 +75,22 @@ class Server:
 
     def rss(self) -> int:
         """Resident memory of the server's whole process tree, in bytes."""
+        return int(self._tree_sum(lambda proc: proc.memory_info().rss))
+
+    def cpu_seconds(self) -> float:
+        """User and system CPU the server's whole process tree has used so far, in seconds."""
+        return self._tree_sum(lambda proc: sum(proc.cpu_times()[:2]))
+
+    def _tree_sum(self, measure: Callable[[psutil.Process], float]) -> float:
         try:
             root = psutil.Process(self.process.pid)
             tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             return 0
-        total = 0
+        total = 0.0
         for proc in tree:
             with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                total += int(proc.memory_info().rss)
+                total += measure(proc)
         return total
 
     def log_tail(self, lines: int = 30) -> str:
@@ -211,6 +219,9 @@ class LoadResult:
     socket_errors: int
     peak_rss: int = 0
     round: int = 1
+    # CPU per answered request, in µs: the server's process tree, and wrk's own.
+    server_cpu_us: float | None = None
+    wrk_cpu_us: float | None = None
 
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -241,6 +252,12 @@ def parse_wrk(label: str, connections: int, text: str) -> LoadResult:
         non_2xx=int(non_2xx[1]) if non_2xx else 0,
         socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
     )
+
+
+def waited_cpu_seconds() -> float:
+    """User and system CPU of this process's children that have been waited for (wrk, curl)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_wrk(url: str, load: Load, seconds: float, max_requests: int) -> str:
@@ -425,13 +442,18 @@ def run_loads(
             try:
                 if args.warmup > 0:
                     run_wrk(url, load, args.warmup, args.max_requests)
+                server_cpu, wrk_cpu = servers[load.server].cpu_seconds(), waited_cpu_seconds()
                 with watch.window(load.server, peak):
                     text = run_wrk(url, load, args.seconds, args.max_requests)
+                server_cpu = servers[load.server].cpu_seconds() - server_cpu
+                wrk_cpu = waited_cpu_seconds() - wrk_cpu
                 result = parse_wrk(load.label, load.connections, text)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 results.failures.append(f"{load.label}: {error}")
                 continue
             result.peak_rss, result.round = peak["peak_rss"], round_
+            result.server_cpu_us = server_cpu / result.requests * 1e6
+            result.wrk_cpu_us = wrk_cpu / result.requests * 1e6
             if result.requests >= args.max_requests:
                 # wrk still divides by the whole duration: the rate would be too low.
                 results.failures.append(f"{load.label}: hit --max-requests; req/s understated")
@@ -582,7 +604,14 @@ def median_load(runs: list[LoadResult]) -> LoadResult:
         non_2xx=sum(r.non_2xx for r in runs),
         socket_errors=sum(r.socket_errors for r in runs),
         peak_rss=max(r.peak_rss for r in runs),
+        server_cpu_us=_median_of_known([r.server_cpu_us for r in runs]),
+        wrk_cpu_us=_median_of_known([r.wrk_cpu_us for r in runs]),
     )
+
+
+def _median_of_known(values: list[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
 
 
 @dataclass
@@ -662,6 +691,8 @@ LOAD_HEADERS = (
     "non-2xx",
     "sock err",
     "peak RSS MiB",
+    "server CPU µs/req",
+    "wrk CPU µs/req",
 )
 UPLOAD_HEADERS = (
     "scenario",
@@ -678,7 +709,12 @@ def load_row(runs: list[LoadResult]) -> list[object]:
     return [
         r.label, r.connections, f"{r.rps:,.0f}", f"{r.p50_ms:.1f}", f"{r.p99_ms:.1f}",
         r.non_2xx, r.socket_errors, f"{r.peak_rss / MIB:,.0f}",
+        _whole(r.server_cpu_us), _whole(r.wrk_cpu_us),
     ]  # fmt: skip
+
+
+def _whole(value: float | None) -> str:
+    return "" if value is None else f"{value:,.0f}"
 
 
 def upload_row(label: str, runs: list[Upload]) -> list[object]:
