@@ -58,7 +58,7 @@ def error_response(error: ChurnError) -> JSONResponse:
     return JSONResponse(error.as_json(), status_code=error.status_code, headers=error.headers())
 
 
-def validation_error(details: Iterable[Mapping[str, Any]], subject: str) -> ChurnError:
+def validation_error(details: Iterable[Mapping[str, Any]], expected: str) -> ChurnError:
     """Pydantic's error details (ours, or BentoML's) as one error for the client.
 
     400 when the body is not JSON at all; otherwise 422 with a problem per field that
@@ -66,7 +66,7 @@ def validation_error(details: Iterable[Mapping[str, Any]], subject: str) -> Chur
     """
     details = list(details)
     if any(detail.get("type") == "json_invalid" for detail in details):
-        return BadRequest(f"The body is not valid JSON; send {subject}.")
+        return BadRequest(f"The body is not valid JSON; send {expected}.")
     problems = []
     for detail in details:
         location = [str(part) for part in detail.get("loc", ())]
@@ -79,7 +79,7 @@ def validation_error(details: Iterable[Mapping[str, Any]], subject: str) -> Chur
             )
         )
     fields = ", ".join(sorted({p.field for p in problems if p.field})) or "the body"
-    return InvalidInput(f"Invalid {subject}: check {fields}.", problems)
+    return InvalidInput(f"The request does not fit the schema: check {fields}.", problems)
 
 
 def parse_customer(body: bytes) -> CustomerFeatures:

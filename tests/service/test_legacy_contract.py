@@ -92,6 +92,7 @@ def test_bad_customers_get_a_4xx_naming_the_field(
     problems = response.json()["problems"]
     assert [p["field"] for p in problems] == [field]
     assert allowed in problems[0]["allowed"]
+    assert response.json()["message"] == f"The request does not fit the schema: check {field}."
 
 
 @pytest.mark.parametrize("content", [b"", b"not json", b"[1, 2]", b'"text"', b"{"])

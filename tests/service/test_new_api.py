@@ -77,6 +77,7 @@ def test_predict_validation_names_the_field(live_service: LiveService) -> None:
     assert response.status_code == 422
     body = response.json()
     assert body["error"] == "invalid_input"
+    assert body["message"] == "The request does not fit the schema: check customers.1.Geography."
     (problem,) = body["problems"]
     assert problem["field"] == "customers.1.Geography"
     assert problem["allowed"] == "one of France, Germany, Spain"
