@@ -61,6 +61,18 @@ def pids_on(url: str) -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def processes_of(*urls: str) -> str:
+    """`ps` lines of the processes started for these URLs and of all their descendants."""
+    lines = []
+    for pid in {pid for url in urls for pid in pids_on(url)}:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    lines.append(f"{proc.pid} {proc.status()} {' '.join(proc.cmdline())[:160]}")
+    return "\n".join(sorted(set(lines))) or "(none still running)"
+
+
 def listening_addresses(url: str) -> set[str]:
     port = int(url.rsplit(":", 1)[1])
     return {
@@ -122,7 +134,12 @@ def test_make_run_serves_the_bundled_model_and_the_ui_and_ctrl_c_stops_both(
         terminal.read()
         return terminal.exit_status() is not None
 
-    wait_until(make_ended, "make run ending on Ctrl-C", timeout=60)
+    try:
+        wait_until(make_ended, "make run ending on Ctrl-C", timeout=60)
+    except AssertionError as error:
+        # What was still running, and what it last said: enough to tell which part hung.
+        said = terminal.output[-4000:].decode(errors="replace")
+        raise AssertionError(f"{error}\n{processes_of(service, ui)}\n{said}") from None
     wait_until(
         lambda: not pids_on(service) and not pids_on(ui),
         "the service, the UI and their workers all stopped",
