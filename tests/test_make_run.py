@@ -27,6 +27,11 @@ class Terminal:
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         self.pid, self.fd = pty.fork()
         if self.pid == 0:  # the child: becomes the command, with the pty as its terminal
+            # As in a new user's terminal, Ctrl-C interrupts. A test run started as a
+            # background job inherits SIGINT ignored, and a shell cannot trap a signal
+            # it was started ignoring: make run's shell would never see the Ctrl-C.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGQUIT, signal.SIG_DFL)
             os.chdir(ROOT)
             os.execvpe(argv[0], argv, env)
         self.output = b""
