@@ -205,8 +205,8 @@ def _exact_batches(
     width = len(header)
     row = 0
     # Python's default (128 KB) is far below what Arrow reads in a cell, and a quote
-    # left open runs to the end of the file: the file's size, bounded by the upload
-    # limit, is the only limit that fits.
+    # left open runs to the end of the file: only the file's own size (bounded by the
+    # upload limit) should limit a cell, so the limit goes to 2 GiB, not to the size.
     csv.field_size_limit(max(csv.field_size_limit(), _FIELD_LIMIT))
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         # Blank lines are no records, here as in Arrow's reader: the records skipped
