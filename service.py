@@ -3,8 +3,9 @@
 Routes: `/v2/predict` (adaptive batching) and `/v2/explain` are BentoML APIs below; the
 old Flask contract (`/v1/customer`, `/v1/customerbatch`), `/v2/predict-file` and
 `GET /v2/model` come from `churn.http.service_app`, mounted at the root. Every request
-passes `churn.guard.Guard` first. Configuration comes only from the environment (see
-`churn.settings`).
+passes `churn.guard.Guard` first; `churn.fastpath.FastPath` then answers well-formed
+`/v1/customer` and `/v2/predict` requests itself (CHURN_FAST_PATH). Configuration comes
+only from the environment (see `churn.settings`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from bentoml import get_current_service
 from bentoml.validators import ContentType
 
 from churn.api import Explanation, Prediction
+from churn.fastpath import FastPath
 from churn.guard import Guard, replace_bentoml_timeout
 from churn.http import PredictionsAnswer, document_errors, service_app
 from churn.logs import configure_logging, flush_logs
@@ -144,3 +146,13 @@ cast(Any, ChurnService).add_asgi_middleware(
     json_only_paths=_api_paths(),
     keepalive_requests=settings.keepalive_requests,
 )
+if settings.fast_path:
+    # Behind the guard, so that keys, limits and the access log apply to it as well.
+    cast(Any, ChurnService).add_asgi_middleware(
+        FastPath,
+        predictor=_current_predictor,
+        predict_input=cast(Any, ChurnService).apis["predict"].input_spec,
+        max_batch_size=settings.max_batch_size,
+        max_latency_ms=settings.max_latency_ms,
+        server_header="BentoML Service/churn",
+    )

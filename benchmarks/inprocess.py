@@ -11,8 +11,10 @@ than they move requests per second; the rounds are interleaved and the table sho
 medians.
 
 What it leaves out is much the same for every route: uvicorn, its HTTP parser and the
-sockets. What it shows is where the routes differ: FastAPI and our handler for
-`/v1/customer`, BentoML's API path and adaptive batching for `/v2/predict`.
+sockets. What it shows is where the routes differ: the fast path (churn.fastpath) for
+`/v1/customer` and `/v2/predict`, with adaptive batching for the second; with
+CHURN_FAST_PATH=false, FastAPI and our handler for the first, BentoML's API path for
+the second.
 `--profile ROUTE` prints cProfile's cumulative table for one route instead. See
 benchmarks/README.md.
 """

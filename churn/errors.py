@@ -115,6 +115,16 @@ class MethodNotAllowed(ChurnError):
         return {"Allow": self.allowed_methods}
 
 
+class Overloaded(ChurnError):
+    """Adaptive batching could not score the request within CHURN_MAX_LATENCY_MS."""
+
+    status_code = 503
+    code = "overloaded"
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": "1"}
+
+
 class TimedOut(ChurnError):
     """No answer had started within the request time limit (CHURN_TIMEOUT_SECONDS)."""
 

@@ -39,6 +39,17 @@ _COPY_CHUNK = 1 << 20
 _PREDICTIONS = TypeAdapter(list[Prediction])
 
 
+def predictions_json(predictions: list[Prediction]) -> bytes:
+    return _PREDICTIONS.dump_json(predictions)
+
+
+# The old app's two answers, as its `jsonify` wrote them.
+LEGACY_ANSWERS = {
+    True: flask_json_bytes({"Prediction": "churn"}),
+    False: flask_json_bytes({"Prediction": "not churn"}),
+}
+
+
 # BentoML's own answer for a list validates the list into a model again, dumps it to
 # Python objects and then to JSON, and sends it in three messages with no length. This
 # one serializes once and sends the body with its length: about a tenth of a
@@ -51,7 +62,7 @@ class PredictionsAnswer(bentoml.IODescriptor, RootModel[list[Prediction]]):  # t
 
     @classmethod
     async def to_http_response(cls, obj: Any, serde: Any) -> Response:
-        return Response(_PREDICTIONS.dump_json(obj), media_type=JSON)
+        return Response(predictions_json(obj), media_type=JSON)
 
 
 def error_response(error: ChurnError) -> JSONResponse:
@@ -233,8 +244,7 @@ def service_app(
     )
     async def customer(request: Request) -> Response:
         features = parse_customer(await request.body())
-        label = "churn" if predictor().is_churn(features) else "not churn"
-        return Response(flask_json_bytes({"Prediction": label}), media_type=JSON)
+        return Response(LEGACY_ANSWERS[predictor().is_churn(features)], media_type=JSON)
 
     @app.post(
         "/v1/customerbatch",

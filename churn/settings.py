@@ -14,6 +14,7 @@
 | CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
 | CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (see churn.guard) |
+| CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict ahead of the routers (churn.fastpath) |
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
 model's metadata: run it only on a network where that is acceptable.
@@ -44,6 +45,19 @@ def _int(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw not in _TRUE | _FALSE:
+        raise ConfigurationError(f"{name}={raw!r} is not true or false.")
+    return raw in _TRUE
+
+
 def _log_level() -> str:
     level = os.environ.get("CHURN_LOG_LEVEL", "").strip().upper() or "INFO"
     if level not in LOG_LEVELS:
@@ -67,6 +81,7 @@ class Settings:
     max_upload_bytes: int
     max_rows: int
     keepalive_requests: int
+    fast_path: bool
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -84,9 +99,9 @@ class Settings:
                 for key in os.environ.get("CHURN_API_KEYS", "").split(",")
                 if key.strip()
             ),
-            metrics_require_key=os.environ.get("CHURN_METRICS_REQUIRE_KEY", "").lower()
-            in {"1", "true", "yes"},
+            metrics_require_key=_flag("CHURN_METRICS_REQUIRE_KEY", default=False),
             max_upload_bytes=_int("CHURN_MAX_UPLOAD_MB", 256) << 20,
             max_rows=_int("CHURN_MAX_ROWS", 2_000_000),
             keepalive_requests=_int("CHURN_KEEPALIVE_REQUESTS", 100),
+            fast_path=_flag("CHURN_FAST_PATH", default=True),
         )

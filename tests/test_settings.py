@@ -26,6 +26,7 @@ def test_defaults_without_any_variable() -> None:
     assert settings.api_keys == ()
     assert settings.metrics_require_key is False
     assert settings.max_upload_bytes == 256 << 20
+    assert settings.fast_path is True
 
 
 def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -36,6 +37,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHURN_API_KEYS", " alpha, ,beta ")
     monkeypatch.setenv("CHURN_METRICS_REQUIRE_KEY", "yes")
     monkeypatch.setenv("CHURN_MAX_UPLOAD_MB", "1")
+    monkeypatch.setenv("CHURN_FAST_PATH", " Off ")
 
     settings = Settings.from_environment()
 
@@ -46,6 +48,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.api_keys == ("alpha", "beta")
     assert settings.metrics_require_key is True
     assert settings.max_upload_bytes == 1 << 20
+    assert settings.fast_path is False
 
 
 @pytest.mark.parametrize(
@@ -57,6 +60,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         # BentoML itself would stop the service with a traceback on a batch size of 1.
         ("CHURN_MAX_BATCH_SIZE", "1", "CHURN_MAX_BATCH_SIZE must be at least 2, not 1."),
         ("CHURN_LOG_FLUSH_MS", "-1", "CHURN_LOG_FLUSH_MS must be at least 0, not -1."),
+        ("CHURN_FAST_PATH", "maybe", "CHURN_FAST_PATH='maybe' is not true or false."),
         (
             "CHURN_LOG_LEVEL",
             "verbose",

@@ -1,0 +1,111 @@
+"""What the fast path hands on to the route behind it, and how (in-process ASGI calls).
+
+Over HTTP, tests/service/test_fastpath.py checks its answers against the routes'.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, NoReturn
+
+import pytest
+from pydantic import BaseModel
+
+from churn.fastpath import FastPath
+from churn.guard import Message
+from churn.schema import Customer
+from tests.factories import EXAMPLE_CUSTOMER
+
+
+class PredictInput(BaseModel):
+    customers: list[Customer]
+
+
+class RouteBehind:
+    """The app behind the fast path: reads the whole request as a route does, answers 299."""
+
+    def __init__(self) -> None:
+        self.received: list[Message] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        while True:
+            message = await receive()
+            self.received.append(message)
+            if message["type"] != "http.request" or not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b"route"})
+
+
+def never_scores() -> NoReturn:
+    pytest.fail("the fast path scored a request it should have handed on")
+
+
+def call(
+    messages: list[Message], *, method: str = "POST", path: str = "/v1/customer"
+) -> tuple[RouteBehind, list[Message]]:
+    behind = RouteBehind()
+    fast = FastPath(
+        behind,
+        predictor=never_scores,
+        predict_input=PredictInput,
+        max_batch_size=8,
+        max_latency_ms=1000,
+        server_header="test",
+    )
+    incoming = list(messages)
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    asyncio.run(fast(scope, receive, send))
+    return behind, sent
+
+
+def body(chunk: bytes, more: bool = False) -> Message:
+    return {"type": "http.request", "body": chunk, "more_body": more}
+
+
+@pytest.mark.parametrize("path", ["/v1/customer", "/v2/predict"])
+def test_a_body_that_does_not_fit_reaches_the_route_whole(path: str) -> None:
+    request = [body(b'{"Age": ', more=True), body(b'"old"}')]
+
+    behind, sent = call(request, path=path)
+
+    assert behind.received == request
+    assert sent[0]["status"] == 299
+
+
+def test_a_client_that_leaves_mid_body_is_handed_on_as_it_left() -> None:
+    request = [body(json.dumps(EXAMPLE_CUSTOMER)[:20].encode(), more=True)]
+
+    behind, _ = call(request)
+
+    assert behind.received == [*request, {"type": "http.disconnect"}]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/v1/customer"), ("POST", "/v1/customerbatch"), ("POST", "/v2/explain")],
+)
+def test_other_requests_pass_untouched(method: str, path: str) -> None:
+    request = [body(json.dumps(EXAMPLE_CUSTOMER).encode())]
+
+    behind, sent = call(request, method=method, path=path)
+
+    assert behind.received == request
+    assert sent[0]["status"] == 299
+
+
+def test_an_empty_customer_list_needs_no_batch() -> None:
+    behind, sent = call([body(b'{"customers": []}')], path="/v2/predict")
+
+    assert behind.received == []
+    assert sent[0]["status"] == 200
+    assert sent[1]["body"] == b"[]"
