@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any, NoReturn
 
 import pytest
 from pydantic import BaseModel
 
+from churn.api import Prediction
 from churn.fastpath import FastPath
 from churn.guard import Message
 from churn.schema import Customer
@@ -109,3 +111,57 @@ def test_an_empty_customer_list_needs_no_batch() -> None:
     assert behind.received == []
     assert sent[0]["status"] == 200
     assert sent[1]["body"] == b"[]"
+
+
+class SlowModel:
+    """Scores in 50 ms a batch, blocking the event loop as a heavy model would."""
+
+    def predict(self, customers: list[Customer]) -> list[Prediction]:
+        time.sleep(0.05)
+        return [
+            Prediction(
+                CustomerId=None,
+                churn_probability=0.5,
+                prediction="churn",
+                risk_band="high",
+                model_version="test",
+            )
+            for _ in customers
+        ]
+
+
+def test_requests_past_the_latency_budget_are_shed_with_a_503_in_the_error_shape() -> None:
+    model = SlowModel()
+    fast = FastPath(
+        RouteBehind(),
+        predictor=lambda: model,  # type: ignore[arg-type, return-value]
+        predict_input=PredictInput,
+        max_batch_size=2,
+        max_latency_ms=1,
+        server_header="test",
+    )
+    request = json.dumps({"customers": [EXAMPLE_CUSTOMER]}).encode()
+
+    async def one() -> list[Message]:
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return body(request)
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        scope = {"type": "http", "method": "POST", "path": "/v2/predict", "headers": []}
+        await fast(scope, receive, send)
+        return sent
+
+    async def many() -> list[list[Message]]:
+        return await asyncio.gather(*(one() for _ in range(20)))
+
+    answers = asyncio.run(many())
+
+    statuses = [sent[0]["status"] for sent in answers]
+    assert set(statuses) == {200, 503}
+    shed = next(sent for sent in answers if sent[0]["status"] == 503)
+    assert (b"retry-after", b"1") in shed[0]["headers"]
+    assert json.loads(shed[1]["body"])["error"] == "overloaded"
