@@ -154,5 +154,6 @@ if settings.fast_path:
         predict_input=cast(Any, ChurnService).apis["predict"].input_spec,
         max_batch_size=settings.max_batch_size,
         max_latency_ms=settings.max_latency_ms,
-        server_header="BentoML Service/churn",
+        # What BentoML's API path names itself with, so the answers match byte for byte.
+        server_header=f"BentoML Service/{cast(Any, ChurnService).name}",
     )
