@@ -32,9 +32,9 @@ from pydantic import BaseModel, ValidationError
 from churn.api import Prediction
 from churn.errors import ChurnError, Overloaded
 from churn.guard import App, Message, Receive, Scope, Send
-from churn.http import LEGACY_ANSWERS, error_response, predictions_json
+from churn.http import LEGACY_ANSWERS, error_response, parse_customer, predictions_json
 from churn.predictor import ChurnPredictor
-from churn.schema import Customer, CustomerFeatures
+from churn.schema import Customer
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram
@@ -121,9 +121,9 @@ class FastPath:
 
     async def _customer(self, body: bytes) -> bytes | None:
         try:
-            features = CustomerFeatures.model_validate_json(body)
-        except ValidationError:
-            return None
+            features = parse_customer(body)
+        except ChurnError:
+            return None  # the route answers it, with the same error
         return LEGACY_ANSWERS[self.predictor().is_churn(features)]
 
     async def _predict(self, body: bytes) -> bytes | None:
