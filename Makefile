@@ -48,12 +48,15 @@ clean: ## remove build output and caches (not the model store)
 # Options: make bench BENCH_ARGS="--seconds 15 --rows 1000000 --only single,batchable,csv"
 BENCH_ARGS ?=
 
-.PHONY: bench bench-inprocess
+.PHONY: bench bench-inprocess bench-latency
 bench: sync ## performance benchmark against the old Flask app (needs wrk)
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 bench-inprocess: sync ## each route's CPU per request inside the app, without HTTP
 	$(BIN)/python -m benchmarks.inprocess
+
+bench-latency: sync ## one client's latency on /v2/predict and /v1/customer, before and after bulk requests
+	$(BIN)/python -m benchmarks.latency $(BENCH_ARGS)
 
 # --- images and deployment (issue 5; owned by deploy/, see deploy/README.md) -------
 # make images [BASE_IMAGE=python:3.11-slim] [CONTAINER_BACKEND=docker|podman]
