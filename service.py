@@ -1,6 +1,6 @@
 """The churn Bento service: loads the verified model once per worker and delegates.
 
-Routes: `/v2/predict` (adaptive batching) and `/v2/explain` are BentoML APIs below; the
+Routes: `/v2/predict` (churn.batching) and `/v2/explain` are BentoML APIs below; the
 old Flask contract (`/v1/customer`, `/v1/customerbatch`), `/v2/predict-file` and
 `GET /v2/model` come from `churn.http.service_app`, mounted at the root. Every request
 passes `churn.guard.Guard` first; `churn.fastpath.FastPath` then answers well-formed
@@ -20,11 +20,14 @@ import bentoml
 # Imported once: `bentoml.<name>` goes through BentoML's lazy module loader on each use.
 from bentoml import get_current_service
 from bentoml.validators import ContentType
+from starlette.responses import Response
 
 from churn.api import Explanation, Prediction
+from churn.batching import Batcher
+from churn.errors import Overloaded
 from churn.fastpath import FastPath
 from churn.guard import Guard, replace_bentoml_timeout
-from churn.http import PredictionsAnswer, document_errors, service_app
+from churn.http import PredictionsAnswer, document_errors, error_response, service_app
 from churn.logs import configure_logging, flush_logs
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
@@ -71,6 +74,11 @@ def _current_predictor() -> ChurnPredictor:
     return service.predictor
 
 
+def _current_batcher() -> Batcher:
+    service: ChurnService = get_current_service()
+    return service.batcher
+
+
 @bentoml.service(
     name="churn",
     workers=settings.workers,
@@ -89,6 +97,12 @@ class ChurnService:
         # Raises ModelIntegrityError, and the worker does not start, unless the stored
         # pickle still has the digest recorded when it was imported.
         self.predictor = ChurnPredictor(load_stored(self.model))
+        # The worker's one batching queue for /v2/predict, the API's and the fast path's.
+        self.batcher = Batcher(
+            self.predictor.predict,
+            max_batch_size=settings.max_batch_size,
+            max_latency_ms=settings.max_latency_ms,
+        )
         # BentoML looks each API method up on this instance twice per request, and every
         # lookup builds the method's wrappers anew (`APIMethod.__get__`: a new signature,
         # functools.wraps): a tenth of a `/v2/predict` request's CPU (benchmarks/README.md).
@@ -115,22 +129,20 @@ class ChurnService:
         """The access lines still waiting for their batch (churn.logs), before the worker ends."""
         flush_logs()
 
-    @bentoml.api(
-        route="/v2/predict",
-        batchable=True,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.max_latency_ms,
-        output_spec=PredictionsAnswer,
-    )
-    async def predict(self, customers: list[Customer]) -> list[Prediction]:
+    # Not BentoML's `batchable`: its dispatcher holds single requests for a wait it
+    # learns, and bulk requests teach it a long one (churn/batching.py).
+    @bentoml.api(route="/v2/predict", output_spec=PredictionsAnswer)
+    async def predict(self, customers: list[Customer]) -> list[Prediction] | Response:
         """Churn probability, label, risk band and model version for each customer.
 
         Send `{"customers": [customer, ...]}`; single customers from many clients are
-        batched together adaptively.
+        batched together while the service is busy.
         """
-        # A batch costs well under a millisecond: scoring on the event loop is cheaper
-        # than handing every batch to a worker thread.
-        return self.predictor.predict(customers)
+        try:
+            return await self.batcher(customers)
+        except Overloaded as error:
+            # BentoML would answer an exception of ours with a 500.
+            return error_response(error)
 
     @bentoml.api(route="/v2/explain")
     def explain(self, customer: Customer) -> JSONOf[Explanation]:
@@ -151,9 +163,8 @@ if settings.fast_path:
     cast(Any, ChurnService).add_asgi_middleware(
         FastPath,
         predictor=_current_predictor,
+        batcher=_current_batcher,
         predict_input=cast(Any, ChurnService).apis["predict"].input_spec,
-        max_batch_size=settings.max_batch_size,
-        max_latency_ms=settings.max_latency_ms,
         # What BentoML's API path names itself with, so the answers match byte for byte.
         server_header=f"BentoML Service/{cast(Any, ChurnService).name}",
     )

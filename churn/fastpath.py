@@ -7,56 +7,32 @@ layers themselves (benchmarks/README.md, "The fast path"). `FastPath` answers a 
 whose body fits the route's schema with the same scoring and the same answer bytes, and
 hands every other request on, its body replayed, to the route behind it, so that each
 error still has one source: the route that documents it. Its one answer of its own is
-the 503 of `churn.errors.Overloaded`, when adaptive batching sheds a request.
+the 503 of `churn.errors.Overloaded`, when batching sheds a request.
 
 Everything in front of it still applies: the guard (API keys, body limits, request id,
 access log), BentoML's metrics and tracing middlewares, and the request time limit.
-`/v2/predict` is still batched adaptively, by BentoML's own dispatcher with the API's
-`max_batch_size` and `max_latency_ms`; only BentoML's per-request wrapping is skipped.
-The dispatcher is not in BentoML's public API (`bentoml._internal`): uv.lock pins the
-version it was written against, and tests/service/test_fastpath.py checks that
-batches form. `CHURN_FAST_PATH=false` turns the fast path off and every request goes
-through the routes; the same tests check that both ways answer alike.
+`/v2/predict` goes through the worker's one `churn.batching.Batcher`, the same one the
+BentoML API uses; only BentoML's per-request wrapping is skipped.
+`CHURN_FAST_PATH=false` turns the fast path off and every request goes through the
+routes; tests/service/test_fastpath.py checks that both ways answer alike.
 """
 
 from __future__ import annotations
 
 import collections
-import functools
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, NoReturn, cast
+from collections.abc import Awaitable, Callable
 
-from bentoml._internal.marshal.dispatcher import CorkDispatcher
 from pydantic import BaseModel, ValidationError
 
-from churn.api import Prediction
-from churn.errors import ChurnError, Overloaded
+from churn.batching import Batcher
+from churn.errors import ChurnError
 from churn.guard import App, Message, Receive, Scope, Send
 from churn.http import LEGACY_ANSWERS, error_response, parse_customer, predictions_json
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
 
-if TYPE_CHECKING:
-    from prometheus_client import Histogram
-
 _JSON_HEADER = (b"content-type", b"application/json")
 Answer = Callable[[bytes], Awaitable[bytes | None]]
-
-
-@functools.cache
-def batch_sizes() -> Histogram:
-    # Imported here, once the worker runs: prometheus_client settles on single- or
-    # multi-process mode when first imported, and a BentoML worker sets
-    # PROMETHEUS_MULTIPROC_DIR only after importing service.py (bentoml/metrics.py).
-    import prometheus_client
-
-    # Scoring a batch takes well under a millisecond, so a batch rarely holds more than
-    # a worker's concurrent clients; the buckets resolve that range.
-    return prometheus_client.Histogram(
-        "churn_predict_batch_size",
-        "Customers scored in one call by /v2/predict's adaptive batching.",
-        buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, float("inf")),
-    )
 
 
 class FastPath:
@@ -65,28 +41,16 @@ class FastPath:
         app: App,
         *,
         predictor: Callable[[], ChurnPredictor],
+        batcher: Callable[[], Batcher],
         predict_input: type[BaseModel],
-        max_batch_size: int,
-        max_latency_ms: int,
         server_header: str,
     ) -> None:
         self.app = app
         self.predictor = predictor
-        self.batch_sizes = batch_sizes()
+        self.batcher = batcher
         # BentoML's own input model of `/v2/predict`: the fast path accepts exactly what
         # the API accepts.
         self.predict_input = predict_input
-        dispatcher: CorkDispatcher[list[Customer], list[Prediction]] = CorkDispatcher(
-            max_latency_in_ms=max_latency_ms,
-            max_batch_size=max_batch_size,
-            fallback=_shed,
-            get_batch_size=len,
-        )
-        # Typed as maybe None; it returns the batch's answer or raises (the fallback too).
-        self.batched = cast(
-            Callable[[list[Customer]], Awaitable[list[Prediction]]],
-            dispatcher(self._score_batches),
-        )
         # The headers each route's framework answer has: FastAPI adds none of its own to
         # `/v1/customer`; BentoML names itself on its APIs.
         self.routes: dict[str, tuple[Answer, list[tuple[bytes, bytes]]]] = {
@@ -134,26 +98,7 @@ class FastPath:
             ).customers  # type: ignore[attr-defined]
         except ValidationError:
             return None
-        if not customers:
-            return predictions_json([])
-        return predictions_json(await self.batched(customers))
-
-    async def _score_batches(self, batches: Sequence[list[Customer]]) -> list[list[Prediction]]:
-        customers = [customer for batch in batches for customer in batch]
-        self.batch_sizes.observe(len(customers))
-        predictions = self.predictor().predict(customers)
-        answers, start = [], 0
-        for batch in batches:
-            answers.append(predictions[start : start + len(batch)])
-            start += len(batch)
-        return answers
-
-
-def _shed() -> NoReturn:
-    raise Overloaded(
-        "The service is too busy to answer within its latency budget "
-        "(CHURN_MAX_LATENCY_MS); try again shortly."
-    )
+        return predictions_json(await self.batcher()(customers))
 
 
 async def _read_body(receive: Receive, messages: list[Message]) -> bytes | None:

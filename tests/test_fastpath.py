@@ -14,6 +14,7 @@ import pytest
 from pydantic import BaseModel
 
 from churn.api import Prediction
+from churn.batching import Batcher
 from churn.fastpath import FastPath
 from churn.guard import Message
 from churn.schema import Customer
@@ -40,7 +41,7 @@ class RouteBehind:
         await send({"type": "http.response.body", "body": b"route"})
 
 
-def never_scores() -> NoReturn:
+def never_scores(*_: object) -> NoReturn:
     pytest.fail("the fast path scored a request it should have handed on")
 
 
@@ -48,12 +49,12 @@ def call(
     messages: list[Message], *, method: str = "POST", path: str = "/v1/customer"
 ) -> tuple[RouteBehind, list[Message]]:
     behind = RouteBehind()
+    batcher = Batcher(never_scores, max_batch_size=8, max_latency_ms=1000)
     fast = FastPath(
         behind,
         predictor=never_scores,
+        batcher=lambda: batcher,
         predict_input=PredictInput,
-        max_batch_size=8,
-        max_latency_ms=1000,
         server_header="test",
     )
     incoming = list(messages)
@@ -114,10 +115,10 @@ def test_an_empty_customer_list_needs_no_batch() -> None:
 
 
 class SlowModel:
-    """Scores in 50 ms a batch, blocking the event loop as a heavy model would."""
+    """Scores in 200 ms a batch, blocking the event loop as a heavy model would."""
 
     def predict(self, customers: list[Customer]) -> list[Prediction]:
-        time.sleep(0.05)
+        time.sleep(0.2)
         return [
             Prediction(
                 CustomerId=None,
@@ -131,13 +132,14 @@ class SlowModel:
 
 
 def test_requests_past_the_latency_budget_are_shed_with_a_503_in_the_error_shape() -> None:
-    model = SlowModel()
+    # The first request is scored at once; the next two, queued meanwhile, form the next
+    # batch; the rest have waited 200 ms, past the budget, by the time theirs is formed.
+    batcher = Batcher(SlowModel().predict, max_batch_size=2, max_latency_ms=100)
     fast = FastPath(
         RouteBehind(),
-        predictor=lambda: model,  # type: ignore[arg-type, return-value]
+        predictor=never_scores,
+        batcher=lambda: batcher,
         predict_input=PredictInput,
-        max_batch_size=2,
-        max_latency_ms=1,
         server_header="test",
     )
     request = json.dumps({"customers": [EXAMPLE_CUSTOMER]}).encode()
@@ -161,7 +163,7 @@ def test_requests_past_the_latency_budget_are_shed_with_a_503_in_the_error_shape
     answers = asyncio.run(many())
 
     statuses = [sent[0]["status"] for sent in answers]
-    assert set(statuses) == {200, 503}
+    assert statuses == [200] * 3 + [503] * 17
     shed = next(sent for sent in answers if sent[0]["status"] == 503)
     assert (b"retry-after", b"1") in shed[0]["headers"]
     assert json.loads(shed[1]["body"])["error"] == "overloaded"

@@ -1,24 +1,20 @@
 """The fast path (churn.fastpath) against the routes it stands in front of, over HTTP.
 
 The session's live service runs with the fast path on, as shipped; a second service
-runs with CHURN_FAST_PATH=false, where every request goes through BentoML's and
-FastAPI's routes. Both must answer every request alike, byte for byte.
+(`routes_only`, tests/service/conftest.py) runs with CHURN_FAST_PATH=false, where every
+request goes through BentoML's and FastAPI's routes. Both must answer every request
+alike, byte for byte. tests/service/test_batching.py checks batching, both ways.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveService, start_service, stop, wait_for
+from tests.conftest import LiveService
 from tests.factories import EXAMPLE_CUSTOMER, make_customer
 
 JSON = {"content-type": "application/json"}
@@ -50,21 +46,6 @@ REQUESTS: list[tuple[str, dict[str, str], bytes]] = [
 ]
 
 
-@pytest.fixture(scope="module")
-def routes_only(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service with the fast path off, in a BentoML home of its own: a server clears
-    the metrics directory of its home when it starts, which would reset the other's."""
-    scratch = tmp_path_factory.mktemp("routes-only")
-    home = scratch / "bentoml"
-    shutil.copytree(bundled_store / "models", home / "models")
-    url, process = start_service(home, scratch / "service.log", {"CHURN_FAST_PATH": "false"})
-    try:
-        wait_for(url + "/readyz", process)
-        yield url
-    finally:
-        stop(process)
-
-
 def answer(url: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
     response = httpx.post(url + path, headers=headers, content=body, timeout=60)
     return {
@@ -85,44 +66,3 @@ def test_the_fast_path_answers_as_the_routes_do(
     fast = answer(live_service.url, path, headers, body)
     assert fast == answer(routes_only, path, headers, body)
     assert fast["status"] < 500
-
-
-def batch_sizes(url: str) -> tuple[float, float]:
-    """(customers scored, batches) from the fast path's histogram on /metrics."""
-    metrics = httpx.get(f"{url}/metrics").text
-    values = dict(re.findall(r"^churn_predict_batch_size_(sum|count) (\S+)$", metrics, re.M))
-    return float(values["sum"]), float(values["count"])
-
-
-def test_concurrent_single_customer_requests_are_batched(live_service: LiveService) -> None:
-    clients, rounds = 64, 5
-
-    async def drive() -> list[int]:
-        limits = httpx.Limits(max_connections=clients)
-        async with httpx.AsyncClient(
-            base_url=live_service.url, limits=limits, timeout=60
-        ) as client:
-            statuses = []
-            for _ in range(rounds):
-                answers = await asyncio.gather(
-                    *(
-                        client.post(
-                            "/v2/predict", json={"customers": [make_customer(CustomerId=n)]}
-                        )
-                        for n in range(clients)
-                    )
-                )
-                assert [a.json()[0]["CustomerId"] for a in answers] == [
-                    str(n) for n in range(clients)
-                ]
-                statuses += [a.status_code for a in answers]
-            return statuses
-
-    customers_before, batches_before = batch_sizes(live_service.url)
-    statuses = asyncio.run(drive())
-    customers, batches = batch_sizes(live_service.url)
-
-    assert statuses == [200] * clients * rounds
-    # Every customer scored exactly once, in fewer calls than customers.
-    assert customers - customers_before == clients * rounds
-    assert batches - batches_before < clients * rounds
