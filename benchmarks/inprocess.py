@@ -5,14 +5,14 @@
 Builds the app `bentoml serve` runs (`ChurnService.to_asgi`, with every middleware, on a
 throw-away BENTOML_HOME holding the bundled model), runs its start-up, and calls it
 directly with ASGI messages: `/livez` and `/v1/customer` from 16 concurrent callers,
-`/v2/predict` with one customer per call from 64, so that BentoML batches them. Each
+`/v2/predict` with one customer per call from 64, so that they are batched. Each
 figure is the process's CPU time per request, which other jobs on the machine move less
 than they move requests per second; the rounds are interleaved and the table shows
 medians.
 
 What it leaves out is much the same for every route: uvicorn, its HTTP parser and the
 sockets. What it shows is where the routes differ: the fast path (churn.fastpath) for
-`/v1/customer` and `/v2/predict`, with adaptive batching for the second; with
+`/v1/customer` and `/v2/predict`, with batching (churn.batching) for the second; with
 CHURN_FAST_PATH=false, FastAPI and our handler for the first, BentoML's API path for
 the second.
 `--profile ROUTE` prints cProfile's cumulative table for one route instead. See

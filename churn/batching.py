@@ -4,16 +4,22 @@ One `Batcher` per worker scores every `/v2/predict` request, from the fast path
 (churn.fastpath) and from the BentoML API (service.py) alike.
 
 Why not BentoML's adaptive dispatcher (`CorkDispatcher`, bentoml._internal.marshal),
-which batched `/v2/predict` until issue 17: it fits `duration = o_a * n + o_b` to its
+which batched `/v2/predict` until issue 17. It fits `duration = o_a * n + o_b` to its
 last 50 batches and learns `wait`, the mean time the first request of a batch spent
-queued; every millisecond it holds a lone request until `n * (age + 1 ms + o_a)` exceeds
-`0.95 * wait`. That wait feeds itself. The chunks of a bulk request queue behind one
-another (a chunk keeps the bulk's arrival time), so their waits are whole scoring times;
-from then on each single request is held for 0.95 of the learnt wait plus the polling
-and loop overhead, and that is the next wait: it settles where `0.05 * wait` equals
-that overhead, 20 times it, and never returns to zero. Measured: after three bulk
-requests of 30,000 customers, one client's single-customer request took 79 ms (p50)
-instead of 0.6, and stayed there (benchmarks/README.md, "Latency of single requests").
+queued; polling every millisecond, it holds a request until `n * (age + 1 ms + o_a)`
+passes `0.95 * wait`. That wait feeds itself:
+- The chunks of a bulk request (cut at `max_batch_size`) queue one behind another and
+  keep the bulk's arrival time, so their waits are whole scoring times: after a bulk
+  request of 30,000 customers the learnt wait is tens to hundreds of milliseconds.
+- Every lone request is then held for 0.95 of it, plus what the hold overshoots (the
+  1 ms tick, a busy loop), and that is the next sample. The wait is refitted at most
+  every 5 s and falls by at most 5% each time, and not at all once 5% of it is less
+  than the overshoot: it settles at about 20 times the overshoot.
+- No setting changes that: its one bound on a hold is `max_latency_ms`, reached by
+  shedding requests with 503s.
+Measured (issue 17, benchmarks/README.md "Latency of single requests"): one client's
+single-customer request took 0.6 ms before three bulk requests and 79 ms (p50) after,
+and stayed there; on a loaded machine, 559 ms.
 
 The design here has no timer and nothing learnt. Scoring runs on the event loop (a
 batch costs well under a millisecond; a thread hop per batch costs more), so the loop

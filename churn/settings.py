@@ -4,8 +4,8 @@
 | --- | --- | --- |
 | CHURN_WORKERS | 2 | server worker processes (one per core is right for this model) |
 | CHURN_TIMEOUT_SECONDS | 120 | request timeout; a 1,000,000-row file takes a few seconds |
-| CHURN_MAX_BATCH_SIZE | 512 | adaptive batching: most customers scored in one call (at least 2) |
-| CHURN_MAX_LATENCY_MS | 10000 | adaptive batching: latency budget before BentoML sheds load |
+| CHURN_MAX_BATCH_SIZE | 512 | batching: most customers gathered from many requests (at least 2) |
+| CHURN_MAX_LATENCY_MS | 10000 | batching: a queued request waiting this long gets a 503 |
 | CHURN_MODEL_TAG | churn_model:latest | which model in the store the service packs and loads |
 | CHURN_LOG_LEVEL | INFO | level of the churn.* loggers (the access log is INFO) |
 | CHURN_LOG_FLUSH_MS | 500 | longest an INFO line waits to be written with others (0: at once) |
@@ -88,7 +88,7 @@ class Settings:
         return cls(
             workers=_int("CHURN_WORKERS", 2),
             timeout_seconds=_int("CHURN_TIMEOUT_SECONDS", 120),
-            # BentoML refuses a batchable API whose batches hold fewer than two.
+            # One would be no batching at all (churn.batching).
             max_batch_size=_int("CHURN_MAX_BATCH_SIZE", 512, minimum=2),
             max_latency_ms=_int("CHURN_MAX_LATENCY_MS", 10_000),
             model_tag=os.environ.get("CHURN_MODEL_TAG", "churn_model:latest"),
