@@ -27,7 +27,7 @@ from churn.batching import Batcher
 from churn.errors import Overloaded
 from churn.fastpath import FastPath
 from churn.guard import Guard, replace_bentoml_timeout
-from churn.http import PredictionsAnswer, document_errors, error_response, service_app
+from churn.http import PredictionsAnswer, error_response, openapi_document, service_app
 from churn.logs import configure_logging, flush_logs
 from churn.predictor import ChurnPredictor
 from churn.schema import Customer
@@ -66,7 +66,11 @@ def _api_names() -> list[str]:
 
 @functools.cache
 def _openapi() -> dict[str, Any]:
-    return document_errors(cast(Any, ChurnService).openapi_spec.asdict(), _api_paths())
+    return openapi_document(
+        cast(Any, ChurnService).openapi_spec.asdict(),
+        _api_paths(),
+        model_version=_current_predictor().version,
+    )
 
 
 def _current_predictor() -> ChurnPredictor:

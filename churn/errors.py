@@ -103,6 +103,13 @@ class NotFound(ChurnError):
     code = "not_found"
 
 
+class NotAcceptable(ChurnError):
+    """The Accept header admits none of the media types the route can answer in."""
+
+    status_code = 406
+    code = "not_acceptable"
+
+
 class MethodNotAllowed(ChurnError):
     status_code = 405
     code = "method_not_allowed"

@@ -15,6 +15,10 @@ One pure-ASGI middleware, so that it costs microseconds per request:
 - An unknown route (404) or method (405) is answered in the service's error shape,
   naming the path and the methods it takes; the routers answer them in plain text or
   FastAPI's `{"detail"}`.
+- Repeated slashes in the path are merged (`//v1/customer` is `/v1/customer`) before
+  anything behind the guard reads it, in `path` and `raw_path` alike: the old
+  notebook joins its root URL, which ends in `/`, with `"/v1/customer"`, and the old
+  Flask app answered it. Nothing else in the path is rewritten (`merged_slashes`).
 - Keep-alive connections are recycled: each answer closes its connection with
   probability 1 / `CHURN_KEEPALIVE_REQUESTS`, as nginx's `keepalive_requests` does. The
   workers share one listening socket and the first to wake accepts a whole burst of
@@ -66,6 +70,8 @@ OPEN_PREFIXES = ("/static_content/", "/assets/")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _ROUTING_STATUSES = frozenset({NotFound.status_code, MethodNotAllowed.status_code})
 _PATH_CHARS = 200
+_SLASHES = re.compile("//+")
+_RAW_SLASHES = re.compile(rb"//+")
 
 
 class Guard:
@@ -93,6 +99,7 @@ class Guard:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
+        scope = merged_slashes(scope)
         headers = dict(scope.get("headers") or [])
         supplied = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = supplied if _REQUEST_ID.match(supplied) else uuid.uuid4().hex[:16]
@@ -270,6 +277,26 @@ def replace_bentoml_timeout() -> None:
     from bentoml._internal.server.http import traffic
 
     traffic.TimeoutMiddleware = RequestTimeout  # type: ignore[misc,assignment]
+
+
+def merged_slashes(scope: Scope) -> Scope:
+    """The scope with each run of slashes in its path merged into one.
+
+    Merged in `raw_path` (the bytes the client sent), and `path` decoded from the result
+    as the server decodes it, so the two still agree. Only slashes sent as slashes are
+    merged: an encoded one (`%2F`) is data, and a trailing slash, a dot segment
+    (`/./`, `/../`) or a letter's case are left as sent. A copy, as ASGI asks of a
+    middleware that changes the scope; most requests have no repeated slash and pass
+    as they are.
+    """
+    raw: bytes | None = scope.get("raw_path")
+    if raw is None:  # optional in ASGI; then the decoded path is all there is
+        path: str = scope["path"]
+        return {**scope, "path": _SLASHES.sub("/", path)} if "//" in path else scope
+    if b"//" not in raw:
+        return scope
+    merged = _RAW_SLASHES.sub(b"/", raw)
+    return {**scope, "raw_path": merged, "path": urllib.parse.unquote(merged.decode("latin-1"))}
 
 
 def _json_answers_whole(send: Send) -> Send:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import importlib.metadata
 import os
 import shutil
 import tempfile
@@ -28,7 +29,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 
 from churn.api import ErrorBody, FileResults, LegacyPrediction, ModelInfo, Prediction
 from churn.batch import OutputFormat, flask_json_bytes, score_file, score_legacy_file
-from churn.errors import BadRequest, ChurnError, InvalidInput, Problem
+from churn.errors import BadRequest, ChurnError, InvalidInput, NotAcceptable, Problem
 from churn.predictor import ChurnPredictor
 from churn.schema import SPECS_BY_NAME, CustomerFeatures
 
@@ -173,14 +174,28 @@ def _upload_body(extra: dict[str, Any] | None = None) -> dict[str, Any]:
     }
 
 
-def document_errors(spec: dict[str, Any], api_paths: frozenset[str]) -> dict[str, Any]:
-    """BentoML's OpenAPI document, with the error answers its APIs really give.
+def openapi_document(
+    spec: dict[str, Any], api_paths: frozenset[str], *, model_version: str
+) -> dict[str, Any]:
+    """BentoML's OpenAPI document, made to state the service's contract.
 
-    BentoML documents its validation error with a `detail` string; the guard sends our
-    `ErrorBody` instead (400 for a body that is not JSON, 422 for values that break the
-    schema), and can answer 401, 411, 413 and 415 before BentoML runs.
+    - OpenAPI 3.1, not the 3.0.2 BentoML writes: the schemas are pydantic's, in JSON
+      Schema 2020-12 (an optional field is `anyOf` with `{"type": "null"}`), which is
+      3.1's dialect and invalid in 3.0.
+    - `info` says what the service is and which build: the package's version with the
+      model's as build metadata (BentoML writes "None" and its own badges).
+    - BentoML's APIs: their body is required, and their errors are ours. BentoML
+      documents its validation error with a `detail` string; the guard sends our
+      `ErrorBody` instead (400 for a body that is not JSON, 422 for values that break
+      the schema), and can answer 401, 411, 413 and 415 before BentoML runs.
     """
     spec = copy.deepcopy(spec)
+    spec["openapi"] = "3.1.0"
+    spec["info"] = {
+        "title": spec.get("info", {}).get("title", "churn"),
+        "version": f"{importlib.metadata.version('churn')}+model.{model_version}",
+        "description": _DESCRIPTION,
+    }
     schemas = spec.setdefault("components", {}).setdefault("schemas", {})
     for name, schema in ErrorBody.model_json_schema(ref_template=_REF).get("$defs", {}).items():
         schemas[name] = schema
@@ -190,6 +205,8 @@ def document_errors(spec: dict[str, Any], api_paths: frozenset[str]) -> dict[str
     error = {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}}
     for path in api_paths:
         operation = spec["paths"][path]["post"]
+        # BentoML leaves it optional, but an empty body is a 422 (its fields are required).
+        operation["requestBody"]["required"] = True
         responses = {str(status): answer for status, answer in operation["responses"].items()}
         for status in (400, 401, 411, 413, 415, 422):
             responses[str(status)] = {"description": _WORDS[status], "content": error}
@@ -197,10 +214,23 @@ def document_errors(spec: dict[str, Any], api_paths: frozenset[str]) -> dict[str
     return spec
 
 
+_DESCRIPTION = (
+    "The bank's churn model (a scikit-learn pipeline with XGBoost) as a service: the churn "
+    "risk of retail customers, one at a time or a whole file.\n\n"
+    "- `/v1/customer` and `/v1/customerbatch` keep the old Flask service's contract, "
+    "byte for byte.\n"
+    "- `/v2/predict` gives each customer's churn probability, label, risk band and the "
+    "model version; `/v2/predict-file` scores a CSV upload and accounts for every row; "
+    "`/v2/explain` gives the factors behind one customer's risk; `/v2/model` describes "
+    "the model and its feature schema.\n\n"
+    "Every error is JSON in one shape (`ErrorBody`): a 4xx names the field or row and what "
+    "it allows. When the service has API keys, send `Authorization: Bearer <key>`."
+)
 _REF = "#/components/schemas/{model}"
 _WORDS = {
     400: "The request cannot be read (not JSON, not a CSV, no file).",
     401: "An API key is required or was not valid (when CHURN_API_KEYS is set).",
+    406: "The Accept header admits none of the media types the route answers in.",
     411: "A body was sent without Content-Length.",
     413: "The body or the file is larger than the service accepts.",
     415: "The route takes a JSON body.",
@@ -269,27 +299,42 @@ def service_app(
         summary="Score a CSV upload, accounting for every row",
         description=(
             "Upload a CSV in the field `file`. Valid rows are scored; invalid rows come back "
-            "with their row number and reasons; rows in = rows scored + rows rejected. "
-            "CSV by default (the summary is in the X-Rows-In, X-Rows-Scored, X-Rows-Rejected "
-            "and X-Predicted-Churn headers); JSON with the form field `format=json`."
+            "with their row number and reasons; rows in = rows scored + rows rejected (also in "
+            "the X-Rows-In, X-Rows-Scored, X-Rows-Rejected and X-Predicted-Churn headers).\n\n"
+            + _NEGOTIATION
         ),
         response_class=FileResponse,
         responses={
             200: {
-                "description": "One result per input row.",
-                "content": {
-                    "text/csv": {"schema": {"type": "string"}},
-                    "application/json": {"schema": FileResults.model_json_schema()},
-                },
+                "description": "One result per input row, as CSV or as JSON.",
+                # FastAPI puts `model` under application/json, as a reference to the
+                # document's components (an inline schema's own `$defs` would not resolve).
+                "model": FileResults,
+                "content": {"text/csv": {"schema": {"type": "string"}}},
             },
-            **_errors(400, 401, 411, 413, 422),
+            **_errors(400, 401, 406, 411, 413, 422),
         },
-        openapi_extra=_upload_body({"format": {"type": "string", "enum": ["csv", "json"]}}),
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "format",
+                    "in": "query",
+                    "required": False,
+                    "description": "csv or json; overrides Accept.",
+                    "schema": _FORMAT_SCHEMA,
+                }
+            ],
+            **_upload_body({"format": {**_FORMAT_SCHEMA, "description": "As ?format."}}),
+        },
     )
     async def predict_file(request: Request) -> Response:
         path, fields = await save_upload(request)
         try:
-            output_format = _output_format(fields)
+            output_format = negotiated_format(
+                request.query_params.getlist("format"),
+                fields.get("format"),
+                ",".join(request.headers.getlist("accept")),
+            )
         except ChurnError:
             path.unlink()
             raise
@@ -312,6 +357,8 @@ def service_app(
             media_type="text/csv" if output_format == "csv" else JSON,
             filename=f"churn-predictions.{output_format}",
             headers={
+                # The answer's type can follow Accept: a cache must not reuse it for another.
+                "Vary": "Accept",
                 "X-Rows-In": str(summary.rows_in),
                 "X-Rows-Scored": str(summary.rows_scored),
                 "X-Rows-Rejected": str(summary.rows_rejected),
@@ -333,13 +380,101 @@ def service_app(
     return app
 
 
-def _output_format(fields: dict[str, str]) -> OutputFormat:
-    value = fields.get("format", "csv")
-    if value == "csv":
+_MEDIA_TYPES: dict[OutputFormat, str] = {"csv": "text/csv", "json": JSON}  # preferred first
+_FORMAT_SCHEMA = {"type": "string", "enum": list(_MEDIA_TYPES)}
+_NEGOTIATION = (
+    "The answer is CSV or JSON. An explicit choice wins: the query parameter `?format=` "
+    "or the form field `format` (`csv` or `json`; if both are sent they must agree, or the "
+    "answer is a 422 naming both). Otherwise the `Accept` header decides, with q-values: "
+    "`text/csv`, `text/*` or `*/*` gives CSV, `application/json` or `application/*` gives "
+    "JSON; on a tie the more specific media range wins, then CSV. No Accept header, or one "
+    "that cannot be parsed, gives CSV. An Accept header that admits neither is a 406."
+)
+
+
+def negotiated_format(query: list[str], form: str | None, accept: str) -> OutputFormat:
+    """The output format of `/v2/predict-file`, by the precedence in `_NEGOTIATION`.
+
+    `query` holds every `format` query parameter sent, `form` the form field (the
+    upload reader has refused it sent twice), `accept` the Accept header(s) joined.
+    A value other than csv or json is a 422, as any value outside a documented enum is;
+    406 is for Accept, which client libraries send without the caller choosing it.
+    """
+    if len(query) > 1:
+        raise BadRequest("Send the query parameter 'format' once.")
+    if query and form is not None and query[0] != form:
+        raise InvalidInput(
+            f"The query parameter format={query[0]} and the form field format={form} "
+            "disagree; send one of them, or the same in both.",
+            [
+                Problem(f"is {query[0]!r}, the form field format {form!r}", field="query.format"),
+                Problem(f"is {form!r}, the query parameter format {query[0]!r}", field="format"),
+            ],
+        )
+    if query or form is not None:
+        field, where = ("query.format", "query parameter") if query else ("format", "form field")
+        value = query[0] if query else form
+        if value not in _MEDIA_TYPES:
+            raise InvalidInput(
+                f"The {where} 'format' must be csv or json.",
+                [Problem("is not allowed", field=field, allowed="csv, json")],
+            )
+        return value
+    return _accepted(accept)
+
+
+def _accepted(accept: str) -> OutputFormat:
+    """The format the Accept header prefers (RFC 9110, section 12.5.1).
+
+    A media type's quality is that of the most specific range that matches it; the
+    format of highest quality wins, then the one matched more specifically, then CSV.
+    """
+    ranges = [parsed for part in accept.split(",") if (parsed := _media_range(part))]
+    if not ranges:
         return "csv"
-    if value == "json":
-        return "json"
-    raise InvalidInput(
-        "The form field 'format' must be csv or json.",
-        [Problem("is not allowed", field="format", allowed="csv, json")],
-    )
+    ranked: list[tuple[float, int, int, OutputFormat]] = []
+    for preference, (output_format, media_type) in enumerate(_MEDIA_TYPES.items()):
+        matches = [
+            (_specificity(media_range), quality)
+            for media_range, quality in ranges
+            if media_range in (media_type, media_type.split("/")[0] + "/*", "*/*")
+        ]
+        if matches:
+            specificity, quality = max(matches)
+            if quality > 0:
+                ranked.append((quality, specificity, -preference, output_format))
+    if not ranked:
+        shown = accept if len(accept) <= _ACCEPT_CHARS else accept[:_ACCEPT_CHARS] + "..."
+        raise NotAcceptable(
+            f"This route answers in text/csv or application/json, and the Accept header "
+            f"({shown}) admits neither; send Accept: text/csv or application/json, or "
+            "?format=csv or ?format=json.",
+            [Problem("admits neither", field="Accept", allowed="text/csv, application/json")],
+        )
+    return max(ranked)[3]
+
+
+def _specificity(media_range: str) -> int:
+    return 0 if media_range == "*/*" else 1 if media_range.endswith("/*") else 2
+
+
+def _media_range(part: str) -> tuple[str, float] | None:
+    """One element of an Accept header as (type/subtype, quality), or None if malformed."""
+    media_range, *parameters = (piece.strip() for piece in part.split(";"))
+    kind, slash, subtype = media_range.lower().partition("/")
+    if not (kind and slash and subtype) or (kind == "*" and subtype != "*"):
+        return None
+    quality = 1.0
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "q":
+            try:
+                quality = float(value.strip())
+            except ValueError:
+                return None
+            if not 0 <= quality <= 1:
+                return None
+    return f"{kind}/{subtype}", quality
+
+
+_ACCEPT_CHARS = 200

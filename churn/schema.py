@@ -36,22 +36,35 @@ def _whole_float_to_int(value: Any) -> Any:
     return value
 
 
+# Placed after the bounds in each `Annotated`: it still runs first, and pydantic then
+# publishes the bounds as JSON Schema's `minimum`/`maximum`. Placed before them, it
+# publishes `ge`/`le`, which no JSON Schema tool knows, and generated clients and
+# fuzzers take CreditScore 0 for valid.
 WholeNumber = BeforeValidator(_whole_float_to_int)
-Flag = Annotated[int, WholeNumber, Field(ge=0, le=1, strict=True)]
+Flag = Annotated[int, Field(ge=0, le=1, strict=True), WholeNumber]
 
 
 def _id_to_text(value: Any) -> Any:
     # Bank ids arrive as JSON numbers from some clients and as text from others; the
     # old service keyed its answers by the id's text, so text is the canonical form.
+    # A whole number sent as a float is the integer, as for the features.
+    value = _whole_float_to_int(value)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
 
 
+_ID_CHARS = 64
+_ID_TEXT = StringConstraints(min_length=1, max_length=_ID_CHARS, pattern=r"^[^\x00-\x1f\x7f]+$")
+# An integer id becomes its text, so it may have as many characters, its sign included.
+_ID_NUMBER = Annotated[int, Field(ge=1 - 10 ** (_ID_CHARS - 1), le=10**_ID_CHARS - 1)]
+# The validator comes after the constraints, as WholeNumber does, so that pydantic
+# publishes them all (before them, it left the pattern out), and it publishes what
+# clients may send: text, or an integer.
 CustomerIdText = Annotated[
     str,
-    BeforeValidator(_id_to_text),
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    _ID_TEXT,
+    BeforeValidator(_id_to_text, json_schema_input_type=Annotated[str, _ID_TEXT] | _ID_NUMBER),
 ]
 
 
@@ -61,14 +74,14 @@ class CustomerFeatures(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     CreditScore: Annotated[
-        int, WholeNumber, Field(ge=300, le=900, strict=True, description="Credit score (300-900).")
+        int, Field(ge=300, le=900, strict=True, description="Credit score (300-900)."), WholeNumber
     ]
     Geography: GeographyName = Field(description="Country of the customer's branch.")
-    Age: Annotated[int, WholeNumber, Field(ge=18, le=100, strict=True, description="Age in years.")]
+    Age: Annotated[int, Field(ge=18, le=100, strict=True, description="Age in years."), WholeNumber]
     Tenure: Annotated[
         int,
-        WholeNumber,
         Field(ge=0, le=60, strict=True, description="Years as a customer of the bank."),
+        WholeNumber,
     ]
     Balance: Annotated[
         float,
@@ -82,8 +95,8 @@ class CustomerFeatures(BaseModel):
     ]
     NumOfProducts: Annotated[
         int,
-        WholeNumber,
         Field(ge=1, le=4, strict=True, description="Number of bank products held."),
+        WholeNumber,
     ]
     HasCrCard: Annotated[Flag, Field(description="1 if the customer has a credit card.")]
     IsActiveMember: Annotated[Flag, Field(description="1 if the customer is an active member.")]

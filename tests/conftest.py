@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -178,3 +179,26 @@ def live_service(
         yield LiveService(url, bundled_store, log)
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def routes_only(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The service with the fast path off (CHURN_FAST_PATH=false), where every request goes
+    through BentoML's and FastAPI's routes, in a BentoML home of its own: a server clears
+    the metrics directory of its home when it starts, which would reset the other's."""
+    scratch = tmp_path_factory.mktemp("routes-only")
+    home = scratch / "bentoml"
+    shutil.copytree(bundled_store / "models", home / "models")
+    url, process = start_service(home, scratch / "service.log", {"CHURN_FAST_PATH": "false"})
+    try:
+        wait_for(url + "/readyz", process)
+        yield url
+    finally:
+        stop(process)
+
+
+@pytest.fixture(params=["live_service", "routes_only"])
+def either_url(request: pytest.FixtureRequest) -> str:
+    """The URL of the live service with the fast path on (as shipped), then off."""
+    service = request.getfixturevalue(request.param)
+    return service.url if isinstance(service, LiveService) else str(service)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from churn.guard import Guard, Message, Receive, RequestTimeout, Scope, Send
+from churn.guard import Guard, Message, Receive, RequestTimeout, Scope, Send, merged_slashes
 
 REQUESTS = 100
 
@@ -78,3 +78,46 @@ def test_a_request_leaves_no_reference_cycle(
 
     assert set(asyncio.run(requests())) == {answered}
     assert gc.collect() == 0
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "path", "merged_raw", "merged"),
+    [
+        (b"//v1/customer", "//v1/customer", b"/v1/customer", "/v1/customer"),
+        (b"///v2//predict-file", "///v2//predict-file", b"/v2/predict-file", "/v2/predict-file"),
+        (b"//", "//", b"/", "/"),
+        # The decoded path follows the merged bytes: encoded characters stay decoded,
+        # and an encoded slash is data, not a separator to merge.
+        (b"//a%20b/%2F%2Fc", "//a b///c", b"/a%20b/%2F%2Fc", "/a b///c"),
+        (None, "//v1//customer", None, "/v1/customer"),  # raw_path is optional in ASGI
+    ],
+)
+def test_repeated_slashes_are_merged_in_path_and_raw_path(
+    raw_path: bytes | None, path: str, merged_raw: bytes | None, merged: str
+) -> None:
+    scope: Scope = {"type": "http", "path": path, "raw_path": raw_path, "query_string": b"a=//"}
+    result = merged_slashes(scope)
+    assert (result["raw_path"], result["path"]) == (merged_raw, merged)
+    assert result["query_string"] == b"a=//"
+    assert scope["path"] == path  # a copy: the caller's scope is left as it was
+
+
+@pytest.mark.parametrize("path", ["/v1/customer", "/v2/predict/", "/v2/./predict", "/"])
+def test_a_path_without_repeated_slashes_passes_as_it_is(path: str) -> None:
+    scope: Scope = {"type": "http", "path": path, "raw_path": path.encode()}
+    assert merged_slashes(scope) is scope
+
+
+def test_the_guard_routes_and_checks_the_merged_path() -> None:
+    seen: list[str] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(scope["path"])
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    guard = Guard(app, max_body_bytes=10, json_only_paths=frozenset({"/v2/predict"}))
+    json_only = [(b"content-type", b"text/plain")]
+    assert asyncio.run(request(guard, "//v1//customer", [])) == 200
+    assert asyncio.run(request(guard, "//v2/predict", json_only)) == 415  # checked as /v2/predict
+    assert seen == ["/v1/customer"]

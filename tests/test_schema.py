@@ -72,3 +72,27 @@ def test_missing_field_is_reported() -> None:
 def test_allowed_describes_bounds_in_words() -> None:
     assert SPECS_BY_NAME["CreditScore"].allowed() == "an integer from 300 to 900"
     assert SPECS_BY_NAME["Geography"].allowed() == "one of France, Germany, Spain"
+
+
+def test_the_published_schema_states_the_bounds_the_model_applies() -> None:
+    # JSON Schema knows only minimum/maximum; pydantic wrote ge/le for integers when the
+    # float-to-int validator came before the bounds, and clients took 0 as valid.
+    properties = Customer.model_json_schema()["properties"]
+    for spec in FEATURE_SPECS:
+        published = properties[spec.name]
+        assert not {"ge", "le"} & set(published), spec.name
+        if spec.kind != "category":
+            assert (published["minimum"], published["maximum"]) == (spec.minimum, spec.maximum)
+
+
+def test_the_published_id_schema_is_what_the_model_accepts() -> None:
+    (text, number, none) = Customer.model_json_schema()["properties"]["CustomerId"]["anyOf"]
+    assert (text["type"], number["type"], none["type"]) == ("string", "integer", "null")
+    assert text["pattern"] == r"^[^\x00-\x1f\x7f]+$"
+    for value in (number["minimum"], number["maximum"], 2516.0):
+        assert Customer.model_validate(make_customer(CustomerId=value)).CustomerId == str(
+            int(value)
+        )
+    for value in (number["minimum"] - 1, number["maximum"] + 1, "a\nb", "", True, 2516.5):
+        with pytest.raises(ValidationError):
+            Customer.model_validate(make_customer(CustomerId=value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -56,6 +57,22 @@ def test_routes_need_a_valid_key(
         assert refused.headers["www-authenticate"] == "Bearer"
     for key in KEYS:
         assert httpx.request(method, url, json=body, headers=auth(key)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("route", "status"),
+    [("//v2/model", 401), ("//v1//customer", 401), ("///docs.json", 200), ("//livez", 200)],
+)
+def test_keys_apply_to_the_merged_path(guarded: LiveService, route: str, status: int) -> None:
+    # The guard merges repeated slashes before it checks the key, so a route is open or
+    # closed under any spelling, and the answer is the merged route's.
+    method, body = ("POST", EXAMPLE_CUSTOMER) if "customer" in route else ("GET", None)
+    response = httpx.request(method, guarded.url + route, json=body)
+    assert response.status_code == status
+    if status == 200:
+        assert response.content == httpx.get(guarded.url + re.sub("/+", "/", route)).content
+    keyed = httpx.request(method, guarded.url + route, json=body, headers=auth(KEYS[0]))
+    assert keyed.status_code == 200
 
 
 def test_probes_and_metrics_stay_open(guarded: LiveService) -> None:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openapi_spec_validator
 import pytest
 
+from churn.schema import FEATURE_SPECS
 from tests.conftest import LiveService
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row, make_customer
 
@@ -190,3 +194,195 @@ def test_openapi_documents_the_new_api(live_service: LiveService) -> None:
     assert schema["type"] == "array"
     assert schema["items"] == {"$ref": "#/components/schemas/Prediction"}
     assert "churn_probability" in spec["components"]["schemas"]["Prediction"]["properties"]
+
+
+def predict_file(
+    live_service: LiveService,
+    *,
+    query: str = "",
+    form: dict[str, str] | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> httpx.Response:
+    return httpx.post(
+        f"{live_service.url}/v2/predict-file{query}",
+        files={"file": ("mixed.csv", mixed_file(), "text/csv")},
+        data=form,
+        headers=headers,
+    )
+
+
+def answered_format(response: httpx.Response) -> str:
+    """csv or json, from the answer's type, checked against its body."""
+    assert response.status_code == 200, response.text
+    assert response.headers["vary"] == "Accept"
+    if response.headers["content-type"].startswith("text/csv"):
+        rows = list(csv.DictReader(io.StringIO(response.text)))
+        assert [int(row["row"]) for row in rows] == [1, 2, 3, 4, 5]
+        return "csv"
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["summary"]["rows_in"] == 5
+    return "json"
+
+
+BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"
+
+
+@pytest.mark.parametrize(
+    ("accept", "expected"),
+    [
+        ("*/*", "csv"),  # what curl, requests and httpx send
+        ("", "csv"),
+        ("application/json", "json"),
+        ("text/csv", "csv"),
+        ("APPLICATION/JSON; charset=utf-8", "json"),
+        ("application/*", "json"),
+        ("text/*", "csv"),
+        ("application/json;q=0.5, text/csv", "csv"),
+        ("text/csv;q=0.4, application/json;q=0.9", "json"),
+        ("application/json, */*;q=0.1", "json"),
+        ("application/json, */*", "json"),  # equal q: the more specific range wins
+        ("text/csv;q=0, */*", "json"),  # q=0: not acceptable, whatever */* says
+        (BROWSER, "csv"),
+        ("not a media type", "csv"),  # nothing readable: as if none was sent
+    ],
+)
+def test_predict_file_honours_accept(live_service: LiveService, accept: str, expected: str) -> None:
+    response = predict_file(live_service, headers=[("Accept", accept)])
+    assert answered_format(response) == expected
+
+
+def test_predict_file_reads_every_accept_header(live_service: LiveService) -> None:
+    headers = [("Accept", "text/html"), ("Accept", "application/json")]
+    assert answered_format(predict_file(live_service, headers=headers)) == "json"
+
+
+@pytest.mark.parametrize(
+    "accept",
+    ["text/html", "application/xml, text/html;q=0.9", "text/csv;q=0, application/json;q=0"],
+)
+def test_predict_file_answers_406_when_accept_admits_neither(
+    live_service: LiveService, accept: str
+) -> None:
+    response = predict_file(live_service, headers=[("Accept", accept)])
+    assert response.status_code == 406
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body["error"] == "not_acceptable"
+    assert "text/csv or application/json" in body["message"]
+    assert body["problems"] == [
+        {"message": "admits neither", "field": "Accept", "allowed": "text/csv, application/json"}
+    ]
+
+
+@pytest.mark.parametrize(
+    ("query", "form", "accept", "expected"),
+    [
+        ("?format=json", None, "*/*", "json"),
+        ("?format=json", None, "text/csv", "json"),  # explicit beats Accept
+        ("?format=json", None, "text/html", "json"),  # and then Accept cannot make a 406
+        ("?format=csv", None, "application/json", "csv"),
+        ("", {"format": "json"}, "text/csv", "json"),
+        ("", {"format": "csv"}, "application/json", "csv"),
+        ("?format=json", {"format": "json"}, "text/csv", "json"),
+    ],
+)
+def test_predict_file_explicit_format_comes_first(
+    live_service: LiveService, query: str, form: dict[str, str] | None, accept: str, expected: str
+) -> None:
+    response = predict_file(live_service, query=query, form=form, headers=[("Accept", accept)])
+    assert answered_format(response) == expected
+
+
+def test_predict_file_query_and_form_must_agree(live_service: LiveService) -> None:
+    response = predict_file(live_service, query="?format=json", form={"format": "csv"})
+    assert response.status_code == 422
+    body = response.json()
+    assert "format=json" in body["message"]
+    assert "format=csv" in body["message"]
+    assert [problem["field"] for problem in body["problems"]] == ["query.format", "format"]
+
+
+@pytest.mark.parametrize(
+    ("query", "form", "status", "field"),
+    [
+        ("?format=xml", None, 422, "query.format"),
+        ("?format=", None, 422, "query.format"),
+        ("", {"format": "xml"}, 422, "format"),
+        ("?format=json&format=csv", None, 400, None),
+    ],
+)
+def test_predict_file_refuses_formats_it_does_not_make(
+    live_service: LiveService,
+    query: str,
+    form: dict[str, str] | None,
+    status: int,
+    field: str | None,
+) -> None:
+    response = predict_file(live_service, query=query, form=form)
+    assert response.status_code == status
+    body = response.json()
+    assert "format" in body["message"]
+    if field:
+        assert body["problems"] == [
+            {"message": "is not allowed", "field": field, "allowed": "csv, json"}
+        ]
+
+
+def test_openapi_document_validates_and_every_reference_resolves(
+    live_service: LiveService,
+) -> None:
+    spec = httpx.get(f"{live_service.url}/docs.json").json()
+    assert spec["openapi"].startswith("3.1")
+    # Raises on an unresolvable $ref (the file route's pointed to #/$defs/ScoredRow).
+    openapi_spec_validator.validate(spec)
+
+
+def keywords(schema: Any) -> Iterator[tuple[str, Any]]:
+    if isinstance(schema, dict):
+        for key, value in schema.items():
+            yield key, value
+            yield from keywords(value)
+    elif isinstance(schema, list):
+        for item in schema:
+            yield from keywords(item)
+
+
+def test_openapi_integer_bounds_are_minimum_and_maximum(live_service: LiveService) -> None:
+    spec = httpx.get(f"{live_service.url}/docs.json").json()
+    assert not {"ge", "le", "gt", "lt"} & {key for key, _ in keywords(spec)}
+    published = spec["components"]["schemas"]["Customer"]["properties"]
+    inline = spec["paths"]["/v1/customer"]["post"]["requestBody"]["content"]["application/json"]
+    for spec_ in FEATURE_SPECS:
+        if spec_.kind != "category":
+            for properties in (published, inline["schema"]["properties"]):
+                bounds = properties[spec_.name]["minimum"], properties[spec_.name]["maximum"]
+                assert bounds == (spec_.minimum, spec_.maximum), spec_.name
+
+
+def test_openapi_info_names_the_build_and_describes_the_service(
+    live_service: LiveService,
+) -> None:
+    info = httpx.get(f"{live_service.url}/docs.json").json()["info"]
+    assert info["version"] == f"{importlib.metadata.version('churn')}+model.1.0"
+    assert "churn" in info["description"]
+    assert "/v1/customer" in info["description"]
+    assert "shields.io" not in info["description"]
+    assert "BentoML" not in info["description"]
+
+
+def test_openapi_documents_content_negotiation(live_service: LiveService) -> None:
+    operation = httpx.get(f"{live_service.url}/docs.json").json()["paths"]["/v2/predict-file"]
+    operation = operation["post"]
+    (parameter,) = operation["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["schema"]["enum"]) == (
+        "format",
+        "query",
+        ["csv", "json"],
+    )
+    assert set(operation["responses"]["200"]["content"]) == {"text/csv", "application/json"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/FileResults"
+    }
+    assert "406" in operation["responses"]
+    for words in ("Accept", "?format=", "406", "422"):
+        assert words in operation["description"]
