@@ -10,15 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.conftest import LiveService, start_service, stop, wait_for
+from tests.conftest import LiveService
 from tests.factories import EXAMPLE_CUSTOMER, make_customer
 
 JSON = {"content-type": "application/json"}
@@ -48,21 +45,6 @@ REQUESTS: list[tuple[str, dict[str, str], bytes]] = [
     ("/v2/predict", JSON, json.dumps({"customers": [make_customer(Balance=-1)]}).encode()),
     ("/v2/predict", JSON, json.dumps({"customers": [EXAMPLE_CUSTOMER], "extra": 1}).encode()),
 ]
-
-
-@pytest.fixture(scope="module")
-def routes_only(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The service with the fast path off, in a BentoML home of its own: a server clears
-    the metrics directory of its home when it starts, which would reset the other's."""
-    scratch = tmp_path_factory.mktemp("routes-only")
-    home = scratch / "bentoml"
-    shutil.copytree(bundled_store / "models", home / "models")
-    url, process = start_service(home, scratch / "service.log", {"CHURN_FAST_PATH": "false"})
-    try:
-        wait_for(url + "/readyz", process)
-        yield url
-    finally:
-        stop(process)
 
 
 def answer(url: str, path: str, headers: dict[str, str], body: bytes) -> dict[str, Any]:
