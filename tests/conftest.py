@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import signal
@@ -16,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import joblib
+import numpy as np
+import pandas as pd
 import pytest
 
 # Nothing a test does may touch the developer's own ~/bentoml: point BentoML at a
@@ -202,3 +207,57 @@ def either_url(request: pytest.FixtureRequest) -> str:
     """The URL of the live service with the fast path on (as shipped), then off."""
     service = request.getfixturevalue(request.param)
     return service.url if isinstance(service, LiveService) else str(service)
+
+
+BUNDLED_METADATA = ROOT / "models" / "churn_prediction_model_v1_0.metadata.json"
+# The risk bands as churn/scoring.py's docstring and the README ("Risk bands") define
+# them: low below the threshold, high from 0.5 (and not below the threshold), medium
+# between. Restated here, not imported, so that the oracle shares no code with the
+# service: a wrong boundary in the service then disagrees with this one.
+HIGH_RISK_FROM = 0.5
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """The bundled model's answers computed directly from its pipeline, with none of
+    the project's scoring code: what every route must agree with."""
+
+    pipeline: Any
+    threshold: float
+    features: tuple[str, ...]
+    version: str
+
+    def probabilities(self, customers: list[dict[str, Any]]) -> np.ndarray:
+        frame = pd.DataFrame([{name: c[name] for name in self.features} for c in customers])
+        return np.asarray(self.pipeline.predict_proba(frame)[:, 1], dtype=np.float64)
+
+    def probability(self, customer: dict[str, Any]) -> float:
+        return float(self.probabilities([customer])[0])
+
+    def is_churn(self, probability: float) -> bool:
+        return probability >= self.threshold
+
+    def label(self, probability: float) -> str:
+        """As /v2 and /v1/customer spell it; /v1/customerbatch capitalises each word."""
+        return "churn" if self.is_churn(probability) else "not churn"
+
+    def band(self, probability: float) -> str:
+        if probability >= max(HIGH_RISK_FROM, self.threshold):
+            return "high"
+        return "medium" if probability >= self.threshold else "low"
+
+
+@pytest.fixture(scope="session")
+def oracle() -> Oracle:
+    """The bundled joblib pipeline, loaded only after its SHA-256 matched the digest in
+    its metadata file (a joblib file is a pickle: loading it runs code)."""
+    metadata = json.loads(BUNDLED_METADATA.read_text(encoding="utf-8"))
+    artifact = BUNDLED_METADATA.parent / metadata["artifact_file"]
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    assert digest == metadata["artifact_sha256"], f"{artifact.name} does not match its metadata"
+    return Oracle(
+        pipeline=joblib.load(artifact),
+        threshold=float(metadata["threshold"]),
+        features=tuple(metadata["features"]),
+        version=str(metadata["model_version"]),
+    )

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from churn.client import ChurnClient, ServiceError
-from tests.conftest import LiveService, start_service, stop, wait_for, wait_until
+from tests.conftest import LiveService, answers, start_service, stop, wait_for, wait_until
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row
 
 KEYS = ("first-key-0123456789", "second-key-abcdefghij")
@@ -169,7 +169,7 @@ def test_missing_or_altered_model_stops_the_service(bundled_store: Path, tmp_pat
             raise
         assert code != 0
         assert message in log.read_text()
-        assert url
+        assert not answers(url + "/livez")
 
 
 def test_the_last_access_lines_are_written_when_the_service_stops(
