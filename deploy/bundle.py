@@ -171,10 +171,25 @@ def read_archive(path: Path, label: str | None = None) -> Archive:
 
 
 def read_images(folder: Path) -> list[dict[str, Any]]:
+    """images.json, each entry checked for shape: a name, a version, an archive listed in
+    SHA256SUMS, a sha256 digest and its platforms."""
     try:
         images: list[dict[str, Any]] = json.loads((folder / IMAGES).read_text("utf-8"))["images"]
     except (OSError, ValueError, KeyError) as error:
         raise Refused(f"{IMAGES}: unreadable ({error})") from error
+    listed = read_sums(folder)
+    for number, image in enumerate(images, 1):
+        fine = (
+            isinstance(image, dict)
+            and re.fullmatch(r"[a-z0-9][a-z0-9._/-]*", str(image.get("name")))
+            and re.fullmatch(r"[\w][\w.-]*", str(image.get("version")))
+            and image.get("archive") in listed
+            and DIGEST.fullmatch(str(image.get("digest")))
+            and isinstance(image.get("platforms"), list)
+        )
+        if not fine:
+            raise Refused(f"{IMAGES}: image {number} lacks a name, version, archive listed in "
+                          f"{SUMS}, sha256 digest or platforms")  # fmt: skip
     return images
 
 

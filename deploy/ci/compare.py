@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -55,12 +56,28 @@ def flask(answer: Path) -> str:
     return f"{len(content)} bytes, as Flask's jsonify sends them"
 
 
+def sbom(installed: Path, document: Path) -> str:
+    def normalize(name: str) -> str:
+        return re.sub(r"[-_.]+", "-", name).lower()
+
+    have = {normalize(k): v for k, v in json.loads(installed.read_text("utf-8")).items()}
+    components = json.loads(document.read_text("utf-8"))["components"]
+    listed = {normalize(c["name"]): c["version"] for c in components}
+    differ = {k: (have.get(k), listed.get(k)) for k in have.keys() | listed.keys()
+              if have.get(k) != listed.get(k)}  # fmt: skip
+    if differ:
+        raise SystemExit(f"installed != {document.name} (installed, listed): {differ}")
+    return f"{len(have)} distributions installed, each in {document.name} at its version"
+
+
 def main(argv: list[str]) -> None:
     match argv:
         case ["scored", native, emulated, rows]:
             print(scored(Path(native), Path(emulated), int(rows)))
         case ["flask", answer]:
             print(flask(Path(answer)))
+        case ["sbom", installed, document]:
+            print(sbom(Path(installed), Path(document)))
         case _:
             raise SystemExit(__doc__)
 

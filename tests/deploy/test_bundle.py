@@ -340,3 +340,16 @@ def test_a_changed_layer_inside_an_archive_is_refused_even_with_new_sums(copy: P
     result = verify(copy)
     assert result.returncode == 1
     assert f"images/churn-service.oci.tar: blob {layers[0][13:25]}" in (result.stderr)
+
+
+def test_an_archive_outside_the_sums_is_refused_even_with_new_sums(copy: Path) -> None:
+    """images.json may only name archives that SHA256SUMS vouches for."""
+    listing = json.loads((copy / "images.json").read_text())
+    listing["images"][0]["archive"] = "../elsewhere.oci.tar"
+    (copy / "images.json").write_text(json.dumps(listing))
+    resum(copy)
+    result = verify(copy)
+    assert result.returncode == 1
+    assert "images.json: image 1 lacks a name, version, archive listed in SHA256SUMS" in (
+        result.stderr
+    )
