@@ -58,16 +58,22 @@ bench-inprocess: sync ## each route's CPU per request inside the app, without HT
 bench-latency: sync ## one client's latency on /v2/predict and /v1/customer, before and after bulk requests
 	$(BIN)/python -m benchmarks.latency $(BENCH_ARGS)
 
-# --- images and deployment (issue 5; owned by deploy/, see deploy/README.md) -------
+# --- images and deployment (issues 5, 21; owned by deploy/, see deploy/README.md) --
 # make images [BASE_IMAGE=python:3.11-slim] [CONTAINER_BACKEND=docker|podman]
+#             [PLATFORMS=linux/amd64,linux/arm64] [PUSH=1]
 #             [BUILD_OPTS="network=host ..."] [IMAGE_VERSION=1.0]
+# make bundle [BUNDLE_OUT=build/bundle]; make bundle-verify [DIR=build/bundle/churn-1.0]
 BASE_IMAGE ?= python:3.11-slim
 CONTAINER_BACKEND ?= docker
+PLATFORMS ?=
+PUSH ?=
 BUILD_OPTS ?=
 IMAGE_VERSION ?= $(MODEL_VERSION)
 REQUIREMENTS := deploy/bento/requirements.txt
+BUNDLE_OUT ?= build/bundle
+DIR ?= $(BUNDLE_OUT)/churn-$(IMAGE_VERSION)
 
-.PHONY: requirements bento images ci-images
+.PHONY: requirements bento images bundle bundle-verify ci-images
 
 requirements: ## export uv.lock's main dependencies for the Bento (run after `uv lock`)
 	$(UV) export --frozen --no-default-groups --no-emit-project --no-hashes --no-header \
@@ -76,11 +82,17 @@ requirements: ## export uv.lock's main dependencies for the Bento (run after `uv
 bento: import ## build the Bento: service, sources, locked requirements and the model
 	$(BIN)/bentoml build .
 
-images: import ## build the churn-service and churn-ui images, tagged latest and 1.0
-	BASE_IMAGE='$(BASE_IMAGE)' CONTAINER_BACKEND='$(CONTAINER_BACKEND)' \
-		BUILD_OPTS='$(BUILD_OPTS)' VERSION='$(IMAGE_VERSION)' deploy/images.sh
+images: import ## build the churn-service and churn-ui images (PLATFORMS=...), tagged latest and 1.0
+	BASE_IMAGE='$(BASE_IMAGE)' CONTAINER_BACKEND='$(CONTAINER_BACKEND)' PLATFORMS='$(PLATFORMS)' \
+		PUSH='$(PUSH)' BUILD_OPTS='$(BUILD_OPTS)' VERSION='$(IMAGE_VERSION)' deploy/images.sh
 
-ci-images: sync ## CI: build the real images with podman, run and check them (as root)
+bundle: sync ## a region bundle of the built images (podman): archives, pinned manifests, SBOMs
+	$(BIN)/python deploy/bundle.py make --out '$(BUNDLE_OUT)' --version '$(IMAGE_VERSION)'
+
+bundle-verify: ## check a bundle (DIR=...) against its sums and pins, then load its images
+	python3 deploy/bundle.py verify '$(DIR)'
+
+ci-images: sync ## CI: build the real images (amd64, arm64) with podman, run and check them (as root)
 	deploy/ci/images.sh
 
 # --- the web UI (issue 4; owned by churn/ui/, see churn/ui/__init__.py) ------------
