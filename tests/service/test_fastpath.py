@@ -9,7 +9,6 @@ alike, byte for byte. tests/service/test_batching.py checks batching, both ways.
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import httpx
