@@ -19,6 +19,7 @@ One pure-ASGI middleware, so that it costs microseconds per request:
   anything behind the guard reads it, in `path` and `raw_path` alike: the old
   notebook joins its root URL, which ends in `/`, with `"/v1/customer"`, and the old
   Flask app answered it. Nothing else in the path is rewritten (`merged_slashes`).
+  BentoML's layers in front of the guard (metrics, tracing) see the path as sent.
 - Keep-alive connections are recycled: each answer closes its connection with
   probability 1 / `CHURN_KEEPALIVE_REQUESTS`, as nginx's `keepalive_requests` does. The
   workers share one listening socket and the first to wake accepts a whole burst of
