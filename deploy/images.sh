@@ -102,13 +102,17 @@ case "$CONTAINER_BACKEND" in
     # One build per platform, then a manifest list per name. A list and an image cannot
     # share a name: the previous latest/VERSION tags are removed first (their images stay).
     manifest() {  # NAME: NAME:latest and NAME:VERSION list NAME:VERSION-ARCH of each platform
-      local name=$1 platform
+      local name=$1 platform stored=$1
+      # containers-storage: normalizes a name without a registry to docker.io's, where
+      # podman keeps local builds under localhost/.
+      [[ "${name%%/*}" == *[.:]* || "${name%%/*}" == localhost ]] && [[ "$name" == */* ]] \
+        || stored=localhost/$name
       for tag in latest "$VERSION"; do
         podman manifest rm "$name:$tag" >/dev/null 2>&1 || podman untag "$name:$tag" >/dev/null 2>&1 || true
       done
       podman manifest create "$name:latest" >/dev/null
       for platform in "${platforms[@]}"; do
-        podman manifest add "$name:latest" "containers-storage:$name:$VERSION-${platform#*/}" >/dev/null
+        podman manifest add "$name:latest" "containers-storage:$stored:$VERSION-${platform#*/}" >/dev/null
       done
       podman tag "$name:latest" "$name:$VERSION"
       echo "== $name:latest and $name:$VERSION list ${platforms[*]}"
