@@ -45,7 +45,6 @@ from churn.spark import io
 from churn.spark.model import DriverModel, ModelRef, executor_scorer, ship, shipping_folder
 from churn.spark.session import quiet_pyspark, spark_errors
 
-
 _SPARK_TYPES = {"integer": ("long", pa.int64()), "number": ("double", pa.float64())}
 _FEATURE_TYPES = [
     (spec.name, *_SPARK_TYPES.get(spec.kind, ("string", pa.string()))) for spec in FEATURE_SPECS

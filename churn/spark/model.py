@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churn.artifacts import ModelMetadata, load_verified, metadata_path_for, sha256_file, verify
+from churn.artifacts import ModelMetadata, load_verified, metadata_path_for, verify
 from churn.errors import ModelIntegrityError
 from churn.scoring import Scorer
 from churn.settings import Settings
@@ -35,7 +35,7 @@ class ModelRef:
     threshold: float
     version: str
     tag: str  # the store's tag, or file:NAME for a joblib file
-    source: str  # as the user named it, so that `call-list` can find it again
+    source: str  # the exact tag, or the joblib file's absolute path: `call-list` reloads it
 
 
 @dataclass(frozen=True)
@@ -50,21 +50,22 @@ def resolve(model: str | None) -> DriverModel:
     name = model or Settings.from_environment().model_tag
     candidate = Path(name)
     if candidate.suffix == ".joblib" or candidate.is_file():
-        return _from_file(candidate, name)
+        return _from_file(candidate)
     stored = verify_stored(name)
     path = Path(stored.path_of(STORED_FILE))
     loaded = load_stored(stored)
     # The digest recorded at import, which verify_stored and load_stored just checked.
     digest = str(stored.info.metadata["stored_sha256"])
-    return DriverModel(_ref(path, digest, loaded, source=name), loaded, path)
+    return DriverModel(_ref(path, digest, loaded, source=loaded.tag), loaded, path)
 
 
-def _from_file(path: Path, source: str) -> DriverModel:
+def _from_file(path: Path) -> DriverModel:
     metadata = ModelMetadata.read(metadata_path_for(path))
     verify(path, metadata.artifact_sha256)
     loaded = LoadedModel(
         load_verified(path, metadata.artifact_sha256), metadata, tag=f"file:{path.name}"
     )
+    source = str(path.resolve())
     return DriverModel(_ref(path, metadata.artifact_sha256, loaded, source), loaded, path)
 
 
@@ -75,7 +76,7 @@ def _ref(path: Path, digest: str, loaded: LoadedModel, source: str) -> ModelRef:
         threshold=loaded.metadata.threshold,
         version=loaded.metadata.model_version,
         tag=loaded.tag,
-        source=str(Path(source).resolve()) if path.is_file() and source == str(path) else source,
+        source=source,
     )
 
 
@@ -106,7 +107,3 @@ def executor_scorer(ref: ModelRef) -> Scorer:
             raise ModelIntegrityError(f"On an executor: {error.message}") from None
         scorer = _SCORERS[ref.sha256] = Scorer(pipeline, ref.threshold)
     return scorer
-
-
-def digest_of(path: Path) -> str:
-    return sha256_file(path)

@@ -45,6 +45,15 @@ class SparkJobFailed(ChurnError):
     code = "spark_job_failed"
 
 
+def require_pyspark() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        raise SparkUnavailable(
+            "pyspark is not installed: `uv sync --extra spark` (or `make setup`) installs it."
+        ) from error
+
+
 def find_java() -> str:
     """The java that Spark's launcher will run (JAVA_HOME first, as spark-class does)."""
     home = os.environ.get("JAVA_HOME", "").strip()
@@ -78,13 +87,10 @@ def start(
     log_level: str = "off",
 ) -> SparkSession:
     """A session on `master`, or on the master spark-submit gave, or on local[*]."""
-    try:
-        from pyspark import SparkConf, SparkContext
-        from pyspark.sql import SparkSession
-    except ImportError as error:
-        raise SparkUnavailable(
-            "pyspark is not installed: `uv sync --extra spark` (or `make setup`) installs it."
-        ) from error
+    require_pyspark()
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
     find_java()
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # spark-submit started this process and its JVM: read the settings it was given.
@@ -114,7 +120,7 @@ def start(
         defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
     builder = SparkSession.builder
     for key, value in defaults.items():
-        if master is not None and key == "spark.master" or not submitted.contains(key):
+        if (master is not None and key == "spark.master") or not submitted.contains(key):
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         builder = builder.config(key, value)
