@@ -246,8 +246,10 @@ def _targets(results: list[Result]) -> None:
         spark, file = find("spark", rows, "csv"), find("file", rows, "csv")
         if spark and file:
             ratio = spark.rows_per_second / file.rows_per_second
-            print(f"  {rows:,} CSV rows: Spark local[2] / file scorer throughput "
-                  f"{ratio:.2f} (target >= 0.5)")  # fmt: skip
+            print(
+                f"  {rows:,} CSV rows: Spark local[2] / file scorer throughput "
+                f"{ratio:.2f} (target >= 0.5)"
+            )
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]
         for kind in ("csv", "parquet"):
@@ -259,9 +261,11 @@ def _targets(results: list[Result]) -> None:
                 jvm = b.peak_mib.get("jvm (driver+executor)", 0) / max(
                     a.peak_mib.get("jvm (driver+executor)", 1), 1
                 )
-                print(f"  {kind}: {large:,} / {small:,} rows: time x{b.seconds / a.seconds:.2f} "
-                      f"(target <= {1.1 * large / small:.0f}x), driver Python memory x{growth:.2f}, "
-                      f"JVM x{jvm:.2f} (target: flat)")  # fmt: skip
+                print(
+                    f"  {kind}: {large:,} / {small:,} rows: time x{b.seconds / a.seconds:.2f} "
+                    f"(target <= {1.1 * large / small:.0f}x), driver Python memory "
+                    f"x{growth:.2f}, JVM x{jvm:.2f} (target: flat)"
+                )
 
 
 if __name__ == "__main__":

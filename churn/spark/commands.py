@@ -47,7 +47,10 @@ def _spark_options(command: F) -> F:
     return command
 
 
-def batch_group(reports_errors: Callable[[F], F]) -> click.Group:
+Command = Callable[..., None]
+
+
+def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
     """The `batch` group; `reports_errors` shows a ChurnError as its message, as elsewhere."""
 
     @click.group()

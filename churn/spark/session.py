@@ -180,7 +180,7 @@ def _condition(error: BaseException) -> str | None:
 
 
 def _java_causes(error: BaseException) -> list[str]:
-    """First lines of the JVM exception's causes, deepest last."""
+    """The first line of the deepest message among the JVM exception and its causes."""
     java: Any = getattr(error, "java_exception", None) or getattr(error, "_origin", None)
     lines: list[str] = []
     for _ in range(10):
@@ -191,7 +191,7 @@ def _java_causes(error: BaseException) -> list[str]:
             java = java.getCause()
         except Exception:
             break
-    return lines[1:][-1:] if len(lines) > 1 else []
+    return [line for line in lines if line][-1:]
 
 
 def _first_line(text: str) -> str:

@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
@@ -22,17 +23,17 @@ from tests.conftest import LiveService
 from tests.factories import BANK_COLUMNS, bank_row
 
 
-def _book(directory: Path) -> list[dict[str, object]]:
+def _book(directory: Path) -> list[dict[str, Any]]:
     return [row for row in pq.read_table(directory / "scored").to_pylist() if row["CustomerId"]]
 
 
-def _riskiest(rows: list[dict[str, object]], count: int) -> list[dict[str, object]]:
+def _riskiest(rows: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda r: (-float(r["churn_probability"]), str(r["CustomerId"])))[
         :count
     ]
 
 
-def _reasons_from(predictor: ChurnPredictor, row: dict[str, object]) -> list[str]:
+def _reasons_from(predictor: ChurnPredictor, row: dict[str, Any]) -> list[str]:
     customer = Customer.model_validate({name: row[name] for name in FEATURE_NAMES})
     _, factors = predictor.scorer.explain(customer)
     return [

@@ -14,7 +14,6 @@ from tests.conftest import ROOT, run_churn
 from tests.spark.cluster import standalone
 from tests.spark.conftest import REJECTED_ROWS, ROWS_IN, TEST_JVM
 
-
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 
 

@@ -13,7 +13,8 @@ from tests.spark.conftest import BUNDLED_MODEL
 
 def _one_line_error(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("Error: "), stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("Error: "), stderr
     return lines[0]
 
 
