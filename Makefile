@@ -145,3 +145,29 @@ soak: sync ## 5 min on /v1/customer + /v2/predict at 64 connections; errors and 
 
 faults: sync ## a worker SIGKILLed under load; /readyz while the service starts
 	$(BIN)/python -m benchmarks.faults $(FAULTS_ARGS)
+
+# --- Apache Spark (issue 19; owned by churn/spark/, README "Score the whole book on Spark")
+# make spark-env: the locked environment packed for executors (spark.archives); pyspark
+# and py4j are left out, since the executors run the cluster's own Spark (4.3, as locked).
+# make spark-cluster: a standalone master and worker on 127.0.0.1 (Spark's own scripts),
+# the job and the call list on it with that packed environment, both stopped by PID.
+# make bench-spark BENCH_SPARK_ARGS="--rows 1000000 --only spark,file,pandas"
+SPARK_ENV := build/spark-env
+SPARK_ENV_ARCHIVE := build/churn-spark-env.tar.gz
+BENCH_SPARK_ARGS ?=
+
+.PHONY: spark-env spark-cluster bench-spark
+
+spark-env: sync ## pack the locked environment for Spark executors (build/churn-spark-env.tar.gz)
+	rm -rf $(SPARK_ENV) $(SPARK_ENV_ARCHIVE)
+	$(UV) venv --quiet --relocatable --python $(BIN)/python $(SPARK_ENV)
+	UV_PROJECT_ENVIRONMENT=$(SPARK_ENV) $(UV) sync --quiet --frozen --no-default-groups \
+		--extra spark --no-editable --no-install-package pyspark --no-install-package py4j
+	tar -czf $(SPARK_ENV_ARCHIVE) -C $(SPARK_ENV) .
+	@echo "$(SPARK_ENV_ARCHIVE): --conf spark.archives=$(SPARK_ENV_ARCHIVE)#env --conf spark.pyspark.python=./env/bin/python"
+
+spark-cluster: spark-env ## churn batch on a standalone Spark master + worker on 127.0.0.1
+	CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v -s
+
+bench-spark: sync ## Spark local[2] vs the service's file scorer vs pandas + predict (1M, 10M rows)
+	$(BIN)/python -m benchmarks.spark $(BENCH_SPARK_ARGS)

@@ -191,3 +191,9 @@ def spaces_push(directory: Path, space_id: str, private: bool, message: str | No
 
     url = push_space(directory, space_id, private=private, message=message)
     click.echo(f"uploaded {directory} to the Space {space_id}: {url}")
+
+
+# --- Apache Spark (churn/spark; README: "Score the whole book on Spark") ---------------
+from churn.spark.commands import batch_group  # noqa: E402  (click only; pyspark loads on use)
+
+main.add_command(batch_group(reports_errors))

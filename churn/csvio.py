@@ -80,7 +80,14 @@ def read_header(path: Path) -> Header:
     below skip blank lines between records.
     """
     with path.open("rb") as handle:
-        head = handle.read(64 * 1024)
+        return parse_header(handle.read(HEADER_BYTES))
+
+
+HEADER_BYTES = 64 * 1024
+
+
+def parse_header(head: bytes) -> Header:
+    """`read_header` for a file's first HEADER_BYTES bytes, wherever they were read from."""
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         raise BadRequest("The file is UTF-16 text; save it as CSV UTF-8 (comma delimited).")
     head = head.removeprefix(codecs.BOM_UTF8)
@@ -225,14 +232,7 @@ def _exact_batches(
                     # A line break inside a field of a ragged record: most likely a
                     # quote that was opened and never closed.
                     unclosed = any("\n" in value or "\r" in value for value in record)
-                    ragged.append(
-                        Problem(
-                            f"has {len(record)} fields, the header has {width}"
-                            + (_UNCLOSED_QUOTE if unclosed else ""),
-                            row=row,
-                            allowed="a value for every column in the header",
-                        )
-                    )
+                    ragged.append(ragged_record(len(record), width, row, unclosed=unclosed))
                     records.append([])
                 else:
                     records.append(record)
@@ -249,6 +249,15 @@ def _exact_batches(
             batch.row_count = len(records)
             batch.problems = sorted(batch.problems + ragged, key=lambda p: p.row or 0)
             yield batch
+
+
+def ragged_record(fields: int, width: int, row: int, *, unclosed: bool = False) -> Problem:
+    """A record whose number of fields is not the header's."""
+    return Problem(
+        f"has {fields} fields, the header has {width}" + (_UNCLOSED_QUOTE if unclosed else ""),
+        row=row,
+        allowed="a value for every column in the header",
+    )
 
 
 _FIELD_LIMIT = 2**31 - 1

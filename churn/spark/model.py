@@ -1,0 +1,109 @@
+"""The model a batch job scores with: verified on the driver, and again on every executor.
+
+The model is the one the Bento packs, from the BentoML store by tag (by default the
+service's, CHURN_MODEL_TAG), or a joblib file with its metadata beside it. The driver
+checks its SHA-256 against the recorded one before unpickling it, then ships the file
+to the executors (`SparkContext.addFile`) with that digest; each executor checks the
+bytes it received before `joblib.load` (`churn.artifacts.load_verified`), so a file
+swapped on the way is refused there too, and the job stops with that message.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from churn.artifacts import ModelMetadata, load_verified, metadata_path_for, verify
+from churn.errors import ModelIntegrityError
+from churn.scoring import Scorer
+from churn.settings import Settings
+from churn.store import STORED_FILE, LoadedModel, load_stored, verify_stored
+
+if TYPE_CHECKING:
+    from pyspark import SparkContext
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """What an executor is told about the model: which shipped file, and its digest."""
+
+    file_name: str  # as shipped with SparkContext.addFile
+    sha256: str
+    threshold: float
+    version: str
+    tag: str  # the store's tag, or file:NAME for a joblib file
+    source: str  # the exact tag, or the joblib file's absolute path: `call-list` reloads it
+
+
+@dataclass(frozen=True)
+class DriverModel:
+    ref: ModelRef
+    loaded: LoadedModel
+    path: Path
+
+
+def resolve(model: str | None) -> DriverModel:
+    """The model named by a tag or a joblib file (default: the service's tag), verified."""
+    name = model or Settings.from_environment().model_tag
+    candidate = Path(name)
+    if candidate.suffix == ".joblib" or candidate.is_file():
+        return _from_file(candidate)
+    stored = verify_stored(name)
+    path = Path(stored.path_of(STORED_FILE))
+    loaded = load_stored(stored)
+    # The digest recorded at import, which verify_stored and load_stored just checked.
+    digest = str(stored.info.metadata["stored_sha256"])
+    return DriverModel(_ref(path, digest, loaded, source=loaded.tag), loaded, path)
+
+
+def _from_file(path: Path) -> DriverModel:
+    metadata = ModelMetadata.read(metadata_path_for(path))
+    verify(path, metadata.artifact_sha256)
+    loaded = LoadedModel(
+        load_verified(path, metadata.artifact_sha256), metadata, tag=f"file:{path.name}"
+    )
+    source = str(path.resolve())
+    return DriverModel(_ref(path, metadata.artifact_sha256, loaded, source), loaded, path)
+
+
+def _ref(path: Path, digest: str, loaded: LoadedModel, source: str) -> ModelRef:
+    return ModelRef(
+        file_name=f"churn-model-{digest[:16]}{path.suffix}",
+        sha256=digest,
+        threshold=loaded.metadata.threshold,
+        version=loaded.metadata.model_version,
+        tag=loaded.tag,
+        source=source,
+    )
+
+
+def ship(context: SparkContext, path: Path, ref: ModelRef, folder: Path) -> None:
+    """Send the model file to every executor under the name `ref` gives it."""
+    shipped = folder / ref.file_name
+    shutil.copyfile(path, shipped)
+    context.addFile(str(shipped))
+
+
+def shipping_folder() -> tempfile.TemporaryDirectory[str]:
+    return tempfile.TemporaryDirectory(prefix="churn-spark-model-")
+
+
+_SCORERS: dict[str, Scorer] = {}
+
+
+def executor_scorer(ref: ModelRef) -> Scorer:
+    """The shipped model, loaded once per Python worker, only if its digest matches."""
+    scorer = _SCORERS.get(ref.sha256)
+    if scorer is None:
+        from pyspark import SparkFiles
+
+        path = Path(SparkFiles.get(ref.file_name))
+        try:
+            pipeline = load_verified(path, ref.sha256)
+        except ModelIntegrityError as error:
+            raise ModelIntegrityError(f"On an executor: {error.message}") from None
+        scorer = _SCORERS[ref.sha256] = Scorer(pipeline, ref.threshold)
+    return scorer

@@ -1,0 +1,205 @@
+"""The Spark session of `churn batch`, and Spark's failures as one line each.
+
+Spark reports a missing Java, an unreadable file or an error in a Python worker as a
+JVM stack trace of a hundred lines. `spark_errors` turns each into a `ChurnError` with
+one line that names the cause; an error this package raised in an executor (a model
+that fails its checksum there) comes back as the same error with the same message.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import warnings
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from churn import errors
+from churn.csvio import BATCH_ROWS
+from churn.errors import BadRequest, ChurnError
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+LOG_LEVELS = ("off", "error", "warn", "info")
+_LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
+JAVA_HINT = (
+    "Spark needs Java 17 or newer: install it (Debian: apt-get install default-jre-headless) "
+    "or set JAVA_HOME to it"
+)
+
+
+class SparkUnavailable(ChurnError):
+    """pyspark or Java is missing, or Spark could not start."""
+
+    code = "spark_unavailable"
+
+
+class SparkJobFailed(ChurnError):
+    """Spark could not finish the job; the message is its cause in one line."""
+
+    code = "spark_job_failed"
+
+
+def require_pyspark() -> None:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError as error:
+        raise SparkUnavailable(
+            "pyspark is not installed: `uv sync --extra spark` (or `make setup`) installs it."
+        ) from error
+
+
+def find_java() -> str:
+    """The java that Spark's launcher will run (JAVA_HOME first, as spark-class does)."""
+    home = os.environ.get("JAVA_HOME", "").strip()
+    if home:
+        java = Path(home) / "bin" / "java"
+        if not java.is_file():
+            raise SparkUnavailable(f"JAVA_HOME={home} has no bin/java. {JAVA_HINT}.")
+        return str(java)
+    found = shutil.which("java")
+    if found is None:
+        raise SparkUnavailable(f"No Java found (no JAVA_HOME, no java on PATH). {JAVA_HINT}.")
+    return found
+
+
+@contextmanager
+def quiet_pyspark() -> Iterator[None]:
+    # pyspark 4 warns that it does not fully support pandas 3. This package hands Spark
+    # Arrow batches (mapInArrow), not pandas frames, so that support is not used.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        yield
+
+
+def start(
+    *,
+    master: str | None,
+    app_name: str,
+    conf: Mapping[str, str] | None = None,
+    log_level: str = "off",
+) -> SparkSession:
+    """A session on `master`, or on the master spark-submit gave, or on local[*]."""
+    require_pyspark()
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    find_java()
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):
+        # spark-submit started this process and its JVM: read the settings it was given.
+        SparkContext._ensure_initialized()
+    submitted = SparkConf()
+    chosen = master or submitted.get("spark.master") or "local[*]"
+    # Executors run this same interpreter unless told otherwise (a packed environment
+    # on a cluster: README). pyspark reads it from the environment, which spark-submit
+    # sets from spark.pyspark.python.
+    os.environ["PYSPARK_PYTHON"] = (
+        (conf or {}).get("spark.pyspark.python")
+        or os.environ.get("PYSPARK_PYTHON")
+        or sys.executable
+    )
+    defaults = {
+        "spark.master": chosen,
+        "spark.app.name": app_name,
+        "spark.ui.enabled": "false",
+        "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
+        "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
+        "spark.driver.extraJavaOptions": (
+            f"-Dlog4j2.configurationFile={_LOG_CONFIG.as_uri()} -Dchurn.spark.log={log_level}"
+        ),
+    }
+    if chosen.startswith("local"):
+        # No lookup of this host's name, which can take seconds where DNS is slow.
+        defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+    builder = SparkSession.builder
+    for key, value in defaults.items():
+        if (master is not None and key == "spark.master") or not submitted.contains(key):
+            builder = builder.config(key, value)
+    for key, value in (conf or {}).items():
+        builder = builder.config(key, value)
+    with quiet_pyspark(), spark_errors():
+        session = builder.getOrCreate()
+    session.sparkContext.setLogLevel(log_level.upper())
+    return session
+
+
+@contextmanager
+def spark_errors() -> Iterator[None]:
+    """Raise Spark's and Py4J's failures as `ChurnError`s with one line each."""
+    try:
+        yield
+    except ChurnError:
+        raise
+    except Exception as error:
+        translated = translate(error)
+        if translated is None:
+            raise
+        raise translated from None
+
+
+_RAISED_IN_WORKER = re.compile(r"^churn\.errors\.(\w+): (.+)$", re.MULTILINE)
+
+
+def translate(error: BaseException) -> ChurnError | None:
+    """The `ChurnError` for a failure that came from Spark, or None for any other."""
+    module = type(error).__module__
+    if not module.startswith(("pyspark", "py4j")):
+        return None
+    text = str(error)
+    raised = _RAISED_IN_WORKER.findall(text)
+    if raised:
+        name, message = raised[-1]
+        kind = getattr(errors, name, None)
+        if isinstance(kind, type) and issubclass(kind, ChurnError):
+            return kind(message.strip())
+    condition = _condition(error)
+    if condition == "JAVA_GATEWAY_EXITED":
+        return SparkUnavailable(f"Spark's JVM did not start ({find_java()}). {JAVA_HINT}.")
+    if condition == "PATH_NOT_FOUND":
+        return BadRequest(_first_line(text).split("] ", 1)[-1])
+    if "Traceback (most recent call last)" in text:
+        return SparkJobFailed("A Spark task failed: " + _last_line(text))
+    causes = [_first_line(text), *_java_causes(error)]
+    unique = [cause for index, cause in enumerate(causes) if cause and cause not in causes[:index]]
+    return SparkJobFailed("Spark failed: " + " Cause: ".join(unique[:2]))
+
+
+def _condition(error: BaseException) -> str | None:
+    getter = getattr(error, "getCondition", None) or getattr(error, "getErrorClass", None)
+    try:
+        return str(getter()) if getter is not None else None
+    except Exception:  # a Py4J error without a JVM behind it any more
+        return None
+
+
+def _java_causes(error: BaseException) -> list[str]:
+    """The first line of the deepest message among the JVM exception and its causes."""
+    java: Any = getattr(error, "java_exception", None) or getattr(error, "_origin", None)
+    lines: list[str] = []
+    for _ in range(10):
+        if java is None:
+            break
+        try:
+            lines.append(_first_line(str(java.getMessage() or "")))
+            java = java.getCause()
+        except Exception:
+            break
+    return [line for line in lines if line][-1:]
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:400]
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # pyspark appends the JVM's frames after the Python traceback when asked to.
+    python = [line for line in lines if not line.startswith(("at ", "JVM stacktrace"))]
+    return (python or lines or [""])[-1][:400]

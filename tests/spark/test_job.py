@@ -1,0 +1,234 @@
+"""`churn batch score` on real Spark: counts, the service's reasons and answers, failures."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import SparkSession
+
+from churn.batch import score_file
+from churn.client import ChurnClient
+from churn.errors import BadRequest, InvalidInput, ModelIntegrityError
+from churn.predictor import ChurnPredictor
+from churn.spark.job import REJECTED_COLUMNS, SCORED_COLUMNS, BatchSummary, score_book
+from churn.spark.model import DriverModel
+from tests.conftest import LiveService
+from tests.factories import BANK_COLUMNS, bank_row
+from tests.spark.conftest import GOOD_ROWS, REJECTED_ROWS, ROWS_IN
+
+
+def _rows(directory: Path, part: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = pq.read_table(directory / part).to_pylist()
+    return rows
+
+
+def test_every_row_is_scored_or_rejected(scored: tuple[Path, BatchSummary]) -> None:
+    out, summary = scored
+    assert (summary.rows_in, summary.scored, summary.rejected) == (
+        ROWS_IN,
+        ROWS_IN - len(REJECTED_ROWS),
+        len(REJECTED_ROWS),
+    )
+    assert json.loads((out / "summary.json").read_text()) == summary.model_dump(mode="json")
+    by_geography = summary.by_geography
+    assert sum(counts.scored for counts in by_geography.values()) == summary.scored
+    for counts in by_geography.values():
+        assert counts.predicted_churn_rate == round(counts.predicted_churn / counts.scored, 4)
+    scored_rows, rejected = _rows(out, "scored"), _rows(out, "rejected")
+    assert len(scored_rows) == summary.scored
+    assert len(rejected) == summary.rejected
+    assert tuple(pq.read_schema(out / "scored" / _part(out / "scored")).names) == SCORED_COLUMNS
+    assert tuple(pq.read_schema(out / "rejected" / _part(out / "rejected")).names) == (
+        REJECTED_COLUMNS
+    )
+    assert {row["model_version"] for row in scored_rows} == {summary.model.version}
+    assert len({row["scored_at"] for row in scored_rows}) == 1
+
+
+def _part(folder: Path) -> str:
+    return next(p.name for p in folder.iterdir() if p.suffix == ".parquet")
+
+
+def test_rejected_rows_get_the_file_scorers_reasons(
+    scored: tuple[Path, BatchSummary], book: Path, bundled_model: DriverModel, tmp_path: Path
+) -> None:
+    """The service's own file scorer, in this process, on the same file."""
+    out, _ = scored
+    predictor = ChurnPredictor(bundled_model.loaded)
+    score_file(predictor, book, tmp_path / "service.csv")
+    service = pacsv.read_csv(
+        tmp_path / "service.csv",
+        convert_options=pacsv.ConvertOptions(column_types={"CustomerId": pa.string()}),
+    ).to_pylist()
+    expected = {r["row"]: r["errors"] for r in service if r["status"] == "rejected"}
+    rejected = _rows(out, "rejected")
+    assert {r["row"]: r["reasons"] for r in rejected} == expected
+    assert set(expected) == REJECTED_ROWS
+    assert {r["source_file"] for r in rejected} == {book.as_uri().replace("file:///", "file:/")}
+    assert {r["row"]: r["CustomerId"] for r in rejected}[41] == "900000041"
+    assert {r["row"]: r["CustomerId"] for r in rejected}[45] is None
+
+
+@pytest.mark.slow
+def test_same_answers_as_the_service(
+    scored: tuple[Path, BatchSummary], book: Path, live_service: LiveService, tmp_path: Path
+) -> None:
+    """The running service's /v2/predict-file, over HTTP, for the same file."""
+    out, _ = scored
+    with ChurnClient(live_service.url) as client:
+        client.predict_file(book, tmp_path / "service.json", output_format="json")
+    answer = json.loads((tmp_path / "service.json").read_text())
+    service = {
+        str(p["CustomerId"]).lstrip("'"): (p["churn_probability"], p["prediction"], p["risk_band"])
+        for p in answer["predictions"]
+    }
+    batch = {
+        r["CustomerId"]: (r["churn_probability"], r["prediction"], r["risk_band"])
+        for r in _rows(out, "scored")
+    }
+    assert len(batch) == GOOD_ROWS + 1
+    assert batch == service
+    assert {r["row"]: r["errors"] for r in answer["rejected"]} == {
+        r["row"]: r["reasons"] for r in _rows(out, "rejected")
+    }
+
+
+def test_parquet_scores_as_the_csv_does(
+    spark: SparkSession,
+    book: Path,
+    scored: tuple[Path, BatchSummary],
+    bundled_model: DriverModel,
+    tmp_path: Path,
+) -> None:
+    """Typed Parquet columns, the bank layout's extra columns among them, and a null."""
+    head = book.read_text(encoding="utf-8").splitlines(keepends=True)[: GOOD_ROWS + 1]
+    good = pacsv.read_csv(pa.py_buffer("".join(head).encode()))
+    with_null = pa.table({name: good.column(name).slice(0, 1) for name in good.column_names})
+    with_null = with_null.set_column(
+        with_null.column_names.index("Age"), "Age", pa.array([None], pa.int64())
+    )
+    folder = tmp_path / "book"
+    folder.mkdir()
+    pq.write_table(good, folder / "part-0.parquet")
+    pq.write_table(with_null.cast(good.schema), folder / "part-1.parquet")
+    summary = score_book(spark, str(folder), str(tmp_path / "out"), bundled_model)
+    assert (summary.format, summary.rows_in, summary.rejected) == ("parquet", GOOD_ROWS + 1, 1)
+    [rejected] = _rows(tmp_path / "out", "rejected")
+    assert rejected["row"] == 1
+    assert rejected["source_file"].endswith("part-1.parquet")
+    assert rejected["reasons"] == "Age: is empty (allowed: an integer from 18 to 100)"
+    from_csv = {r["CustomerId"]: r["churn_probability"] for r in _rows(scored[0], "scored")}
+    from_parquet = {
+        r["CustomerId"]: r["churn_probability"] for r in _rows(tmp_path / "out", "scored")
+    }
+    assert from_parquet == {key: from_csv[key] for key in from_parquet}
+    assert len(from_parquet) == GOOD_ROWS
+
+
+def test_rows_are_numbered_per_file_across_blocks(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Files split into many blocks read by different tasks: rows still count per file."""
+    lines = [BANK_COLUMNS]
+    for row in range(1, 301):
+        lines.append(bank_row(row, row, Age=17 if row % 37 == 0 else 40))
+        if row % 50 == 0:
+            lines.append("")
+    first = write_book("\n".join(lines) + "\n", "a.csv")
+    write_book("\n\n" + "\n".join(lines[:60]) + "\n", "b.csv")  # 58 records
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        summary = score_book(spark, str(tmp_path), str(tmp_path / "out"), bundled_model)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert summary.files == 2
+    assert summary.rows_in == 300 + 58
+    rejected = sorted(
+        (r["source_file"][-5:], r["row"]) for r in _rows(tmp_path / "out", "rejected")
+    )
+    expected = [("a.csv", row) for row in range(37, 301, 37)]
+    expected += [("b.csv", row) for row in range(37, 60, 37)]
+    assert rejected == sorted(expected)
+    assert first.stat().st_size > 8 * 4096  # so the file did span several blocks
+
+
+def test_a_missing_column_is_named(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    text = BANK_COLUMNS.replace(",Age", "") + "\n" + bank_row() + "\n"
+    path = write_book(text)
+    with pytest.raises(InvalidInput) as caught:
+        score_book(spark, str(path), str(tmp_path / "out"), bundled_model)
+    assert caught.value.message == f"{path} is missing required columns: Age."
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "Path does not exist: file:"),
+        (b"\x00\x01\x02binary", "book.csv: The file is not a text CSV"),
+        (b"", "holds no files"),
+    ],
+    ids=["missing", "binary", "empty folder"],
+)
+def test_unreadable_input_is_one_line(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    tmp_path: Path,
+    content: bytes | None,
+    expected: str,
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    target = folder if content == b"" else folder / "book.csv"
+    if content:
+        target.write_bytes(content)
+    with pytest.raises(BadRequest) as caught:
+        score_book(spark, str(target), str(tmp_path / "out"), bundled_model)
+    assert expected in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_an_executor_refuses_a_model_that_fails_its_checksum(
+    spark: SparkSession, book: Path, bundled_model: DriverModel, tmp_path: Path
+) -> None:
+    """The driver's copy is fine; the digest the executors are told to expect is not its."""
+    wrong = dataclasses.replace(bundled_model.ref, sha256="0" * 64)
+    tampered = dataclasses.replace(bundled_model, ref=wrong)
+    with pytest.raises(ModelIntegrityError) as caught:
+        score_book(spark, str(book), str(tmp_path / "out"), tampered)
+    message = caught.value.message
+    assert message.startswith("On an executor: Refusing to load churn-model-")
+    assert f"expected {'0' * 64}" in message
+    assert "\n" not in message
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_an_existing_output_is_kept_unless_told(
+    spark: SparkSession, scored: tuple[Path, BatchSummary], book: Path, bundled_model: DriverModel
+) -> None:
+    out, _ = scored
+    with pytest.raises(InvalidInput, match="exists"):
+        score_book(spark, str(book), str(out), bundled_model)
+    copy = out.parent / "again"
+    shutil.copytree(out, copy)
+    again = score_book(spark, str(book), str(copy), bundled_model, overwrite=True)
+    assert again.rows_in == ROWS_IN
