@@ -52,6 +52,7 @@ class CustomerBatch:
     row_count: int
     rows: np.ndarray  # row numbers of the valid records
     ids: pa.Array  # their ids as text, null where the id cell was empty or absent
+    id_cells: pa.Array | None  # their id cells as in the file, spaces and all; None: no ids
     features: pd.DataFrame  # valid records, columns FEATURE_NAMES, model dtypes
     problems: list[Problem] = field(default_factory=list)
     rejected_ids: dict[int, str] = field(default_factory=dict)  # row -> id, where readable
@@ -558,6 +559,7 @@ def validate_raw(
         bad |= check.bad
 
     ids = pa.nulls(count, type=pa.string())
+    id_cells = raw.get(CUSTOMER_ID)
     readable_id = np.zeros(count, dtype=bool)
     if CUSTOMER_ID in raw:
         check = _ColumnCheck(
@@ -573,14 +575,18 @@ def validate_raw(
     rejected_ids = {
         int(rows[i]): str(ids[int(i)].as_py()) for i in np.flatnonzero(bad & readable_id)
     }
-    features = pd.DataFrame({name: typed[name][keep] for name in FEATURE_NAMES})
+    if bad.any():
+        typed = {name: typed[name][keep] for name in FEATURE_NAMES}
+        rows, ids = rows[keep], ids.filter(pa.array(keep))
+        id_cells = id_cells.filter(pa.array(keep)) if id_cells is not None else None
     problems.sort(key=lambda p: p.row or 0)
     return CustomerBatch(
         first_row=first_row,
         row_count=count,
-        rows=rows[keep],
-        ids=ids.filter(pa.array(keep)),
-        features=features,
+        rows=rows,
+        ids=ids,
+        id_cells=id_cells,
+        features=pd.DataFrame({name: typed[name] for name in FEATURE_NAMES}),
         problems=problems,
         rejected_ids=rejected_ids,
     )
@@ -662,7 +668,7 @@ _UNPRINTABLE = "[\\x00-\\x1f\\x7f\\x{fffd}]"
 _FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
 
 
-def spreadsheet_safe(ids: pa.Array) -> pa.Array:
+def spreadsheet_safe(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Client-supplied values that a spreadsheet shows as text, never runs as a formula.
 
     OWASP's advice for CSV injection: prefix a cell that starts with a formula trigger
