@@ -7,6 +7,7 @@ every id) has to be held.
 
 from __future__ import annotations
 
+import io
 import json
 import tempfile
 from io import TextIOWrapper
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import IO, Literal
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -51,52 +53,99 @@ def _check_rows(rows_in: int, max_rows: int) -> None:
 
 def score_legacy_file(
     predictor: ChurnPredictor, path: Path, *, max_rows: int = DEFAULT_MAX_ROWS
-) -> dict[str, str]:
+) -> dict[object, str]:
     """The old `/v1/customerbatch` answer: CustomerId -> "Churn" / "Not Churn".
 
-    The old app silently collapsed duplicate ids and crashed on bad rows; here any row
-    that cannot be keyed and scored makes the whole request a 422 that lists the rows,
-    and nothing is scored, because the old answer has no place to report a bad row.
+    Keyed as the old app keyed it (`legacy_keys`). The old app silently collapsed
+    duplicate ids and crashed on bad rows; here any row that cannot be keyed and
+    scored makes the whole request a 422 that lists the rows, and nothing is scored,
+    because the old answer has no place to report a bad row.
     """
-    answers: dict[str, str] = {}
-    first_row_of: dict[str, int] = {}
-    problems: list[Problem] = []
     rows_in = 0
+    problems: list[Problem] = []
+    rows: list[np.ndarray] = []
+    cells: list[pa.Array] = []
+    churn: list[np.ndarray] = []
     for batch in read_customer_batches(path, require_id=True):
         rows_in += batch.row_count
         _check_rows(rows_in, max_rows)
         problems += batch.problems
-        churn = predictor.scorer.labels(predictor.scorer.score_frame(batch.features))
-        ids = batch.ids.to_pylist()
-        for row, customer_id, is_churn in zip(batch.rows.tolist(), ids, churn, strict=True):
-            if customer_id is None:
-                problems.append(
-                    Problem("is empty", field=CUSTOMER_ID, row=row, allowed="a customer id")
-                )
-            elif customer_id in first_row_of:
-                problems.append(
-                    Problem(
-                        f"duplicates the id in row {first_row_of[customer_id]}; "
-                        "each customer may appear once",
-                        field=CUSTOMER_ID,
-                        row=row,
-                    )
-                )
-            else:
-                first_row_of[customer_id] = row
-                answers[customer_id] = "Churn" if is_churn else "Not Churn"
+        problems += [
+            Problem("is empty", field=CUSTOMER_ID, row=int(row), allowed="a customer id")
+            for row in batch.rows[pc.is_null(batch.ids).to_numpy(zero_copy_only=False)]
+        ]
+        assert batch.id_cells is not None  # require_id: the column is there
+        rows.append(batch.rows)
+        cells.append(batch.id_cells)
+        churn.append(predictor.scorer.labels(predictor.scorer.score_frame(batch.features)))
     if rows_in == 0:
         raise InvalidInput(_NO_ROWS)
+    answers: dict[object, str] = {}
+    if not problems:
+        keys = legacy_keys(pa.chunked_array(cells, type=pa.string()))
+        first_row_of: dict[object, int] = {}
+        labels = np.concatenate(churn).tolist()
+        for row, key, is_churn in zip(np.concatenate(rows).tolist(), keys, labels, strict=True):
+            if key is None:
+                problems.append(_read_as_missing(row))
+            elif key in first_row_of:
+                problems.append(_duplicate(row, first_row_of[key]))
+            else:
+                first_row_of[key] = row
+                answers[key] = "Churn" if is_churn else "Not Churn"
     if problems:
         problems.sort(key=lambda problem: problem.row or 0)
-        rows = len({problem.row for problem in problems})
+        count = len({problem.row for problem in problems})
         raise InvalidInput(
-            f"{rows} of {rows_in} rows cannot be scored; nothing was scored. "
+            f"{count} of {rows_in} rows cannot be scored; nothing was scored. "
             "Fix the rows listed, or use /v2/predict-file to score the valid rows "
             "and get the others back with their reasons.",
             problems,
         )
     return answers
+
+
+def legacy_keys(cells: pa.ChunkedArray) -> list[object]:
+    """The ids as the old app's JSON keys: Python values of pandas' column, None for NA.
+
+    The old app read the file with `pandas.read_csv` and keyed its answer by the
+    `CustomerId` column's values, so a key's type is the one pandas inferred for the
+    whole column: `int` if every id is a whole number (`007` is 7), `float` if some id
+    has a point or an exponent (`7.0`), `bool` for True/False, `str` otherwise; and
+    `jsonify` sorted the keys by those values. pandas itself reads the cells again
+    here, so every rule of its inference holds. It reads them in one piece; the old
+    app's pandas typed a big file in chunks (65,536 rows in this layout), which agree
+    unless the ids change type between chunks, and then the old app's sort failed. A
+    cell pandas reads as missing (`NA`, `null`, `None`, ...) is None: the old app
+    keyed it `NaN`.
+    """
+    sink = pa.BufferOutputStream()
+    pacsv.write_csv(
+        pa.table({CUSTOMER_ID: cells}),
+        sink,
+        write_options=pacsv.WriteOptions(quoting_style="needed"),
+    )
+    column = pd.read_csv(io.BytesIO(sink.getvalue().to_pybytes()), low_memory=False)[CUSTOMER_ID]
+    assert len(column) == len(cells), "every cell is one record: ids are never blank"
+    keys: list[object] = column.astype(object).where(column.notna(), None).tolist()
+    return keys
+
+
+def _read_as_missing(row: int) -> Problem:
+    return Problem(
+        "reads as a missing value (the old app read NA, N/A, null, None, NaN as none)",
+        field=CUSTOMER_ID,
+        row=row,
+        allowed="a customer id",
+    )
+
+
+def _duplicate(row: int, first: int) -> Problem:
+    return Problem(
+        f"duplicates the id in row {first}; each customer may appear once",
+        field=CUSTOMER_ID,
+        row=row,
+    )
 
 
 def score_file(
@@ -158,7 +207,7 @@ def _results_table(
     table = pa.table(
         {
             "row": rows,
-            CUSTOMER_ID: spreadsheet_safe(ids),
+            CUSTOMER_ID: ids,
             "status": _words(_STATUSES, np.repeat([0, 1], [valid_count, len(by_row)])),
             "churn_probability": pa.array(
                 np.concatenate([np.round(probabilities, 6), np.full(len(by_row), np.nan)]),
@@ -197,7 +246,11 @@ class _CsvResults:
         self._handle.flush()
 
     def write(self, table: pa.Table) -> None:
-        pacsv.write_csv(table, self._handle.buffer, write_options=self._options)
+        # A spreadsheet opens this file: ids that would run as formulas are made text.
+        # JSON answers keep ids as sent.
+        index = table.schema.get_field_index(CUSTOMER_ID)
+        safe = table.set_column(index, CUSTOMER_ID, spreadsheet_safe(table.column(index)))
+        pacsv.write_csv(safe, self._handle.buffer, write_options=self._options)
 
     def close(self, summary: FileSummary) -> None:
         return None

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 from flask import Flask
 
@@ -205,3 +208,69 @@ def test_requests_without_a_file_get_a_400(
     assert response.status_code == 400
     message = response.json()["message"]
     assert "multipart" in message or "'file'" in message
+
+
+def labels_by_row(service: LiveService, content: bytes) -> list[str]:
+    """The service's label for each row of a file, in file order, in the old words."""
+    response = httpx.post(
+        f"{service.url}/v2/predict-file", files={"file": ("c.csv", content)}, timeout=60
+    )
+    rows = csv.DictReader(io.StringIO(response.text))
+    return ["Churn" if row["prediction"] == "churn" else "Not Churn" for row in rows]
+
+
+def old_app_bytes(content: bytes, labels: list[str]) -> bytes:
+    """What the old app answered for this file: it read it with pandas, keyed its answer
+    by the values of the CustomerId column, and sent it with Flask's `jsonify`, which
+    sorts keys by those values. The labels are the service's (the old app cut at 0.5)."""
+    frame = pd.read_csv(io.BytesIO(content))
+    return flask_bytes(dict(zip(frame["CustomerId"], labels, strict=True)))
+
+
+def id_file(ids: list[str]) -> bytes:
+    rows = [
+        ",".join([cid, *(str(v) for v in make_customer(Age=25 + 7 * i).values())])
+        for i, cid in enumerate(ids)
+    ]
+    return ("\n".join([FEATURE_HEADER, *rows]) + "\n").encode()
+
+
+# pandas types the id column as a whole; the old app's keys, and their order, follow.
+ID_TYPES = {
+    "whole numbers sort as numbers": ["15574012", "9", "100", "10"],
+    "leading zeros and signs are numbers": ["007", "+8", "0", "-3", "11"],
+    "a point or an exponent makes floats": ["7.0", "15574012", "1e3", "2.5", "10"],
+    "text among numbers makes strings": ["C-10", "9", "10", " C-2 ", "100"],
+    "true and false": ["True", "False"],
+    "numbers past 64 bits": ["18446744073709551616", "5", "-9223372036854775809"],
+}
+
+
+@pytest.mark.parametrize("name", ID_TYPES)
+def test_batch_keys_are_typed_and_sorted_as_the_old_app_did(
+    live_service: LiveService, name: str
+) -> None:
+    content = id_file(ID_TYPES[name])
+    response = post_file(live_service, content)
+    assert response.status_code == 200, response.text
+    assert response.content == old_app_bytes(content, labels_by_row(live_service, content))
+
+
+def test_ids_pandas_reads_as_missing_are_named(live_service: LiveService) -> None:
+    # The old app keyed these customers `NaN`; here, as for an empty id, a 422.
+    response = post_file(live_service, id_file(["5", "NA", "6", "null"]))
+    assert response.status_code == 422
+    assert [(p["row"], p["field"]) for p in response.json()["problems"]] == [
+        (2, "CustomerId"),
+        (4, "CustomerId"),
+    ]
+    assert "missing" in response.json()["problems"][0]["message"]
+
+
+def test_ids_that_are_one_number_are_duplicates(live_service: LiveService) -> None:
+    # pandas reads both as 7: the old app answered one of the two customers.
+    response = post_file(live_service, id_file(["007", "8", "7"]))
+    assert response.status_code == 422
+    problem = response.json()["problems"][0]
+    assert (problem["row"], problem["field"]) == (3, "CustomerId")
+    assert "row 1" in problem["message"]

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import LiveService
-from tests.factories import BANK_COLUMNS, bank_row
+from tests.conftest import LiveService, run_churn
+from tests.factories import BANK_COLUMNS, bank_row, make_customer
 
 
 def lines(*rows: str, newline: str = "\n") -> bytes:
@@ -147,3 +149,115 @@ def test_a_form_with_two_answers_is_refused_not_half_read(
         response = httpx.post(live_service.url + route, files=parts, data=data, timeout=60)
         assert response.status_code == 400, response.text
         assert named in response.json()["message"]
+
+
+def edited(rows: int, edits: dict[int, Callable[[str], str]], newline: str = "\n") -> bytes:
+    """A file of `rows` customers, with row N's line passed through edits[N]."""
+    lines = [bank_row(i, 15_600_000 + i) for i in range(1, rows + 1)]
+    for row, edit in edits.items():
+        lines[row - 1] = edit(lines[row - 1])
+    return lines_of(lines, newline)
+
+
+def lines_of(rows: list[str], newline: str) -> bytes:
+    return (newline.join([BANK_COLUMNS, *rows]) + newline).encode()
+
+
+def open_quote(line: str) -> str:
+    return line.replace("Hargrave", '"Hargrave')
+
+
+def close_quote(line: str) -> str:
+    return line.replace("Hargrave", 'Hargrave"')
+
+
+FILE_ROUTES = ("/v1/customerbatch", "/v2/predict-file")
+
+# name -> (file, row and column where the quote opens): files whose records a quote
+# left open would merge; both readers, like Python's csv module, would read on quietly.
+QUOTE_LEFT_OPEN: dict[str, tuple[bytes, int, str]] = {
+    "never closed, row 2 of 6": (edited(6, {2: open_quote}), 2, "Surname"),
+    "never closed, CRLF": (edited(6, {2: open_quote}, "\r\n"), 2, "Surname"),
+    "never closed, CR only": (edited(6, {2: open_quote}, "\r"), 2, "Surname"),
+    "never closed, in the id": (
+        edited(6, {3: lambda line: line.replace("15600003", '"15600003')}),
+        3,
+        "CustomerId",
+    ),
+    "never closed, in the last column": (
+        edited(6, {5: lambda line: line[:-1] + '"1'}),
+        5,
+        "Exited",
+    ),
+    "closed by a stray quote two rows on": (
+        edited(6, {2: open_quote, 4: close_quote}),
+        2,
+        "Surname",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", QUOTE_LEFT_OPEN)
+def test_a_quote_left_open_is_refused_by_both_routes_naming_its_row(
+    live_service: LiveService, name: str
+) -> None:
+    content, row, column = QUOTE_LEFT_OPEN[name]
+    answers = {route: post(live_service, route, content) for route in FILE_ROUTES}
+    for route, response in answers.items():
+        assert response.status_code == 422, (route, response.text)
+        body = response.json()
+        assert [(p["row"], p["field"]) for p in body["problems"]] == [(row, column)], route
+        assert body["message"].startswith(f"A quote opens in {column} on row {row} ")
+    assert answers["/v1/customerbatch"].json() == answers["/v2/predict-file"].json()
+
+
+def test_a_quote_left_open_on_row_12_of_200000_loses_no_customer_quietly(
+    live_service: LiveService, tmp_path: Path
+) -> None:
+    # The issue's file: both routes, and the CLI, refuse it naming row 12, instead of a
+    # 200 that accounts for 12 of 200,000 customers.
+    content = edited(200_000, {12: open_quote})
+    for route in FILE_ROUTES:
+        response = post(live_service, route, content)
+        assert response.status_code == 422, (route, response.text[:300])
+        assert [p["row"] for p in response.json()["problems"]] == [12]
+        assert "line 13 of the file) and is never closed" in response.json()["message"]
+    source = tmp_path / "customers.csv"
+    source.write_bytes(content)
+    result = run_churn("predict", str(source), "--url", live_service.url)
+    assert result.returncode != 0
+    assert "row 12 Surname: opens a quote on line 13 that is never closed" in result.stderr
+    assert not source.with_suffix(".predictions.csv").exists()
+
+
+def test_quoted_line_breaks_that_hold_no_records_are_scored(live_service: LiveService) -> None:
+    # An address over two lines, with commas, is a value: both routes score the rows.
+    address = '"12 Rue Haute,\r\nParis, France"'
+    content = edited(3, {2: lambda line: line.replace("Hargrave", address)}, "\r\n")
+    for route in FILE_ROUTES:
+        response = post(live_service, route, content)
+        assert response.status_code == 200, (route, response.text)
+    assert post(live_service, "/v2/predict-file", content).headers["x-rows-scored"] == "3"
+
+
+FORMULA_IDS = ['=HYPERLINK("http://x","y")', "@SUM(A1)", "+1", "-2", "|cmd", "%0A"]
+
+
+def test_formula_like_ids_are_made_safe_in_csv_and_kept_as_sent_in_json(
+    live_service: LiveService,
+) -> None:
+    content = lines_of(
+        [bank_row(i, '"' + cid.replace('"', '""') + '"') for i, cid in enumerate(FORMULA_IDS, 1)],
+        "\n",
+    )
+    as_csv = list(csv.DictReader(io.StringIO(post(live_service, "/v2/predict-file", content).text)))
+    assert [row["CustomerId"] for row in as_csv] == ["'" + cid for cid in FORMULA_IDS]
+    as_json = post(live_service, "/v2/predict-file", content, format="json").json()
+    assert [row["CustomerId"] for row in as_json["predictions"]] == FORMULA_IDS
+    legacy = post(live_service, "/v1/customerbatch", content).json()
+    assert sorted(legacy) == sorted(FORMULA_IDS)
+    customers = [make_customer(CustomerId=cid) for cid in FORMULA_IDS]
+    predicted = httpx.post(
+        live_service.url + "/v2/predict", json={"customers": customers}, timeout=60
+    ).json()
+    assert [row["CustomerId"] for row in predicted] == FORMULA_IDS
