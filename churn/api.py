@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 Label = Literal["churn", "not churn"]
+# Served by churn.monitoring.routes; /v2/model points to it.
+MODEL_CARD_PATH = "/v2/model/card"
 Band = Literal["low", "medium", "high"]
 
 
@@ -66,6 +68,10 @@ class ModelInfo(BaseModel):
     feature_schema: list[dict[str, Any]]
     customer_json_schema: dict[str, Any]
     libraries: dict[str, str]
+    model_card: str = Field(
+        default=MODEL_CARD_PATH,
+        description=f"The model card: a web page; Markdown at {MODEL_CARD_PATH}.md.",
+    )
 
 
 class FileSummary(BaseModel):

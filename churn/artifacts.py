@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from churn.errors import ModelIntegrityError
 
@@ -64,6 +64,10 @@ class ModelMetadata(BaseModel):
     libraries: dict[str, str]
     features: list[str]
     feature_schema: list[dict[str, Any]]
+    # Model health (churn.monitoring): the training data's profile that drift is measured
+    # against, and the model card's figures. Empty for models trained before them.
+    reference_profile: dict[str, Any] = Field(default_factory=dict)
+    model_card: dict[str, Any] = Field(default_factory=dict)
 
     def write(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -30,6 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from churn.api import ErrorBody, FileResults, LegacyPrediction, ModelInfo, Prediction
 from churn.batch import OutputFormat, flask_json_bytes, score_file, score_legacy_file
 from churn.errors import BadRequest, ChurnError, InvalidInput, NotAcceptable, Problem
+from churn.monitoring.routes import health_routes
 from churn.predictor import ChurnPredictor
 from churn.schema import SPECS_BY_NAME, CustomerFeatures
 
@@ -377,6 +378,8 @@ def service_app(
     async def model_info() -> Any:
         return predictor().info()
 
+    # Model health: the model card (churn.monitoring).
+    app.include_router(health_routes(predictor))
     return app
 
 

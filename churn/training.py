@@ -55,7 +55,10 @@ from churn.artifacts import (
 )
 from churn.csvio import check_columns, validate_raw
 from churn.errors import BadRequest, InvalidInput, Problem
+from churn.monitoring.card import build_card, write_card
+from churn.monitoring.profile import build_reference, input_columns
 from churn.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES, TARGET
+from churn.scoring import Scorer
 
 HOLDOUT_SHARE = 0.25
 CV_FOLDS = 5
@@ -64,6 +67,12 @@ THRESHOLD_RULE = (
     "highest recall with precision >= 0.5 on 5-fold out-of-fold predictions of the "
     "training split: a missed churner costs more than a retention call, but at least "
     "half of the customers flagged for a call should be real churn risks"
+)
+# Reported per value on the model card, though the model does not read them.
+CARD_GROUPS = ("Gender",)
+REFERENCE_SCORES = (
+    "the out-of-fold scores of the training split and the final model's scores of the "
+    "holdout: every training customer scored by a model that had not seen them"
 )
 _LIBRARIES = ("scikit-learn", "xgboost-cpu", "pandas", "numpy", "joblib", "bentoml")
 
@@ -101,7 +110,15 @@ def build_pipeline(seed: int) -> Pipeline:
     return Pipeline([("columns", columns), ("classifier", classifier)])
 
 
-def load_training_data(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
+@dataclass(frozen=True)
+class TrainingData:
+    features: pd.DataFrame
+    labels: np.ndarray
+    # Columns the model does not read but the model card reports on (Gender), if present.
+    groups: dict[str, np.ndarray]
+
+
+def load_training_data(path: Path) -> TrainingData:
     """Features and labels of a CSV in the public layout; refuses any bad row."""
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
@@ -132,7 +149,12 @@ def load_training_data(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
             "fix or remove them before training.",
             sorted(problems, key=lambda p: p.row or 0),
         )
-    return batch.features, labels.astype(np.int64)
+    groups = {
+        name: np.char.strip(raw[name].to_numpy(dtype=str))
+        for name in CARD_GROUPS
+        if name in raw.columns
+    }
+    return TrainingData(batch.features, labels.astype(np.int64), groups)
 
 
 @dataclass(frozen=True)
@@ -159,11 +181,19 @@ def train(
     version: str = DEFAULT_VERSION,
     progress: Progress = _quiet,
 ) -> TrainingResult:
-    features, labels = load_training_data(data)
+    loaded = load_training_data(data)
+    features, labels = loaded.features, loaded.labels
     progress(f"read {len(labels)} customers, {labels.mean():.1%} churned")
-    x_train, x_test, y_train, y_test = train_test_split(
-        features, labels, test_size=HOLDOUT_SHARE, stratify=labels, random_state=seed
+    # The group columns ride along: the split's rows depend only on the labels and seed.
+    x_train, x_test, y_train, y_test, *group_parts = train_test_split(
+        features,
+        labels,
+        *loaded.groups.values(),
+        test_size=HOLDOUT_SHARE,
+        stratify=labels,
+        random_state=seed,
     )
+    test_groups = dict(zip(loaded.groups, group_parts[1::2], strict=True))
 
     out_of_fold = np.zeros(len(y_train))
     folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
@@ -191,6 +221,23 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / artifact_name(version)
     joblib.dump(pipeline, model_path)
+    # Model health (churn.monitoring), after the dump: a Scorer sets the booster's threads.
+    matrix = Scorer(pipeline, threshold).matrix
+    progress("profiling the training data; the model card")
+    reference = build_reference(
+        matrix(pd.concat([x_train, x_test])),
+        input_columns(pipeline),
+        np.concatenate([out_of_fold, scores]),
+        score_source=REFERENCE_SCORES,
+    )
+    card = build_card(
+        pipeline,
+        matrix(x_test),
+        y_test,
+        scores,
+        threshold,
+        {"Geography": x_test["Geography"].astype(str).to_numpy(), **test_groups},
+    )
     metadata = ModelMetadata(
         model_version=version,
         trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -206,8 +253,12 @@ def train(
         libraries=library_versions(),
         features=list(FEATURE_NAMES),
         feature_schema=[spec.as_json() for spec in FEATURE_SPECS],
+        # Stored in BentoML's model metadata, which takes no nulls.
+        reference_profile=reference.model_dump(mode="json", exclude_none=True),
+        model_card=card.model_dump(mode="json", exclude_none=True),
     )
     metadata.write(metadata_path_for(model_path))
+    write_card(metadata, model_path)
     progress(f"wrote {model_path} (ROC-AUC {metrics.roc_auc:.4f}, threshold {threshold})")
     return TrainingResult(model_path, metadata)
 

@@ -1,0 +1,386 @@
+"""The model card: what the model is for, how well it did on the holdout, and why.
+
+`build_card` computes the card's figures at training (holdout metrics overall and per
+segment, calibration, mean |TreeSHAP| per feature overall and per country) and the
+model's metadata keeps them, so the Bento carries them with the model. `card_document`
+lays the card out once, from the metadata; `to_markdown` and `to_html` write that one
+layout as Markdown (beside the model file) and as a web page (`GET /v2/model/card`).
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import xgboost
+from pydantic import BaseModel, Field
+from sklearn.pipeline import Pipeline
+
+from churn.artifacts import ModelMetadata
+from churn.monitoring.drift import DRIFT_PSI, MIN_CUSTOMERS, WARN_PSI
+from churn.monitoring.performance import (
+    CalibrationBin,
+    SegmentMetrics,
+    calibration,
+    calibration_error,
+    segments,
+)
+from churn.monitoring.profile import ReferenceProfile, input_columns
+from churn.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
+
+ALL_CUSTOMERS = "all customers"
+SHAP_GROUP = "Geography"
+
+
+class ModelCard(BaseModel):
+    """The card's figures, as the model's metadata keeps them."""
+
+    holdout: list[SegmentMetrics] = Field(description="Overall, then per Geography and Gender.")
+    calibration: list[CalibrationBin]
+    drivers: dict[str, dict[str, float]] = Field(
+        description="Mean |TreeSHAP| (log-odds) per feature, for all customers and per country."
+    )
+
+    def overall(self) -> SegmentMetrics:
+        return self.holdout[0]
+
+
+def build_card(
+    pipeline: Pipeline,
+    matrix: np.ndarray,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    groups: Mapping[str, np.ndarray],
+) -> ModelCard:
+    """The figures on the holdout: `matrix` is its model input (`Scorer.matrix`)."""
+    return ModelCard(
+        holdout=segments(labels, scores, threshold, groups),
+        calibration=calibration(labels, scores),
+        drivers=drivers(pipeline, matrix, groups.get(SHAP_GROUP)),
+    )
+
+
+def drivers(
+    pipeline: Pipeline, matrix: np.ndarray, countries: np.ndarray | None
+) -> dict[str, dict[str, float]]:
+    """Mean absolute TreeSHAP contribution of each feature, overall and per country.
+
+    Exact contributions from XGBoost, Geography's one-hot columns folded into one
+    feature, as /v2/explain gives them for one customer.
+    """
+    booster: xgboost.Booster = pipeline.named_steps["classifier"].get_booster()
+    contributions = booster.predict(xgboost.DMatrix(matrix), pred_contribs=True)[:, :-1]
+    columns = input_columns(pipeline)
+    folded = np.zeros((len(matrix), len(FEATURE_NAMES)))
+    for index, column in enumerate(columns):
+        folded[:, FEATURE_NAMES.index(_feature_of(column))] += contributions[:, index]
+    magnitude = np.abs(folded)
+    chosen = {ALL_CUSTOMERS: np.ones(len(matrix), dtype=bool)}
+    if countries is not None:
+        values = np.asarray(countries, dtype=str)
+        chosen |= {country: values == country for country in sorted(set(values.tolist()))}
+    return {
+        name: {
+            feature: round(float(magnitude[rows, i].mean()), 4)
+            for i, feature in enumerate(FEATURE_NAMES)
+        }
+        for name, rows in chosen.items()
+        if rows.any()
+    }
+
+
+def _feature_of(column: str) -> str:
+    if column in FEATURE_NAMES:
+        return column
+    return next(f for f in CATEGORICAL_FEATURES if column.startswith(f"{f}_"))
+
+
+def card_of(metadata: ModelMetadata) -> ModelCard | None:
+    return ModelCard.model_validate(metadata.model_card) if metadata.model_card else None
+
+
+def card_paths(model_path: Path) -> tuple[Path, Path]:
+    """Where the card is written beside the model: NAME.card.md and NAME.card.html."""
+    return model_path.with_suffix(".card.md"), model_path.with_suffix(".card.html")
+
+
+def write_card(metadata: ModelMetadata, model_path: Path) -> tuple[Path, Path]:
+    document = card_document(metadata)
+    markdown, page = card_paths(model_path)
+    markdown.write_text(to_markdown(document), encoding="utf-8")
+    page.write_text(to_html(document), encoding="utf-8")
+    return markdown, page
+
+
+# The layout ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[str | Table] = field(default_factory=list)
+
+
+@dataclass
+class Document:
+    title: str
+    sections: list[Section]
+
+
+def card_document(metadata: ModelMetadata) -> Document:
+    card = card_of(metadata)
+    sections = [_about(metadata), _threshold(metadata)]
+    if card is not None:
+        sections += [_performance(card), _calibration(card), _drivers(card)]
+    else:
+        sections.append(Section("Holdout performance", [_metrics_line(metadata), _NO_CARD_FIGURES]))
+    sections.append(_monitoring(metadata))
+    return Document(f"Model card: {metadata.model_name} {metadata.model_version}", sections)
+
+
+_NO_CARD_FIGURES = (
+    "This model was trained before the card's per-segment figures were recorded; "
+    "retrain it with `churn train` to add them."
+)
+
+
+def _about(meta: ModelMetadata) -> Section:
+    libraries = ", ".join(f"{name} {version}" for name, version in meta.libraries.items())
+    return Section(
+        "The model",
+        [
+            "Estimates the probability that a retail bank customer leaves the bank (churns), "
+            "so that retention teams can call the customers most at risk. A scikit-learn "
+            "pipeline: Geography one-hot encoded, then XGBoost. Inputs: "
+            + ", ".join(meta.features)
+            + ".",
+            Table(
+                ["", ""],
+                [
+                    ["Version", meta.model_version],
+                    ["Trained", f"{meta.trained_at} (seed {meta.seed})"],
+                    ["Training data", f"{meta.data_file}, {meta.data_rows:,} customers"],
+                    ["Data SHA-256", meta.data_sha256],
+                    [
+                        "Holdout",
+                        f"{meta.metrics.holdout_rows:,} customers (stratified 25%), "
+                        "never used for fitting or for the threshold",
+                    ],
+                    ["Model file", meta.artifact_file],
+                    ["Model file SHA-256", meta.artifact_sha256],
+                    ["Libraries", libraries],
+                ],
+            ),
+        ],
+    )
+
+
+def _threshold(meta: ModelMetadata) -> Section:
+    high = max(0.5, meta.threshold)
+    return Section(
+        "Decision threshold",
+        [
+            f"A customer is flagged as churn at a probability of {meta.threshold:g} or more. "
+            f"Why: {meta.threshold_rule}.",
+            f"Risk bands: low below {meta.threshold:g} (not flagged); medium from "
+            f"{meta.threshold:g} to below {high:g}; high from {high:g}.",
+        ],
+    )
+
+
+def _metrics_line(meta: ModelMetadata) -> str:
+    m = meta.metrics
+    return (
+        f"Holdout ROC-AUC {m.roc_auc:.3f}, PR-AUC {m.pr_auc:.3f}, precision {m.precision:.3f} "
+        f"and recall {m.recall:.3f} at the threshold, Brier {m.brier:.3f}."
+    )
+
+
+def _performance(card: ModelCard) -> Section:
+    notes = [
+        "Each row is one segment of the holdout. Precision and recall are at the decision "
+        "threshold; an empty cell cannot be computed for that segment (one outcome only, "
+        "or nobody flagged)."
+    ]
+    if any(s.group == "Gender" for s in card.holdout):
+        notes.append(
+            "Gender is not an input of the model; it is shown so that anyone can check that "
+            "the model serves women and men alike."
+        )
+    return Section("Holdout performance", [*notes, segments_table(card.holdout)])
+
+
+def segments_table(rows: list[SegmentMetrics]) -> Table:
+    return Table(
+        [
+            "segment", "customers", "churn rate", "mean predicted", "flagged", "ROC-AUC",
+            "PR-AUC", "precision", "recall", "Brier",
+        ],
+        [
+            [
+                s.label, f"{s.customers:,}", _share(s.churn_rate), _share(s.mean_predicted),
+                _share(s.flagged), _figure(s.roc_auc), _figure(s.pr_auc), _figure(s.precision),
+                _figure(s.recall), _figure(s.brier),
+            ]
+            for s in rows
+        ],
+    )  # fmt: skip
+
+
+def _calibration(card: ModelCard) -> Section:
+    error = calibration_error(card.calibration)
+    return Section(
+        "Calibration (holdout)",
+        [
+            "Customers grouped by the probability the model gave them, against how many of "
+            "them really churned. A well calibrated model's two columns agree: a risk of 30% "
+            "means about 3 in 10 such customers leave. Expected calibration error "
+            f"(customer-weighted mean gap): {_figure(error)}.",
+            calibration_table(card.calibration),
+        ],
+    )
+
+
+def calibration_table(rows: list[CalibrationBin]) -> Table:
+    return Table(
+        ["churn probability", "customers", "mean predicted", "observed churn"],
+        [
+            [
+                f"{row.lower:.0%}-{row.upper:.0%}",
+                f"{row.customers:,}",
+                _share(row.mean_predicted),
+                _share(row.observed_rate),
+            ]
+            for row in rows
+        ],
+    )
+
+
+def _drivers(card: ModelCard) -> Section:
+    groups = list(card.drivers)
+    overall = card.drivers[ALL_CUSTOMERS]
+    order = sorted(overall, key=lambda feature: overall[feature], reverse=True)
+    return Section(
+        "What drives churn, by country",
+        [
+            "Mean absolute TreeSHAP contribution of each feature on the holdout, in "
+            "log-odds of churn: how far the feature moves a customer's risk, up or down, on "
+            "average. Exact contributions from XGBoost, as /v2/explain gives them for one "
+            "customer, with Geography's one-hot columns folded into one.",
+            Table(
+                ["feature", *groups],
+                [[f, *(f"{card.drivers[g].get(f, 0.0):.3f}" for g in groups)] for f in order],
+            ),
+        ],
+    )
+
+
+def _monitoring(meta: ModelMetadata) -> Section:
+    if not meta.reference_profile:
+        return Section("Drift monitoring", ["This model has no reference profile."])
+    profile = ReferenceProfile.model_validate(meta.reference_profile)
+    return Section(
+        "Drift monitoring",
+        [
+            f"The model's metadata holds a reference profile of the {profile.rows:,} training "
+            "customers: bins per feature (a bin per value for features with few values, "
+            "deciles otherwise, a bin per country) and how many customers fell in each, but "
+            f"no customer's values; the score's bins are counted on {profile.score_source}. "
+            "The service compares every customer it scores with it (GET /v2/drift, and "
+            "gauges on /metrics), and `churn drift FILE` compares a file.",
+            f"Statistic: the population stability index (PSI). Status ok below {WARN_PSI:g}, "
+            f"warn from {WARN_PSI:g}, drift from {DRIFT_PSI:g}; insufficient with fewer than "
+            f"{MIN_CUSTOMERS} customers in the window.",
+            Table(
+                ["feature", "bins"],
+                [[bins.name, ", ".join(bins.labels())] for bins in profile.all_bins()],
+            ),
+        ],
+    )
+
+
+def _share(value: float | None) -> str:
+    return "" if value is None else f"{value:.1%}"
+
+
+def _figure(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+# The two formats ----------------------------------------------------------------------
+
+
+def to_markdown(document: Document) -> str:
+    lines = [f"# {document.title}", ""]
+    for section in document.sections:
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            lines += _markdown_table(block) if isinstance(block, Table) else [block]
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _markdown_table(table: Table) -> list[str]:
+    def cells(row: list[str]) -> str:
+        return "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+
+    return [
+        cells(table.headers),
+        "|" + "|".join(" --- " if i == 0 else " ---: " for i in range(len(table.headers))) + "|",
+        *(cells(row) for row in table.rows),
+    ]
+
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; max-width: 70rem; margin: 2rem auto;
+       padding: 0 1rem; color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 0.5rem 0 1rem; }
+th, td { border-bottom: 1px solid #ddd; padding: 0.3rem 0.7rem; text-align: right; }
+th:first-child, td:first-child { text-align: left; }
+th { background: #f4f4f4; }
+code { background: #f4f4f4; padding: 0 0.2rem; }
+"""
+
+
+def to_html(document: Document) -> str:
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(document.title)}</title><style>{_STYLE}</style></head><body>",
+        f"<h1>{html.escape(document.title)}</h1>",
+    ]
+    for section in document.sections:
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            parts.append(_html_table(block) if isinstance(block, Table) else _html_text(block))
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def _html_text(text: str) -> str:
+    # `code` spans, as Markdown shows them; everything else is escaped text.
+    pieces = html.escape(text).split("`")
+    return (
+        "<p>"
+        + "".join(f"<code>{piece}</code>" if i % 2 else piece for i, piece in enumerate(pieces))
+        + "</p>"
+    )
+
+
+def _html_table(table: Table) -> str:
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in table.headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in table.rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

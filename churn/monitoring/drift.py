@@ -1,0 +1,125 @@
+"""Drift: the population stability index (PSI) of each feature and of the score.
+
+PSI = sum over bins of (current share - reference share) * ln(current / reference),
+over the bins fixed at training (`churn.monitoring.profile`). A bin empty on one side
+counts as a tiny share, as Evidently does it (1e-4, or a millionth of the smallest
+share when that is below 1e-4), and bins empty on both sides are left out; so the
+Evidently report of `churn drift` shows the same figures as this module.
+
+The thresholds are the industry's convention for PSI: below 0.1 the population is
+stable (ok), 0.1 to 0.25 it has moved (warn), 0.25 or more it has shifted (drift).
+PSI over few customers is noisy (about (bins - 1) / customers when nothing changed), so
+with fewer than `MIN_CUSTOMERS` in a window the status is "insufficient" instead.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from churn.monitoring.profile import ReferenceProfile
+
+WARN_PSI = 0.1
+DRIFT_PSI = 0.25
+MIN_CUSTOMERS = 100
+_DIGITS = 6
+_SMALLEST_SHARE = 1e-4
+
+Status = Literal["ok", "warn", "drift", "insufficient"]
+# As a gauge on /metrics: the status's number.
+STATUS_CODES: dict[Status, int] = {"insufficient": -1, "ok": 0, "warn": 1, "drift": 2}
+
+
+class Thresholds(BaseModel):
+    statistic: Literal["psi"] = "psi"
+    warn: float = Field(default=WARN_PSI, description="PSI from which the status is warn.")
+    drift: float = Field(default=DRIFT_PSI, description="PSI from which the status is drift.")
+    min_customers: int = Field(
+        default=MIN_CUSTOMERS, description="Fewer customers in a window: status insufficient."
+    )
+
+
+class FeatureDrift(BaseModel):
+    psi: float | None = Field(description="Population stability index; null with no customers.")
+    status: Status
+    bins: list[str] = Field(description="The bins fixed at training, in words.")
+    reference: list[float] = Field(description="Share of the training customers in each bin.")
+    current: list[float] = Field(description="Share of this window's customers in each bin.")
+
+
+class WindowDrift(BaseModel):
+    customers: int = Field(description="Customers scored in the window.")
+    features: dict[str, FeatureDrift]
+    score: FeatureDrift = Field(description="The model's churn probability.")
+    drifted: list[str] = Field(description="Features (and 'score') whose status is drift.")
+
+    def summary(self) -> dict[str, object]:
+        """PSI and status only: what `churn drift` prints."""
+        return {
+            "customers": self.customers,
+            "features": {n: {"psi": f.psi, "status": f.status} for n, f in self.features.items()},
+            "score": {"psi": self.score.psi, "status": self.score.status},
+            "drifted": self.drifted,
+        }
+
+
+def psi(reference: np.ndarray, current: np.ndarray) -> float | None:
+    """PSI of two count vectors over the same bins; None when `current` is empty."""
+    if current.sum() == 0 or reference.sum() == 0:
+        return None
+    present = (reference > 0) | (current > 0)
+    expected = _filled(reference[present] / reference.sum())
+    actual = _filled(current[present] / current.sum())
+    return round(float(np.sum((actual - expected) * np.log(actual / expected))), _DIGITS)
+
+
+def _filled(shares: np.ndarray) -> np.ndarray:
+    smallest = float(shares[shares > 0].min())
+    fill = smallest / 1e6 if smallest <= _SMALLEST_SHARE else _SMALLEST_SHARE
+    return np.where(shares == 0, fill, shares)
+
+
+def status_of(value: float | None, customers: int) -> Status:
+    if value is None or customers < MIN_CUSTOMERS:
+        return "insufficient"
+    if value >= DRIFT_PSI:
+        return "drift"
+    return "warn" if value >= WARN_PSI else "ok"
+
+
+def compare(
+    profile: ReferenceProfile, counts: dict[str, np.ndarray], customers: int
+) -> WindowDrift:
+    """Each feature's and the score's drift, from the window's counts per bin."""
+    results: dict[str, FeatureDrift] = {}
+    for bins in profile.all_bins():
+        reference = np.asarray(bins.counts, dtype=np.int64)
+        current = np.asarray(counts[bins.name], dtype=np.int64)
+        value = psi(reference, current)
+        results[bins.name] = FeatureDrift(
+            psi=value,
+            status=status_of(value, customers),
+            bins=bins.labels(),
+            reference=_shares(reference),
+            current=_shares(current),
+        )
+    score = results.pop(profile.score.name)
+    return WindowDrift(
+        customers=customers,
+        features=results,
+        score=score,
+        drifted=[
+            name
+            for name, result in [*results.items(), (profile.score.name, score)]
+            if result.status == "drift"
+        ],
+    )
+
+
+def _shares(counts: np.ndarray) -> list[float]:
+    total = counts.sum()
+    if total == 0:
+        return [0.0] * len(counts)
+    return [round(float(v), _DIGITS) for v in counts / total]

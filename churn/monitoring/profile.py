@@ -1,0 +1,205 @@
+"""The training data's reference profile, and the one binning of the model's input.
+
+At training every feature gets fixed bins: one per value for a feature with few
+distinct values (Tenure, NumOfProducts, the flags), deciles of the training data
+otherwise (CreditScore, Age, Balance, EstimatedSalary); one per category for
+Geography; deciles for the model's score. The profile keeps those bins and how many
+training customers fell in each, and nothing else: no customer's values.
+
+`Binner` puts rows of the model's input matrix (`Scorer.matrix`, float32, one-hot
+Geography) and their scores into those bins. Training, the service and `churn drift`
+all use it, on the same float32 values, so that the same customers give the same
+counts everywhere. Each column's values are shifted into a range of their own so that
+one `searchsorted` over all columns' edges bins a whole row at once; a sentinel after
+each column's edges makes the position found the bin's index in the flat count array.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+from sklearn.pipeline import Pipeline
+
+from churn.errors import ModelIntegrityError
+from churn.schema import FEATURE_SPECS, SPECS_BY_NAME
+
+# Every column's values lie in [0, SPAN / 2): the schema's bounds (checked below), the
+# one-hot columns and the score.
+SPAN = float(2**30)
+DISCRETE_VALUES = 12  # at most this many distinct values: a bin per value
+DECILES = np.linspace(0.1, 0.9, 9)
+SCORE_DIGITS = 4
+
+BinKind = Literal["integer", "number", "category", "score"]
+
+
+class Bins(BaseModel):
+    """One feature's bins (or the score's) and the training customers in each."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    kind: BinKind
+    edges: list[float] = Field(
+        default_factory=list,
+        description="Bin i > 0 holds values from edges[i-1] (included) to edges[i].",
+    )
+    categories: list[str] = Field(default_factory=list)
+    counts: list[int]
+
+    def labels(self) -> list[str]:
+        """The bins in words, for people: "18-30", "3", "under 25,000", "12.5%-17.0%"."""
+        if self.kind == "category":
+            return list(self.categories)
+        if not self.edges:
+            return ["all"]
+        if self.kind == "integer":
+            spec = SPECS_BY_NAME[self.name]
+            lows = [int(spec.minimum or 0), *(int(e) for e in self.edges)]
+            highs = [*(int(e) - 1 for e in self.edges), int(spec.maximum or 0)]
+            pairs = zip(lows, highs, strict=True)
+            return [str(lo) if lo == hi else f"{lo}-{hi}" for lo, hi in pairs]
+        shown = [_percent(e) if self.kind == "score" else f"{e:,.0f}" for e in self.edges]
+        middle = [f"{lo} to {hi}" for lo, hi in itertools.pairwise(shown)]
+        return [f"under {shown[0]}", *middle, f"{shown[-1]} and over"]
+
+
+def _percent(value: float) -> str:
+    return f"{value:.1%}"
+
+
+class ReferenceProfile(BaseModel):
+    """The training data as the drift statistics see it: bins and counts, no values."""
+
+    model_config = ConfigDict(frozen=True)
+
+    rows: int
+    features: list[Bins]
+    score: Bins
+    score_source: str = Field(description="Which scores the score's bins were counted from.")
+
+    def all_bins(self) -> list[Bins]:
+        return [*self.features, self.score]
+
+
+def input_columns(pipeline: Pipeline) -> list[str]:
+    """The model's input columns by name: Geography_France, ..., CreditScore, ..."""
+    return [str(name) for name in pipeline.named_steps["columns"].get_feature_names_out()]
+
+
+class Binner:
+    """Bins the model's input matrix and scores into the profile's bins, all at once."""
+
+    def __init__(self, profile: ReferenceProfile, columns: Sequence[str]) -> None:
+        # The score first: unshifted, its values keep every digit (a column shifted by n
+        # SPANs compares to within n * SPAN * 2**-53; other columns' values are coarser).
+        column_edges = [profile.score.edges]
+        column_edges += [_edges_of_column(profile, column) for column in columns]
+        edges: list[float] = []
+        starts: list[int] = []
+        for index, own in enumerate(column_edges):
+            starts.append(len(edges))
+            # The sentinel lies above every value of this column, below the next one's.
+            edges += [index * SPAN + edge for edge in own] + [index * SPAN + SPAN / 2]
+        self.width = len(edges)
+        self.columns = len(column_edges)  # the score, and the matrix's
+        self.edges = np.asarray(edges, dtype=np.float64)
+        self.shift = np.arange(self.columns, dtype=np.float64) * SPAN
+        self._customers = slice(starts[0], starts[1])
+        self._gather = {profile.score.name: np.arange(starts[0], starts[1], dtype=np.intp)}
+        start_of = dict(zip(columns, starts[1:], strict=True))
+        for bins in profile.features:
+            if bins.kind == "category":
+                # A one-hot column's second bin holds the customers of its category.
+                where = [start_of[f"{bins.name}_{c}"] + 1 for c in bins.categories]
+            else:
+                first = start_of[bins.name]
+                where = list(range(first, first + len(bins.edges) + 1))
+            self._gather[bins.name] = np.asarray(where, dtype=np.intp)
+
+    def indices(self, matrix: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """The flat count array's index for each score and every value of every row."""
+        values = np.empty((len(matrix), self.columns), dtype=np.float64)
+        values[:, 0] = scores
+        values[:, 1:] = matrix
+        values += self.shift
+        return np.searchsorted(self.edges, values.ravel(), side="right")
+
+    def counts(self, matrix: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        return np.bincount(self.indices(matrix, scores), minlength=self.width)
+
+    def customers(self, counts: np.ndarray) -> int:
+        """How many customers the counts hold: every customer is in one bin of each column."""
+        return int(counts[self._customers].sum())
+
+    def split(self, counts: np.ndarray) -> dict[str, np.ndarray]:
+        """The flat counts as each feature's (and the score's) bins, in the profile's order."""
+        return {name: counts[where] for name, where in self._gather.items()}
+
+
+def _edges_of_column(profile: ReferenceProfile, column: str) -> list[float]:
+    for bins in profile.features:
+        if bins.kind != "category" and column == bins.name:
+            return bins.edges
+        if bins.kind == "category" and column in {f"{bins.name}_{c}" for c in bins.categories}:
+            return [0.5]
+    raise ModelIntegrityError(f"The model's input column {column} is not in its reference profile.")
+
+
+def _check_ranges() -> None:
+    for spec in FEATURE_SPECS:
+        if spec.kind != "category" and not (
+            (spec.minimum or 0) >= 0 and (spec.maximum or SPAN) < SPAN / 2
+        ):
+            raise ModelIntegrityError(f"{spec.name}'s bounds do not fit the binning's range.")
+
+
+_check_ranges()
+
+
+def build_reference(
+    matrix: np.ndarray, columns: Sequence[str], scores: np.ndarray, *, score_source: str
+) -> ReferenceProfile:
+    """Bins fixed on the training data's model input (float32) and scores, with counts."""
+    features = []
+    for spec in FEATURE_SPECS:
+        if spec.kind == "category":
+            features.append(
+                Bins(name=spec.name, kind="category", categories=list(spec.categories), counts=[])
+            )
+        else:
+            values = matrix[:, list(columns).index(spec.name)].astype(np.float64)
+            edges = _edges_of(values)
+            features.append(Bins(name=spec.name, kind=spec.kind, edges=edges, counts=[]))
+    score = Bins(name="score", kind="score", edges=_score_edges(scores), counts=[])
+    empty = ReferenceProfile(
+        rows=len(matrix), features=features, score=score, score_source=score_source
+    )
+    binner = Binner(empty, columns)
+    counted = binner.split(binner.counts(matrix, scores))
+    return empty.model_copy(
+        update={
+            "features": [
+                bins.model_copy(update={"counts": counted[bins.name].tolist()}) for bins in features
+            ],
+            "score": score.model_copy(update={"counts": counted[score.name].tolist()}),
+        }
+    )
+
+
+def _edges_of(values: np.ndarray) -> list[float]:
+    distinct = np.unique(values)
+    if len(distinct) <= DISCRETE_VALUES:
+        return [float(v) for v in distinct[1:]]
+    # Values from the data, so that an integer feature's bins start at whole numbers.
+    cuts = np.unique(np.quantile(values, DECILES, method="inverted_cdf"))
+    return [float(v) for v in cuts[cuts > distinct[0]]]
+
+
+def _score_edges(scores: np.ndarray) -> list[float]:
+    cuts = np.unique(np.round(np.quantile(scores, DECILES), SCORE_DIGITS))
+    return [float(v) for v in cuts[cuts > scores.min()]]

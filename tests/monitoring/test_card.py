@@ -1,0 +1,101 @@
+"""The model card written at training, and what the model's metadata keeps for it."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pytest
+
+from churn.artifacts import MODELS_DIR, ModelMetadata, metadata_path_for, sha256_file
+from churn.monitoring.card import card_document, card_of, card_paths, to_html, to_markdown
+from churn.store import import_model, load_model
+from churn.synth import write_synthetic_csv
+from churn.training import TrainingResult, train
+
+BUNDLED = MODELS_DIR / "churn_prediction_model_v1_0.joblib"
+
+
+def test_training_writes_the_card_beside_the_model(trained: TrainingResult) -> None:
+    markdown, page = card_paths(trained.model_path)
+    text = markdown.read_text(encoding="utf-8")
+    for heading in (
+        "## Holdout performance",
+        "## Calibration (holdout)",
+        "## What drives churn, by country",
+        "## Decision threshold",
+        "## Drift monitoring",
+    ):
+        assert heading in text
+    meta = trained.metadata
+    for segment in ("all customers", "Geography = France", "Geography = Germany", "Gender = Male"):
+        assert f"| {segment} |" in text
+    assert meta.data_sha256 in text
+    assert f"{meta.threshold:g} or more" in text
+    assert meta.threshold_rule in text
+    assert html.escape(meta.threshold_rule) in page.read_text(encoding="utf-8")
+    assert page.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_the_cards_figures_agree_with_the_holdout_metrics(trained: TrainingResult) -> None:
+    card = card_of(trained.metadata)
+    assert card is not None
+    overall, metrics = card.overall(), trained.metadata.metrics
+    assert overall.customers == metrics.holdout_rows
+    assert overall.roc_auc == pytest.approx(metrics.roc_auc, abs=1e-6)
+    assert overall.precision == pytest.approx(metrics.precision, abs=1e-6)
+    assert overall.recall == pytest.approx(metrics.recall, abs=1e-6)
+    assert overall.brier == pytest.approx(metrics.brier, abs=1e-6)
+    countries = [s for s in card.holdout if s.group == "Geography"]
+    assert [s.value for s in countries] == ["France", "Germany", "Spain"]
+    assert sum(s.customers for s in countries) == metrics.holdout_rows
+    assert sum(row.customers for row in card.calibration) == metrics.holdout_rows
+    assert set(card.drivers) == {"all customers", "France", "Germany", "Spain"}
+    # The synthetic data's churn depends on age and products, not on the card or salary.
+    drivers = card.drivers["all customers"]
+    assert drivers["Age"] > drivers["HasCrCard"]
+    assert drivers["NumOfProducts"] > drivers["EstimatedSalary"]
+
+
+def test_markdown_and_html_are_one_layout(trained: TrainingResult) -> None:
+    document = card_document(trained.metadata)
+    page, markdown = to_html(document), to_markdown(document)
+    for section in document.sections:
+        assert f"## {section.title}" in markdown
+        assert f"<h2>{html.escape(section.title)}</h2>" in page
+
+
+def test_a_model_without_card_figures_still_has_a_card(trained: TrainingResult) -> None:
+    older = trained.metadata.model_copy(update={"model_card": {}, "reference_profile": {}})
+    text = to_markdown(card_document(older))
+    assert "retrain it" in text
+    assert "no reference profile" in text
+
+
+def test_the_store_keeps_the_profile_and_the_card(
+    trained: TrainingResult, model_store: Path
+) -> None:
+    import_model(trained.model_path)
+    stored = load_model().metadata
+    assert stored.reference_profile == trained.metadata.reference_profile
+    assert stored.model_card == trained.metadata.model_card
+
+
+def test_the_bundled_model_has_its_card() -> None:
+    meta = ModelMetadata.read(metadata_path_for(BUNDLED))
+    assert meta.reference_profile
+    assert meta.model_card
+    markdown, page = card_paths(BUNDLED)
+    assert markdown.read_text(encoding="utf-8") == to_markdown(card_document(meta))
+    assert page.read_text(encoding="utf-8") == to_html(card_document(meta))
+
+
+@pytest.mark.slow
+def test_make_model_still_gives_the_bundled_model_file_byte_for_byte(tmp_path: Path) -> None:
+    # `make model`'s two steps: the health figures are computed after the model is saved.
+    data = write_synthetic_csv(tmp_path / "synthetic_customers.csv", 10_000, seed=42)
+    result = train(data, tmp_path / "models", seed=42, version="1.0")
+    assert sha256_file(result.model_path) == sha256_file(BUNDLED)
+    bundled = ModelMetadata.read(metadata_path_for(BUNDLED))
+    assert result.metadata.reference_profile == bundled.reference_profile
+    assert result.metadata.model_card == bundled.model_card
