@@ -106,7 +106,7 @@ def parse_header(head: bytes) -> Header:
             "The file's first 64 KB are blank lines; expected a CSV with a header row."
         )
     try:
-        text = lines[position].decode("utf-8")
+        lines[position].decode("utf-8")
     except UnicodeDecodeError as error:
         raise BadRequest("The header row is not UTF-8 text; save the file as UTF-8 CSV.") from error
     names = [name.strip() for name in _record(lines[position])]
