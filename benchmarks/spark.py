@@ -57,6 +57,7 @@ class Result:
     format: str
     seconds: float
     rows_per_second: float
+    cpu_seconds: float  # of the whole process tree: steadier than wall time on a busy machine
     peak_mib: dict[str, float] = field(default_factory=dict)
     ok: bool = True
     note: str = ""
@@ -98,6 +99,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root, self.classify = root, classify
         self.peaks: dict[str, float] = {}
+        self.cpu: dict[int, float] = {}  # last user + system seconds seen, per process
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -112,6 +114,8 @@ class TreeSampler(threading.Thread):
                 try:
                     role = self.classify(process, self.root)
                     totals[role] = totals.get(role, 0) + process.memory_info().rss / MIB
+                    times = process.cpu_times()
+                    self.cpu[process.pid] = times.user + times.system
                 except psutil.NoSuchProcess:
                     continue
             totals["total"] = sum(totals.values())
@@ -145,7 +149,8 @@ def run(
         raise RuntimeError(
             f"{' '.join(command[:4])} ... exited {process.returncode}: {err[-2000:]}"
         )
-    return seconds, {k: round(v, 1) for k, v in sampler.peaks.items()}, out.strip()
+    peaks = {k: round(v, 1) for k, v in sampler.peaks.items()}
+    return seconds, round(sum(sampler.cpu.values()), 1), peaks, out.strip()
 
 
 FILE_SCORER = """
@@ -186,18 +191,20 @@ def measure(method: str, rows: int, kind: str, source: Path) -> Result:
     if method == "spark":
         command = [str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
                    "--master", "local[2]", "--model", str(MODEL)]  # fmt: skip
-        seconds, peaks, _ = run(command, spark_roles)
+        seconds, cpu, peaks, _ = run(command, spark_roles)
         summary = json.loads((out / "dir" / "summary.json").read_text())
         counted = summary["rows_in"]
         note = f"job {summary['seconds']:.1f} s of it"
     else:
         script = FILE_SCORER if method == "file" else OLD_APP
         command = [sys.executable, "-c", script, str(MODEL), str(source), str(out / "result")]
-        seconds, peaks, printed = run(command, one_process)
+        seconds, cpu, peaks, printed = run(command, one_process)
         counted, note = int(printed.splitlines()[-1]), ""
     shutil.rmtree(out, ignore_errors=True)
     ok = counted == rows
-    return Result(method, rows, kind, round(seconds, 2), round(rows / seconds), peaks, ok, note)
+    return Result(
+        method, rows, kind, round(seconds, 2), round(rows / seconds), cpu, peaks, ok, note
+    )
 
 
 def main() -> int:
@@ -228,7 +235,7 @@ def main() -> int:
 def _line(r: Result) -> str:
     return (
         f"{r.method:7} {r.format:8} {r.rows:>11,} rows  {r.seconds:8.1f} s  "
-        f"{r.rows_per_second:>9,} rows/s  peak MiB: {r.memory()}"
+        f"{r.rows_per_second:>9,} rows/s  CPU {r.cpu_seconds:7.1f} s  peak MiB: {r.memory()}"
         + (f"  ({r.note})" if r.note else "")
         + ("" if r.ok else "  ROWS MISSING")
     )
@@ -246,9 +253,10 @@ def _targets(results: list[Result]) -> None:
         spark, file = find("spark", rows, "csv"), find("file", rows, "csv")
         if spark and file:
             ratio = spark.rows_per_second / file.rows_per_second
+            per_cpu = (file.cpu_seconds / spark.cpu_seconds) if spark.cpu_seconds else 0
             print(
                 f"  {rows:,} CSV rows: Spark local[2] / file scorer throughput "
-                f"{ratio:.2f} (target >= 0.5)"
+                f"{ratio:.2f} (target >= 0.5); rows per CPU-second {per_cpu:.2f}"
             )
     if len(sizes) >= 2:
         small, large = sizes[0], sizes[-1]

@@ -123,6 +123,8 @@ def start(
         if (master is not None and key == "spark.master") or not submitted.contains(key):
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
+        if key == "spark.driver.extraJavaOptions":  # as well as this package's, not instead
+            value = f"{defaults[key]} {value}"
         builder = builder.config(key, value)
     with quiet_pyspark(), spark_errors():
         session = builder.getOrCreate()

@@ -59,8 +59,8 @@ def standalone(folder: Path, *, cores: int = 1, memory: str = "1g") -> Iterator[
         "SPARK_WORKER_DIR": str(state["work"]),
         "SPARK_LOCAL_IP": "127.0.0.1",
         "SPARK_IDENT_STRING": "churn-test",
-        "SPARK_NO_DAEMONIZE": "",
     }
+    env.pop("SPARK_NO_DAEMONIZE", None)  # set at all, even empty, it keeps the daemon in front
     port, web_port, worker_web = free_port(), free_port(), free_port()
     url, web = f"spark://127.0.0.1:{port}", f"http://127.0.0.1:{web_port}"
     try:
