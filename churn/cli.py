@@ -12,6 +12,7 @@ import click
 
 from churn.artifacts import MODELS_DIR
 from churn.errors import ChurnError
+from churn.monitoring.commands import drift, evaluate
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SHOWN_PROBLEMS = 20
@@ -191,3 +192,8 @@ def spaces_push(directory: Path, space_id: str, private: bool, message: str | No
 
     url = push_space(directory, space_id, private=private, message=message)
     click.echo(f"uploaded {directory} to the Space {space_id}: {url}")
+
+
+# --- Model health (churn.monitoring.commands; README "Model health") ------------------
+main.add_command(drift)
+main.add_command(evaluate)
