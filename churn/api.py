@@ -14,6 +14,7 @@ Label = Literal["churn", "not churn"]
 # Served by churn.monitoring.routes; /v2/model points to it.
 MODEL_CARD_PATH = "/v2/model/card"
 Band = Literal["low", "medium", "high"]
+DriftStatus = Literal["ok", "warn", "drift", "insufficient"]
 
 
 class Prediction(BaseModel):
@@ -123,3 +124,53 @@ class FileResults(BaseModel):
     predictions: list[ScoredRow]
     rejected: list[RejectedRow]
     summary: FileSummary
+
+
+# Model health: GET /v2/drift (churn.monitoring computes it) ---------------------------
+
+
+class Thresholds(BaseModel):
+    statistic: Literal["psi"] = "psi"
+    warn: float = Field(description="PSI from which the status is warn.")
+    drift: float = Field(description="PSI from which the status is drift.")
+    min_customers: int = Field(description="Fewer customers in a window: status insufficient.")
+
+
+class FeatureDrift(BaseModel):
+    psi: float | None = Field(description="Population stability index; null with no customers.")
+    status: DriftStatus
+    bins: list[str] = Field(description="The bins fixed at training, in words.")
+    reference: list[float] = Field(description="Share of the training customers in each bin.")
+    current: list[float] = Field(description="Share of this window's customers in each bin.")
+
+
+class WindowDrift(BaseModel):
+    customers: int = Field(description="Customers scored in the window.")
+    features: dict[str, FeatureDrift]
+    score: FeatureDrift = Field(description="The model's churn probability.")
+    drifted: list[str] = Field(description="Features (and 'score') whose status is drift.")
+
+    def summary(self) -> dict[str, Any]:
+        """PSI and status only."""
+        return {
+            "customers": self.customers,
+            "features": {n: {"psi": f.psi, "status": f.status} for n, f in self.features.items()},
+            "score": {"psi": self.score.psi, "status": self.score.status},
+            "drifted": self.drifted,
+        }
+
+
+class RollingDrift(WindowDrift):
+    minutes: int = Field(description="The rolling window: the last this many minutes.")
+
+
+class DriftReport(WindowDrift):
+    """Since the service started (at the top level) and over the rolling window."""
+
+    model_version: str
+    since: str = Field(description="When the first worker started profiling (UTC).")
+    workers: int = Field(
+        description="Worker processes that have scored customers, past ones too: all summed."
+    )
+    rolling: RollingDrift
+    thresholds: Thresholds

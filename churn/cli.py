@@ -12,6 +12,7 @@ import click
 
 from churn.artifacts import MODELS_DIR
 from churn.errors import ChurnError
+from churn.monitoring.commands import drift, evaluate
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SHOWN_PROBLEMS = 20
@@ -197,3 +198,7 @@ def spaces_push(directory: Path, space_id: str, private: bool, message: str | No
 from churn.spark.commands import batch_group  # noqa: E402  (click only; pyspark loads on use)
 
 main.add_command(batch_group(reports_errors))
+
+# --- Model health (churn.monitoring.commands; README "Model health") ------------------
+main.add_command(drift)
+main.add_command(evaluate)

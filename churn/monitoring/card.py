@@ -28,7 +28,7 @@ from churn.monitoring.performance import (
     calibration_error,
     segments,
 )
-from churn.monitoring.profile import ReferenceProfile, input_columns
+from churn.monitoring.profile import input_columns, reference_of
 from churn.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 
 ALL_CUSTOMERS = "all customers"
@@ -228,9 +228,9 @@ def segments_table(rows: list[SegmentMetrics]) -> Table:
         ],
         [
             [
-                s.label, f"{s.customers:,}", _share(s.churn_rate), _share(s.mean_predicted),
-                _share(s.flagged), _figure(s.roc_auc), _figure(s.pr_auc), _figure(s.precision),
-                _figure(s.recall), _figure(s.brier),
+                s.label, f"{s.customers:,}", share(s.churn_rate), share(s.mean_predicted),
+                share(s.flagged), figure(s.roc_auc), figure(s.pr_auc), figure(s.precision),
+                figure(s.recall), figure(s.brier),
             ]
             for s in rows
         ],
@@ -245,7 +245,7 @@ def _calibration(card: ModelCard) -> Section:
             "Customers grouped by the probability the model gave them, against how many of "
             "them really churned. A well calibrated model's two columns agree: a risk of 30% "
             "means about 3 in 10 such customers leave. Expected calibration error "
-            f"(customer-weighted mean gap): {_figure(error)}.",
+            f"(customer-weighted mean gap): {figure(error)}.",
             calibration_table(card.calibration),
         ],
     )
@@ -258,8 +258,8 @@ def calibration_table(rows: list[CalibrationBin]) -> Table:
             [
                 f"{row.lower:.0%}-{row.upper:.0%}",
                 f"{row.customers:,}",
-                _share(row.mean_predicted),
-                _share(row.observed_rate),
+                share(row.mean_predicted),
+                share(row.observed_rate),
             ]
             for row in rows
         ],
@@ -288,7 +288,7 @@ def _drivers(card: ModelCard) -> Section:
 def _monitoring(meta: ModelMetadata) -> Section:
     if not meta.reference_profile:
         return Section("Drift monitoring", ["This model has no reference profile."])
-    profile = ReferenceProfile.model_validate(meta.reference_profile)
+    profile = reference_of(meta)
     return Section(
         "Drift monitoring",
         [
@@ -309,11 +309,11 @@ def _monitoring(meta: ModelMetadata) -> Section:
     )
 
 
-def _share(value: float | None) -> str:
+def share(value: float | None) -> str:
     return "" if value is None else f"{value:.1%}"
 
 
-def _figure(value: float | None) -> str:
+def figure(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 

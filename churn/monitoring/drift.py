@@ -14,11 +14,9 @@ with fewer than `MIN_CUSTOMERS` in a window the status is "insufficient" instead
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
-from pydantic import BaseModel, Field
 
+from churn.api import DriftStatus, FeatureDrift, Thresholds, WindowDrift
 from churn.monitoring.profile import ReferenceProfile
 
 WARN_PSI = 0.1
@@ -27,42 +25,9 @@ MIN_CUSTOMERS = 100
 _DIGITS = 6
 _SMALLEST_SHARE = 1e-4
 
-Status = Literal["ok", "warn", "drift", "insufficient"]
 # As a gauge on /metrics: the status's number.
-STATUS_CODES: dict[Status, int] = {"insufficient": -1, "ok": 0, "warn": 1, "drift": 2}
-
-
-class Thresholds(BaseModel):
-    statistic: Literal["psi"] = "psi"
-    warn: float = Field(default=WARN_PSI, description="PSI from which the status is warn.")
-    drift: float = Field(default=DRIFT_PSI, description="PSI from which the status is drift.")
-    min_customers: int = Field(
-        default=MIN_CUSTOMERS, description="Fewer customers in a window: status insufficient."
-    )
-
-
-class FeatureDrift(BaseModel):
-    psi: float | None = Field(description="Population stability index; null with no customers.")
-    status: Status
-    bins: list[str] = Field(description="The bins fixed at training, in words.")
-    reference: list[float] = Field(description="Share of the training customers in each bin.")
-    current: list[float] = Field(description="Share of this window's customers in each bin.")
-
-
-class WindowDrift(BaseModel):
-    customers: int = Field(description="Customers scored in the window.")
-    features: dict[str, FeatureDrift]
-    score: FeatureDrift = Field(description="The model's churn probability.")
-    drifted: list[str] = Field(description="Features (and 'score') whose status is drift.")
-
-    def summary(self) -> dict[str, object]:
-        """PSI and status only: what `churn drift` prints."""
-        return {
-            "customers": self.customers,
-            "features": {n: {"psi": f.psi, "status": f.status} for n, f in self.features.items()},
-            "score": {"psi": self.score.psi, "status": self.score.status},
-            "drifted": self.drifted,
-        }
+STATUS_CODES: dict[DriftStatus, int] = {"insufficient": -1, "ok": 0, "warn": 1, "drift": 2}
+THRESHOLDS = Thresholds(warn=WARN_PSI, drift=DRIFT_PSI, min_customers=MIN_CUSTOMERS)
 
 
 def psi(reference: np.ndarray, current: np.ndarray) -> float | None:
@@ -81,7 +46,7 @@ def _filled(shares: np.ndarray) -> np.ndarray:
     return np.where(shares == 0, fill, shares)
 
 
-def status_of(value: float | None, customers: int) -> Status:
+def status_of(value: float | None, customers: int) -> DriftStatus:
     if value is None or customers < MIN_CUSTOMERS:
         return "insufficient"
     if value >= DRIFT_PSI:

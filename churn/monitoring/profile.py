@@ -24,7 +24,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
-from churn.errors import ModelIntegrityError
+from churn.artifacts import ModelMetadata
+from churn.errors import ChurnError, ModelIntegrityError
 from churn.schema import FEATURE_SPECS, SPECS_BY_NAME
 
 # Every column's values lie in [0, SPAN / 2): the schema's bounds (checked below), the
@@ -84,6 +85,22 @@ class ReferenceProfile(BaseModel):
 
     def all_bins(self) -> list[Bins]:
         return [*self.features, self.score]
+
+
+class NoReferenceProfile(ChurnError):
+    """The model was trained before reference profiles: there is nothing to compare with."""
+
+    status_code = 409
+    code = "no_reference_profile"
+
+
+def reference_of(metadata: ModelMetadata) -> ReferenceProfile:
+    if not metadata.reference_profile:
+        raise NoReferenceProfile(
+            f"Model {metadata.model_name} {metadata.model_version} has no reference profile of "
+            "its training data, so drift cannot be measured; retrain it with `churn train`."
+        )
+    return ReferenceProfile.model_validate(metadata.reference_profile)
 
 
 def input_columns(pipeline: Pipeline) -> list[str]:
