@@ -167,7 +167,7 @@ spark-env: sync ## pack the locked environment for Spark executors (build/churn-
 	@echo "$(SPARK_ENV_ARCHIVE): --conf spark.archives=$(SPARK_ENV_ARCHIVE)#env --conf spark.pyspark.python=./env/bin/python"
 
 spark-cluster: spark-env ## churn batch on a standalone Spark master + worker on 127.0.0.1
-	CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v -s
+	CHURN_SPARK_CLUSTER=1 CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v
 
 bench-spark: sync ## Spark local[2] vs the service's file scorer vs pandas + predict (1M, 10M rows)
 	$(BIN)/python -m benchmarks.spark $(BENCH_SPARK_ARGS)

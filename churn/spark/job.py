@@ -249,9 +249,9 @@ def _joined(lines: pa.Array) -> pa.Buffer:
 def _results(scorer: Any, checked: CustomerBatch, key: BlockKey, block: _Block) -> pa.RecordBatch:
     probabilities = scorer.score_frame(checked.features)
     churn = scorer.labels(probabilities)
-    geography = np.asarray(checked.features["Geography"].astype(str))
-    for name in GEOGRAPHIES:
-        mine = geography == name
+    geography = np.asarray(checked.features["Geography"].cat.codes)
+    for code, name in enumerate(checked.features["Geography"].cat.categories):
+        mine = geography == code
         block.scored[name] += int(mine.sum())
         block.churn[name] += int((mine & churn).sum())
     by_row = checked.rejected_rows
@@ -270,10 +270,8 @@ def _results(scorer: Any, checked: CustomerBatch, key: BlockKey, block: _Block) 
         "risk_band": padded(pc.take(_BANDS, pa.array(scorer.band_codes(probabilities)))),
     }
     for name, _, arrow in _FEATURE_TYPES:
-        values = checked.features[name]
-        if arrow == pa.string():
-            values = values.astype(str)
-        columns[name] = padded(pa.array(np.asarray(values), type=arrow))
+        values = pa.array(checked.features[name])  # a category comes as a dictionary
+        columns[name] = padded(values.cast(arrow))
     columns["source_file"] = pa.array([None] * scored + [key[0]] * rejected, pa.string())
     columns["block"] = pa.array([None] * scored + [key[1]] * rejected, pa.int64())
     columns["position"] = pa.array([None] * scored + list(by_row), pa.int64())

@@ -35,7 +35,7 @@ class Cluster:
 def _daemon(env: dict[str, str], *args: str) -> None:
     script = Path(env["SPARK_HOME"]) / "sbin" / "spark-daemon.sh"
     subprocess.run(
-        ["bash", str(script), "start", *args], env=env, check=True, capture_output=True, timeout=60
+        ["bash", str(script), "start", *args], env=env, check=True, capture_output=True, timeout=300
     )
 
 
@@ -68,7 +68,7 @@ def standalone(folder: Path, *, cores: int = 1, memory: str = "1g") -> Iterator[
                 "--webui-port", str(web_port))  # fmt: skip
         _daemon(env, WORKER, "1", "--host", "127.0.0.1", "--cores", str(cores),
                 "--memory", memory, "--webui-port", str(worker_web), url)  # fmt: skip
-        wait_until(lambda: _alive_workers(web) == 1, "a worker registered", timeout=180)
+        wait_until(lambda: _alive_workers(web) == 1, "a worker registered", timeout=600)
         yield Cluster(url, web, state["logs"])
     finally:
         stop(state["pids"])

@@ -18,6 +18,10 @@ SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not os.environ.get("CHURN_SPARK_CLUSTER"),
+    reason="four JVMs on 2 cores: `make spark-cluster` runs it (CHURN_SPARK_CLUSTER=1)",
+)
 def test_score_and_call_list_on_a_standalone_cluster(
     book: Path, bundled_store: Path, tmp_path: Path
 ) -> None:
