@@ -46,6 +46,7 @@ from benchmarks.run import (
     PREDICT_BODY,
     Load,
     LoadResult,
+    Server,
     add_run_options,
     bento_ready,
     check_answer,
@@ -143,10 +144,15 @@ def histograms(url: str) -> dict[str, dict[str, float]]:
     return found
 
 
-def measure(url: str, load: Load, args: argparse.Namespace, warmup: bool) -> LoadResult:
+def measure(server: Server, load: Load, args: argparse.Namespace, warmup: bool) -> LoadResult:
+    url = server.url(load.path)
     if warmup and args.warmup > 0:
         run_wrk(url, load, args.warmup, MAX_REQUESTS)
-    return parse_wrk(load.label, load.connections, run_wrk(url, load, args.seconds, MAX_REQUESTS))
+    cpu = server.cpu_seconds()
+    result = parse_wrk(load.label, load.connections, run_wrk(url, load, args.seconds, MAX_REQUESTS))
+    # The server's CPU a request moves less with other jobs than its latency does.
+    result.server_cpu_us = (server.cpu_seconds() - cpu) / max(result.requests, 1) * 1e6
+    return result
 
 
 def run(args: argparse.Namespace) -> Latency:
@@ -178,7 +184,7 @@ def run(args: argparse.Namespace) -> Latency:
                 for round_ in range(1, args.rounds + 1):
                     for load in loads:
                         print(f"[{phase} {round_}/{args.rounds}] {load.label} x{load.connections}")
-                        result = measure(server.url(load.path), load, args, warmup)
+                        result = measure(server, load, args, warmup)
                         figures.runs.append(Run(phase, round_, result))
             figures.metrics["end"] = histograms(server.url("/metrics"))
         except (RuntimeError, httpx.HTTPError) as error:
@@ -206,6 +212,8 @@ class Target:
             return [self.what, "n/a", "", self.target, "n/a"]
         median = statistics.median(self.values)
         spread = f"{min(self.values):.2f}-{max(self.values):.2f}" if len(self.values) > 1 else ""
+        if not self.target:  # for information
+            return [self.what, f"{median:.2f}", spread, "", ""]
         met = sum(self.meets(v) for v in self.values)
         verdict = "yes" if self.meets(median) else "NO"
         return [
@@ -230,6 +238,19 @@ def targets(figures: Latency) -> list[Target]:
             ratios(figures.by_round(phase, PREDICT), figures.by_round(phase, CUSTOMER), "p50_ms"),
             f"<= {RATIO_TARGET:g}",
             lambda v: v <= RATIO_TARGET,
+        )
+        for phase in ("fresh", "after bulk")
+    ]
+    found += [
+        Target(
+            f"{phase}: the same ratio of server CPU µs/request",
+            ratios(
+                figures.by_round(phase, PREDICT),
+                figures.by_round(phase, CUSTOMER),
+                "server_cpu_us",
+            ),
+            "",
+            lambda v: True,
         )
         for phase in ("fresh", "after bulk")
     ]
@@ -297,11 +318,11 @@ def report(figures: Latency) -> str:
     rows = [
         [run.phase, run.round, run.result.label, run.result.connections,
          f"{run.result.rps:,.0f}", f"{run.result.p50_ms:.2f}", f"{run.result.p99_ms:.2f}",
-         run.result.non_2xx, run.result.socket_errors]
+         run.result.non_2xx, run.result.socket_errors, f"{run.result.server_cpu_us or 0:,.0f}"]
         for run in figures.runs
     ]  # fmt: skip
     headers = ("phase", "round", "scenario", "conns", "req/s", "p50 ms", "p99 ms", "non-2xx",
-               "sock err")  # fmt: skip
+               "sock err", "server CPU µs/req")  # fmt: skip
     parts.append(table(headers, rows))
     if figures.bulk:
         parts.append(f"\nBulk requests of {s['bulk_customers']:,} customers to /v2/predict:")

@@ -133,8 +133,12 @@ class Batcher:
         if not self._queue:
             self._busy = False
             return
-        asyncio.get_running_loop().call_soon(self._turn)
-        self._score_queued()
+        try:
+            self._score_queued()
+        finally:
+            # After the answers: the requests just scored resume, and send them, before
+            # the next batch holds the loop.
+            asyncio.get_running_loop().call_soon(self._turn)
 
     def _score_queued(self) -> None:
         now = time.perf_counter()
