@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import ROOT, LiveService, Oracle
+from tests.conftest import HIGH_RISK_FROM, ROOT, LiveService, Oracle
 from tests.factories import EXAMPLE_CUSTOMER
 
 # A route rounds probabilities to 6 decimals (up to 5e-7 off) and may sum the trees in
@@ -46,9 +46,10 @@ CENTS_FEATURES = {"Balance": 250_000_00, "EstimatedSalary": 200_000_00}
 FEATURE_ORDER = list(EXAMPLE_CUSTOMER)
 SEED = 17
 # Positions in `expected`: the README's example, the customers just below and at the
-# threshold, then the pool's nearest above (NEAR) and below (NEAR + 20) it.
-EXAMPLE, BELOW, AT, NEAR = 0, 1, 2, 3
-FOCUS = [EXAMPLE, BELOW, AT, NEAR, NEAR + 20]
+# threshold, the pool's nearest above (NEAR) and below (NEAR + 20) it, and its nearest
+# above (HIGH_EDGE) and below (HIGH_EDGE + 1) the high band's boundary.
+EXAMPLE, BELOW, AT, NEAR, HIGH_EDGE = 0, 1, 2, 3, 43
+FOCUS = [EXAMPLE, BELOW, AT, NEAR, NEAR + 20, HIGH_EDGE, HIGH_EDGE + 1]
 
 
 def random_customers(count: int, seed: int) -> list[dict[str, Any]]:
@@ -143,16 +144,26 @@ class Expected:
         return {k: v for k, v in self.customers[index].items() if k != "CustomerId"}
 
 
+def nearest(probabilities: np.ndarray, boundary: float, count: int) -> list[int]:
+    """The `count` nearest to `boundary` at or above it, then the `count` nearest below."""
+    above = np.argsort(np.where(probabilities >= boundary, probabilities, 2))[:count]
+    below = np.argsort(np.where(probabilities < boundary, -probabilities, 2))[:count]
+    return [*above, *below]
+
+
 @pytest.fixture(scope="module")
 def expected(oracle: Oracle) -> Expected:
     """The README's example, the threshold pair, the pool's 20 nearest the threshold on
-    each side, and 150 more across every band, each with the oracle's probability."""
+    each side and nearest the high band's boundary on each side, and 150 more across
+    every band, each with the oracle's probability."""
     pool = random_customers(4000, SEED)
     below, at = straddling_pair(oracle, pool)
     probabilities = oracle.probabilities(pool)
-    above_first = np.argsort(np.where(probabilities >= oracle.threshold, probabilities, 2))
-    below_first = np.argsort(np.where(probabilities < oracle.threshold, -probabilities, 2))
-    chosen = [*above_first[:20], *below_first[:20], *range(150)]
+    chosen = [
+        *nearest(probabilities, oracle.threshold, 20),
+        *nearest(probabilities, HIGH_RISK_FROM, 1),
+        *range(150),
+    ]
     customers = [EXAMPLE_CUSTOMER, below, at, *(pool[i] for i in chosen)]
     with_ids = [{"CustomerId": 15600000 + n, **c} for n, c in enumerate(customers)]
     return Expected(with_ids, oracle.probabilities(customers).tolist())
@@ -228,13 +239,15 @@ def test_the_customers_cover_the_threshold_and_every_band(
     one, other = expected.features(BELOW), expected.features(AT)
     (feature,) = [name for name in one if one[name] != other[name]]
     assert abs(one[feature] - other[feature]) == pytest.approx(0.01)
+    high, medium = expected.probabilities[HIGH_EDGE], expected.probabilities[HIGH_EDGE + 1]
+    assert medium < HIGH_RISK_FROM <= high < HIGH_RISK_FROM + 0.01
     assert {oracle.band(p) for p in expected.probabilities} == {"low", "medium", "high"}
 
 
 def test_the_published_threshold_and_bands_are_the_oracles(oracle: Oracle, url: str) -> None:
     model = httpx.get(f"{url}/v2/model", timeout=30).json()
     assert (model["model_version"], model["threshold"]) == (oracle.version, oracle.threshold)
-    assert model["risk_bands"] == {"medium_from": oracle.threshold, "high_from": 0.5}
+    assert model["risk_bands"] == {"medium_from": oracle.threshold, "high_from": HIGH_RISK_FROM}
 
 
 def test_v1_customer(oracle: Oracle, expected: Expected, url: str) -> None:
