@@ -95,7 +95,7 @@ bundle-verify: ## check a bundle (DIR=...) against its sums and pins, then load 
 ci-images: sync ## CI: build the real images (amd64, arm64) with podman, run and check them (as root)
 	deploy/ci/images.sh
 
-# --- the web UI (issue 4; owned by churn/ui/, see churn/ui/__init__.py) ------------
+# --- the web UI (churn/clients/ui/) ---------------------------------------------------
 # make run [SERVICE_PORT=3000] [UI_PORT=8501] [RUN_HOST=127.0.0.1]: the service and the UI
 # together; Ctrl-C stops both. make ui: the UI alone, against CHURN_API_URL (default
 # http://127.0.0.1:3000). Both listen on this machine only unless RUN_HOST says otherwise:
@@ -115,12 +115,12 @@ run: import ## the service on :3000 and the UI on :8501, on the bundled model
 	trap 'kill -TERM -- -$$service -$$ui 2>/dev/null; wait' EXIT; \
 	$(BIN)/bentoml serve service:ChurnService --host $(RUN_HOST) --port $(SERVICE_PORT) & service=$$!; \
 	CHURN_API_URL=http://127.0.0.1:$(SERVICE_PORT) \
-		$(BIN)/streamlit run churn/ui/app.py $(UI_FLAGS) & ui=$$!; \
+		$(BIN)/streamlit run churn/clients/ui/app.py $(UI_FLAGS) & ui=$$!; \
 	echo "service http://127.0.0.1:$(SERVICE_PORT)  UI http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops both)"; \
 	wait -n $$service $$ui
 
 ui: sync ## the UI alone on :8501, talking to the service at CHURN_API_URL
-	$(BIN)/streamlit run churn/ui/app.py $(UI_FLAGS)
+	$(BIN)/streamlit run churn/clients/ui/app.py $(UI_FLAGS)
 
 ui-requirements: ## pin the UI image's dependencies (deploy/ui/) to uv.lock's versions
 	mkdir -p build

@@ -1,9 +1,9 @@
 """The churn Bento service: loads the verified model once per worker and delegates.
 
-Routes: `/v2/predict` (churn.batching) and `/v2/explain` are BentoML APIs below; the
+Routes: `/v2/predict` (churn.serving.batching) and `/v2/explain` are BentoML APIs below; the
 old Flask contract (`/v1/customer`, `/v1/customerbatch`), `/v2/predict-file` and
-`GET /v2/model` come from `churn.http.service_app`, mounted at the root. Every request
-passes `churn.guard.Guard` first; `churn.fastpath.FastPath` then answers well-formed
+`GET /v2/model` come from `churn.serving.routes.service_app`, mounted at the root. Every request
+passes `churn.serving.edge.Guard` first; `churn.serving.fastpath.FastPath` then answers well-formed
 `/v1/customer` and `/v2/predict` requests itself (CHURN_FAST_PATH). Configuration comes
 only from the environment (see `churn.settings`).
 """
@@ -22,17 +22,17 @@ from bentoml import get_current_service
 from bentoml.validators import ContentType
 from starlette.responses import Response
 
-from churn.api import Explanation, Prediction
-from churn.batching import Batcher
-from churn.errors import Overloaded
-from churn.fastpath import FastPath
-from churn.guard import Guard, replace_bentoml_timeout
-from churn.http import PredictionsAnswer, error_response, openapi_document, service_app
-from churn.logs import configure_logging, flush_logs
-from churn.predictor import ChurnPredictor
-from churn.schema import Customer
+from churn.model.store import load_stored, verify_stored
+from churn.record.answers import Explanation, Prediction
+from churn.record.errors import Overloaded
+from churn.record.schema import Customer
+from churn.scoring.predictor import ChurnPredictor
+from churn.serving.batching import Batcher
+from churn.serving.edge import Guard, replace_bentoml_timeout
+from churn.serving.fastpath import FastPath
+from churn.serving.logs import configure_logging, flush_logs
+from churn.serving.routes import PredictionsAnswer, error_response, openapi_document, service_app
 from churn.settings import Settings
-from churn.store import load_stored, verify_stored
 
 T = TypeVar("T")
 # Naming the media type spares BentoML from building the answer's JSON schema again on
@@ -87,7 +87,7 @@ def _current_batcher() -> Batcher:
     name="churn",
     workers=settings.workers,
     traffic={"timeout": settings.timeout_seconds},
-    # churn.guard writes the access log (with request ids and no customer data).
+    # churn.serving.edge writes the access log (with request ids and no customer data).
     logging={"access": {"enabled": False}},
 )
 @bentoml.asgi_app(
@@ -130,11 +130,11 @@ class ChurnService:
 
     @bentoml.on_shutdown
     def write_waiting_logs(self) -> None:
-        """The access lines still waiting for their batch (churn.logs), before the worker ends."""
+        """Write the access lines still waiting for their batch (churn.serving.logs)."""
         flush_logs()
 
     # Not BentoML's `batchable`: its dispatcher holds single requests for a wait it
-    # learns, and bulk requests teach it a long one (churn/batching.py).
+    # learns, and bulk requests teach it a long one (churn/serving/batching.py).
     @bentoml.api(route="/v2/predict", output_spec=PredictionsAnswer)
     async def predict(self, customers: list[Customer]) -> list[Prediction] | Response:
         """Churn probability, label, risk band and model version for each customer.

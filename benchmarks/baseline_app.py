@@ -2,7 +2,7 @@
 
 One pandas DataFrame per request and the scikit-learn pipeline's `predict`, under
 gunicorn with 4 sync workers (`benchmarks.run` starts it). The only departure from the
-old app is how the model is loaded: through `churn.artifacts.load_verified`, which
+old app is how the model is loaded: through `churn.model.artifact.load_verified`, which
 checks the joblib file's SHA-256 against its metadata before unpickling it.
 
     gunicorn --workers 4 --bind 127.0.0.1:PORT benchmarks.baseline_app:app
@@ -19,8 +19,8 @@ from typing import Any
 import pandas as pd
 from flask import Flask, Response, jsonify, request
 
-from churn.artifacts import MODELS_DIR, ModelMetadata, load_verified, metadata_path_for
-from churn.schema import FEATURE_NAMES
+from churn.model.artifact import MODELS_DIR, ModelMetadata, load_verified, metadata_path_for
+from churn.record.schema import FEATURE_NAMES
 
 MODEL_PATH = Path(
     os.environ.get("CHURN_BASELINE_MODEL", str(MODELS_DIR / "churn_prediction_model_v1_0.joblib"))

@@ -11,8 +11,8 @@ than they move requests per second; the rounds are interleaved and the table sho
 medians.
 
 What it leaves out is much the same for every route: uvicorn, its HTTP parser and the
-sockets. What it shows is where the routes differ: the fast path (churn.fastpath) for
-`/v1/customer` and `/v2/predict`, with batching (churn.batching) for the second; with
+sockets. What it shows is where the routes differ: the fast path (churn.serving.fastpath) for
+`/v1/customer` and `/v2/predict`, with batching (churn.serving.batching) for the second; with
 CHURN_FAST_PATH=false, FastAPI and our handler for the first, BentoML's API path for
 the second.
 `--profile ROUTE` prints cProfile's cumulative table for one route instead. See

@@ -8,7 +8,7 @@ ways of scoring the whole file, each in a process of its own, one after another:
 
 - **spark**: `churn batch score INPUT --master local[2]`, as a user runs it (JVM start
   included), into scored/ and rejected/ Parquet;
-- **file**: `churn.batch.score_file`, the single-process scorer behind
+- **file**: `churn.scoring.files.score_file`, the single-process scorer behind
   /v2/predict-file, into a results CSV (CSV input only: the service reads CSV);
 - **pandas**: the old app's /v1/customerbatch, `pd.read_csv` (or `read_parquet`), the
   pipeline's `predict` on the whole frame, the id -> label map as JSON.
@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from churn.synth import synthesize
+from churn.model.synth import synthesize
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "build" / "bench-spark"
@@ -156,8 +156,8 @@ def run(
 FILE_SCORER = """
 import sys
 from pathlib import Path
-from churn.batch import score_file
-from churn.predictor import ChurnPredictor
+from churn.scoring.files import score_file
+from churn.scoring.predictor import ChurnPredictor
 from churn.spark.model import resolve
 predictor = ChurnPredictor(resolve(sys.argv[1]).loaded)
 summary = score_file(predictor, Path(sys.argv[2]), Path(sys.argv[3]), max_rows=10**12)
@@ -168,7 +168,7 @@ OLD_APP = """
 import json, sys
 import pandas as pd
 from benchmarks.baseline_app import load_model
-from churn.schema import FEATURE_NAMES
+from churn.record.schema import FEATURE_NAMES
 from pathlib import Path
 model = load_model(Path(sys.argv[1]))
 source = sys.argv[2]

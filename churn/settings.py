@@ -13,8 +13,8 @@
 | CHURN_METRICS_REQUIRE_KEY | false | whether /metrics needs a key too |
 | CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
-| CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (see churn.guard) |
-| CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict ahead of the routers (churn.fastpath) |
+| CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (churn.serving.edge) |
+| CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict first (churn.serving.fastpath) |
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
 model's metadata: run it only on a network where that is acceptable.
@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from churn.errors import ConfigurationError
+from churn.record.errors import ConfigurationError
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -88,7 +88,7 @@ class Settings:
         return cls(
             workers=_int("CHURN_WORKERS", 2),
             timeout_seconds=_int("CHURN_TIMEOUT_SECONDS", 120),
-            # One would be no batching at all (churn.batching).
+            # One would be no batching at all (churn.serving.batching).
             max_batch_size=_int("CHURN_MAX_BATCH_SIZE", 512, minimum=2),
             max_latency_ms=_int("CHURN_MAX_LATENCY_MS", 10_000),
             model_tag=os.environ.get("CHURN_MODEL_TAG", "churn_model:latest"),

@@ -28,8 +28,8 @@ import pytest
 os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="churn-tests-bentoml-")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
-from churn.synth import write_synthetic_csv  # noqa: E402
-from churn.training import TrainingResult, train  # noqa: E402
+from churn.model.synth import write_synthetic_csv  # noqa: E402
+from churn.model.training import TrainingResult, train  # noqa: E402
 from tests.factories import make_customer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,7 +210,7 @@ def either_url(request: pytest.FixtureRequest) -> str:
 
 
 BUNDLED_METADATA = ROOT / "models" / "churn_prediction_model_v1_0.metadata.json"
-# The risk bands as churn/scoring.py's docstring and the README ("Risk bands") define
+# The risk bands as churn/scoring/scorer.py's docstring and the README ("Risk bands") define
 # them: low below the threshold, high from 0.5 (and not below the threshold), medium
 # between. Restated here, not imported, so that the oracle shares no code with the
 # service: a wrong boundary in the service then disagrees with this one.

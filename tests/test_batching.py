@@ -1,4 +1,4 @@
-"""When churn.batching scores a request: at once, with the requests queued beside it, or
+"""When churn.serving.batching scores a request: at once, with the requests queued beside it, or
 not at all. In-process, on a real event loop; no clock is read by the assertions.
 
 Over HTTP, tests/service/test_batching.py checks the same through /metrics.
@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from churn.api import Prediction
-from churn.batching import Batcher
-from churn.schema import Customer
+from churn.record.answers import Prediction
+from churn.record.schema import Customer
+from churn.serving.batching import Batcher
 from tests.factories import make_customer
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn.synth import COLUMNS
+from churn.model.synth import COLUMNS
 from tests.conftest import run_churn
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from churn.client import ChurnClient, ServiceError, ServiceUnavailable
-from churn.schema import Customer
+from churn.clients.client import ChurnClient, ServiceError, ServiceUnavailable
+from churn.record.schema import Customer
 from tests.conftest import LiveService, free_port, run_churn
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row, make_customer
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from churn import csvio
-from churn.csvio import read_customer_batches, spreadsheet_safe
-from churn.errors import BadRequest, InvalidInput
-from churn.schema import FEATURE_NAMES
+from churn.record import csvio
+from churn.record.csvio import read_customer_batches, spreadsheet_safe
+from churn.record.errors import BadRequest, InvalidInput
+from churn.record.schema import FEATURE_NAMES
 from tests.conftest import PUBLIC_DATA
 from tests.factories import BANK_COLUMNS, bank_row, csv_records, mutated_csv
 

@@ -301,8 +301,8 @@ def test_the_bento_packs_the_model_and_only_the_service_sources(
     path = Path(env["BENTOML_HOME"]) / "bentos" / tag.replace(":", "/")
     sources = {p.relative_to(path / "src").as_posix() for p in (path / "src").rglob("*.py")}
     assert "service.py" in sources
-    assert "churn/scoring.py" in sources
-    assert not [s for s in sources if s.startswith(("tests/", "benchmarks/", "churn/ui/"))]
+    assert "churn/scoring/scorer.py" in sources
+    assert not [s for s in sources if s.startswith(("tests/", "benchmarks/", "churn/clients/ui/"))]
     assert not list(path.rglob("*.joblib"))
 
 

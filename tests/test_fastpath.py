@@ -13,11 +13,11 @@ from typing import Any, NoReturn
 import pytest
 from pydantic import BaseModel
 
-from churn.api import Prediction
-from churn.batching import Batcher
-from churn.fastpath import FastPath
-from churn.guard import Message
-from churn.schema import Customer
+from churn.record.answers import Prediction
+from churn.record.schema import Customer
+from churn.serving.batching import Batcher
+from churn.serving.edge import Message
+from churn.serving.fastpath import FastPath
 from tests.factories import EXAMPLE_CUSTOMER
 
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from churn.guard import Guard, Message, Receive, RequestTimeout, Scope, Send, merged_slashes
+from churn.serving.edge import Guard, Message, Receive, RequestTimeout, Scope, Send, merged_slashes
 
 REQUESTS = 100
 

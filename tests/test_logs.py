@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from churn.logs import FORMAT, BatchedStreamHandler
+from churn.serving.logs import FORMAT, BatchedStreamHandler
 from tests.conftest import wait_until
 
 Logged = tuple[logging.Logger, io.StringIO, BatchedStreamHandler]

@@ -11,7 +11,7 @@ from typing import Any, cast
 import pytest
 from bentoml._internal.server.base_app import BaseAppFactory
 
-from churn.guard import (
+from churn.serving.edge import (
     Guard,
     Message,
     Receive,

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from churn.schema import (
+from churn.record.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_NAMES,
     FEATURE_SPECS,

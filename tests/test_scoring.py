@@ -4,10 +4,10 @@ import joblib
 import numpy as np
 import pytest
 
-from churn.schema import Customer, CustomerFeatures
-from churn.scoring import Scorer
-from churn.synth import synthesize
-from churn.training import TrainingResult
+from churn.model.synth import synthesize
+from churn.model.training import TrainingResult
+from churn.record.schema import Customer, CustomerFeatures
+from churn.scoring.scorer import Scorer
 from tests.factories import make_customer
 
 

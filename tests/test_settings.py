@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from churn.errors import ConfigurationError
+from churn.record.errors import ConfigurationError
 from churn.settings import Settings
 
 

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from huggingface_hub import HfApi
 
-from churn.cli import main
+from churn.clients.cli import main
 
 TOKEN = "hf_TestTokenThatMustNeverBePrinted0123456789"
 

@@ -9,10 +9,10 @@ from typing import Any
 import bentoml
 import pytest
 
-from churn.artifacts import metadata_path_for
-from churn.errors import ModelIntegrityError
-from churn.store import STORED_FILE, import_model, load_model
-from churn.training import TrainingResult
+from churn.model.artifact import metadata_path_for
+from churn.model.store import STORED_FILE, import_model, load_model
+from churn.model.training import TrainingResult
+from churn.record.errors import ModelIntegrityError
 from tests.conftest import run_churn
 
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from churn.schema import FEATURE_SPECS
-from churn.synth import COLUMNS, synthesize
+from churn.model.synth import COLUMNS, synthesize
+from churn.record.schema import FEATURE_SPECS
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from churn.artifacts import artifact_name, metadata_path_for, sha256_file
-from churn.errors import InvalidInput
-from churn.training import TrainingResult, train
+from churn.model.artifact import artifact_name, metadata_path_for, sha256_file
+from churn.model.training import TrainingResult, train
+from churn.record.errors import InvalidInput
 from tests.conftest import PUBLIC_DATA
 from tests.factories import BANK_COLUMNS, bank_row
 

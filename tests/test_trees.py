@@ -5,11 +5,11 @@ import numpy as np
 import pandas as pd
 from xgboost import Booster
 
-from churn.schema import FEATURE_NAMES, GEOGRAPHIES
-from churn.scoring import SMALL_BATCH, Scorer
-from churn.synth import synthesize
-from churn.training import TrainingResult
-from churn.trees import TreeEnsemble
+from churn.model.synth import synthesize
+from churn.model.training import TrainingResult
+from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
+from churn.scoring.scorer import SMALL_BATCH, Scorer
+from churn.scoring.trees import TreeEnsemble
 
 
 def model_input(trained: TrainingResult, rows: int, seed: int) -> tuple[np.ndarray, Booster]:

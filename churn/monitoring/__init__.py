@@ -9,6 +9,6 @@
   |TreeSHAP| per feature and country, and the model card rendered from them.
 
 This package imports the inner modules (schema, scoring, artifacts, settings) and none of
-them imports it, except for two hooks: `churn.training` builds the profile and the card,
-and `churn.predictor` profiles what the service scores.
+them imports it, except for two hooks: `churn.model.training` builds the profile and the card,
+and `churn.scoring.predictor` profiles what the service scores.
 """

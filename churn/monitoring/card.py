@@ -19,7 +19,7 @@ import xgboost
 from pydantic import BaseModel, Field
 from sklearn.pipeline import Pipeline
 
-from churn.artifacts import ModelMetadata
+from churn.model.artifact import ModelMetadata
 from churn.monitoring.drift import DRIFT_PSI, MIN_CUSTOMERS, WARN_PSI
 from churn.monitoring.performance import (
     CalibrationBin,
@@ -29,7 +29,7 @@ from churn.monitoring.performance import (
     segments,
 )
 from churn.monitoring.profile import input_columns, reference_of
-from churn.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
+from churn.record.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 
 ALL_CUSTOMERS = "all customers"
 SHAP_GROUP = "Geography"

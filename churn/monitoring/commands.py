@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from churn.errors import ChurnError
+from churn.record.errors import ChurnError
 
 _SHOWN_PROBLEMS = 20
 
@@ -42,9 +42,9 @@ def drift(current: Path, out: Path, model_tag: str) -> None:
     Prints PSI and status per feature and for the score, as GET /v2/drift computes
     them, and writes an Evidently report to --out. Exits 1 when something drifted.
     """
+    from churn.model.store import load_model
     from churn.monitoring.drift_report import file_drift, write_evidently_report
     from churn.monitoring.profile import reference_of
-    from churn.store import load_model
 
     try:
         loaded = load_model(model_tag)

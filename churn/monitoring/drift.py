@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from churn.api import DriftStatus, FeatureDrift, Thresholds, WindowDrift
 from churn.monitoring.profile import ReferenceProfile
+from churn.record.answers import DriftStatus, FeatureDrift, Thresholds, WindowDrift
 
 WARN_PSI = 0.1
 DRIFT_PSI = 0.25

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
-from churn.api import Thresholds, WindowDrift
-from churn.errors import ChurnError, Problem
+from churn.model.store import LoadedModel
 from churn.monitoring.drift import DRIFT_PSI, THRESHOLDS, compare
 from churn.monitoring.files import customer_batches
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns, reference_of
-from churn.scoring import Scorer
-from churn.store import LoadedModel
+from churn.record.answers import Thresholds, WindowDrift
+from churn.record.errors import ChurnError, Problem
+from churn.scoring.scorer import Scorer
 
 _SHOWN_PROBLEMS = 20
 

@@ -24,8 +24,8 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from pydantic import BaseModel, Field
 
-from churn.artifacts import ModelMetadata
-from churn.csvio import spreadsheet_safe
+from churn.model.artifact import ModelMetadata
+from churn.model.store import verify_stored
 from churn.monitoring.card import (
     ALL_CUSTOMERS,
     Document,
@@ -45,8 +45,8 @@ from churn.monitoring.performance import (
     calibration_error,
     segments,
 )
-from churn.schema import CUSTOMER_ID, TARGET
-from churn.store import verify_stored
+from churn.record.csvio import spreadsheet_safe
+from churn.record.schema import CUSTOMER_ID, TARGET
 
 PROBABILITY = "churn_probability"
 GEOGRAPHY = "Geography"

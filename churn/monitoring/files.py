@@ -1,6 +1,6 @@
 """Reading what the offline commands take: customers, predictions and outcomes.
 
-A CSV of customers goes through the service's own reader (`churn.csvio`), so a row is
+A CSV of customers goes through the service's own reader (`churn.record.csvio`), so a row is
 refused for the same reason as at upload; Parquet (a file, or a folder of them as
 Spark writes it) is read by Arrow and its cells checked by the same schema. Tables of
 predictions and outcomes are read as text, column by column, and every row is kept:
@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 
-from churn.csvio import (
+from churn.record.csvio import (
     BATCH_ROWS,
     CustomerBatch,
     check_columns,
@@ -29,11 +29,11 @@ from churn.csvio import (
     required_columns,
     validate_raw,
 )
-from churn.errors import BadRequest, InvalidInput, Problem
+from churn.record.errors import BadRequest, InvalidInput, Problem
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 # The service writes an id a spreadsheet would run as a formula with a leading quote
-# (churn.csvio.spreadsheet_safe); the id itself is what follows it.
+# (churn.record.csvio.spreadsheet_safe); the id itself is what follows it.
 _QUOTED_FORMULA = re.compile(r"^'(?=[=+\-@\t\r|%])")
 
 

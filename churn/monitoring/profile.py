@@ -24,9 +24,9 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sklearn.pipeline import Pipeline
 
-from churn.artifacts import ModelMetadata
-from churn.errors import ChurnError, ModelIntegrityError
-from churn.schema import FEATURE_SPECS, SPECS_BY_NAME
+from churn.model.artifact import ModelMetadata
+from churn.record.errors import ChurnError, ModelIntegrityError
+from churn.record.schema import FEATURE_SPECS, SPECS_BY_NAME
 
 # Every column's values lie in [0, SPAN / 2): the schema's bounds (checked below), the
 # one-hot columns and the score.

@@ -1,6 +1,6 @@
 """The service's model-health routes: the model card (and, live, the drift).
 
-Registered on the service's FastAPI app (`churn.http.service_app`), so that the guard's
+Registered on the service's FastAPI app (`churn.serving.routes.service_app`), so that the guard's
 API keys, limits, request ids and access log apply to them as to every route.
 """
 
@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, Response
 
-from churn.api import MODEL_CARD_PATH, ErrorBody
 from churn.monitoring.card import card_document, to_html, to_markdown
+from churn.record.answers import MODEL_CARD_PATH, ErrorBody
 
 if TYPE_CHECKING:
-    from churn.predictor import ChurnPredictor
+    from churn.scoring.predictor import ChurnPredictor
 
 MARKDOWN = "text/markdown; charset=utf-8"
 _KEY_REFUSED: dict[int | str, dict[str, Any]] = {

@@ -22,11 +22,11 @@ import pyarrow.csv as pacsv
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from churn.api import Explanation
-from churn.csvio import spreadsheet_safe
-from churn.errors import BadRequest, ModelIntegrityError
-from churn.predictor import ChurnPredictor
-from churn.schema import CUSTOMER_ID, FEATURE_NAMES, Customer
+from churn.record.answers import Explanation
+from churn.record.csvio import spreadsheet_safe
+from churn.record.errors import BadRequest, ModelIntegrityError
+from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, Customer
+from churn.scoring.predictor import ChurnPredictor
 from churn.spark import io
 from churn.spark.job import BatchSummary
 from churn.spark.model import resolve

@@ -1,4 +1,4 @@
-"""`churn batch`: the Spark commands, built for `churn.cli` without importing pyspark.
+"""`churn batch`: the Spark commands, built for `churn.clients.cli` without importing pyspark.
 
 pyspark and the JVM load only when a command runs, so `churn` starts as fast without
 them, and a machine without the `spark` extra or Java gets one line saying so.
@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
-from churn.schema import CATEGORICAL_FEATURES
+from churn.record.schema import CATEGORICAL_FEATURES
 
 F = TypeVar("F", bound=Callable[..., Any])
 

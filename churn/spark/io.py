@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from churn.csvio import HEADER_BYTES, Header, check_columns, parse_header
-from churn.errors import BadRequest, ChurnError, InvalidInput
+from churn.record.csvio import HEADER_BYTES, Header, check_columns, parse_header
+from churn.record.errors import BadRequest, ChurnError, InvalidInput
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

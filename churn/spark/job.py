@@ -2,8 +2,8 @@
 
 Spark reads the files (CSV as lines, Parquet as columns) and hands each Python worker
 Arrow batches (`mapInArrow`). There each batch goes through the service's own code:
-`churn.csvio.validate_raw` checks every cell and gives a bad row the service's reasons,
-`churn.scoring.Scorer` scores the rest. A CSV's lines are split into fields by Arrow's
+`churn.record.csvio.validate_raw` checks every cell and gives a bad row the service's reasons,
+`churn.scoring.scorer.Scorer` scores the rest. A CSV's lines are split into fields by Arrow's
 CSV reader, as the service's are, and a line with too few or too many fields gets the
 service's reason for it.
 
@@ -37,10 +37,10 @@ from pyspark import Accumulator, AccumulatorParam, StorageLevel
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from churn.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
-from churn.errors import InvalidInput, Problem
-from churn.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES
-from churn.scoring import BANDS
+from churn.record.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
+from churn.record.errors import InvalidInput, Problem
+from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES
+from churn.scoring.scorer import BANDS
 from churn.spark import io
 from churn.spark.model import DriverModel, ModelRef, executor_scorer, ship, shipping_folder
 from churn.spark.session import quiet_pyspark, spark_errors

@@ -4,7 +4,7 @@ The model is the one the Bento packs, from the BentoML store by tag (by default 
 service's, CHURN_MODEL_TAG), or a joblib file with its metadata beside it. The driver
 checks its SHA-256 against the recorded one before unpickling it, then ships the file
 to the executors (`SparkContext.addFile`) with that digest; each executor checks the
-bytes it received before `joblib.load` (`churn.artifacts.load_verified`), so a file
+bytes it received before `joblib.load` (`churn.model.artifact.load_verified`), so a file
 swapped on the way is refused there too, and the job stops with that message.
 """
 
@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from churn.artifacts import ModelMetadata, load_verified, metadata_path_for, verify
-from churn.errors import ModelIntegrityError
-from churn.scoring import Scorer
+from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for, verify
+from churn.model.store import STORED_FILE, LoadedModel, load_stored, verify_stored
+from churn.record.errors import ModelIntegrityError
+from churn.scoring.scorer import Scorer
 from churn.settings import Settings
-from churn.store import STORED_FILE, LoadedModel, load_stored, verify_stored
 
 if TYPE_CHECKING:
     from pyspark import SparkContext

@@ -18,9 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from churn import errors
-from churn.csvio import BATCH_ROWS
-from churn.errors import BadRequest, ChurnError
+from churn.record import errors
+from churn.record.csvio import BATCH_ROWS
+from churn.record.errors import BadRequest, ChurnError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from churn.cli import main
+from churn.clients.cli import main
 
 if __name__ == "__main__":
     main(["batch", *sys.argv[1:]], prog_name="churn")

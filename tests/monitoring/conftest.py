@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn.synth import synthesize
+from churn.model.synth import synthesize
 
 SHIFTED_AGE = 20
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from churn.artifacts import MODELS_DIR, ModelMetadata, metadata_path_for, sha256_file
+from churn.model.artifact import MODELS_DIR, ModelMetadata, metadata_path_for, sha256_file
+from churn.model.store import import_model, load_model
+from churn.model.synth import write_synthetic_csv
+from churn.model.training import TrainingResult, train
 from churn.monitoring.card import card_document, card_of, card_paths, to_html, to_markdown
-from churn.store import import_model, load_model
-from churn.synth import write_synthetic_csv
-from churn.training import TrainingResult, train
 
 BUNDLED = MODELS_DIR / "churn_prediction_model_v1_0.joblib"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from churn.artifacts import MODELS_DIR
+from churn.model.artifact import MODELS_DIR
 from churn.monitoring.card import card_paths
 from tests.conftest import LiveService
 

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from churn.model.store import import_model, load_model
+from churn.model.training import TrainingResult
 from churn.monitoring.drift_report import file_drift, write_evidently_report
 from churn.monitoring.profile import reference_of
-from churn.store import import_model, load_model
-from churn.training import TrainingResult
 from tests.conftest import LiveService, run_churn
 from tests.monitoring.conftest import like_training, shifted, write
 

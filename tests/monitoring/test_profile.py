@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from churn.model.synth import synthesize
+from churn.model.training import TrainingResult
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
-from churn.schema import FEATURE_NAMES, GEOGRAPHIES
-from churn.scoring import Scorer
-from churn.synth import synthesize
-from churn.training import TrainingResult
+from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
+from churn.scoring.scorer import Scorer
 
 
 @pytest.fixture(scope="module")

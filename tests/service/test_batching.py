@@ -1,4 +1,4 @@
-"""Batching of /v2/predict (churn.batching) over HTTP, read from the service's /metrics.
+"""Batching of /v2/predict (churn.serving.batching) over HTTP, read from the service's /metrics.
 
 Both ways a request can take: the fast path (the session's live service) and BentoML's
 API route (`routes_only`, CHURN_FAST_PATH=false); one worker each. What is checked is

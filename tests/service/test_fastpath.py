@@ -1,4 +1,4 @@
-"""The fast path (churn.fastpath) against the routes it stands in front of, over HTTP.
+"""The fast path (churn.serving.fastpath) against the routes it stands in front of, over HTTP.
 
 The session's live service runs with the fast path on, as shipped; a second service
 (`routes_only`, tests/service/conftest.py) runs with CHURN_FAST_PATH=false, where every

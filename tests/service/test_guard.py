@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from churn.client import ChurnClient, ServiceError
+from churn.clients.client import ChurnClient, ServiceError
 from tests.conftest import LiveService, answers, start_service, stop, wait_for, wait_until
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row
 
@@ -137,7 +137,7 @@ def test_request_ids_and_a_log_without_customer_data(guarded: LiveService) -> No
     assert response.headers["x-request-id"] == "trace-me-42"
     generated = httpx.get(guarded.url + "/v2/model", headers=auth(KEYS[0]))
     assert len(generated.headers["x-request-id"]) == 16
-    # The access log is written in batches, within half a second (churn.logs).
+    # The access log is written in batches, within half a second (churn.serving.logs).
     wait_until(
         lambda: "request_id=trace-me-42" in guarded.log.read_text(),
         "an access log line for the request",

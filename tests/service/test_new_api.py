@@ -13,7 +13,7 @@ import httpx
 import openapi_spec_validator
 import pytest
 
-from churn.schema import FEATURE_SPECS
+from churn.record.schema import FEATURE_SPECS
 from tests.conftest import LiveService
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row, make_customer
 

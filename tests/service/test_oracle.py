@@ -3,7 +3,7 @@
 The oracle (tests/conftest.py, `Oracle`) is the bundled joblib pipeline, loaded after
 its checksum matched, asked for `predict_proba` directly, labelled at the threshold in
 its metadata file and banded by boundaries restated in the test. It shares no code
-with the service's scoring (churn.scoring, churn.predictor, churn.trees, churn.batch),
+with the service's scoring (churn.scoring),
 so a label that is wrong on one route is caught on that route, instead of agreeing
 with another route that computes it with the same code.
 

@@ -2,7 +2,7 @@
 
 The old notebook sets `model_root_url` to the service's root URL with its trailing `/`
 and appends `"/v1/customer"`, so it sends `POST //v1/customer`; the old Flask app
-answered it. The guard merges repeated slashes (churn.guard.merged_slashes), and
+answered it. The guard merges repeated slashes (churn.serving.edge.merged_slashes), and
 nothing else: what it leaves as sent is checked here too.
 """
 

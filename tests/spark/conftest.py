@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
+from churn.model.synth import write_synthetic_csv
 from churn.spark.job import BatchSummary, score_book
 from churn.spark.model import DriverModel, resolve
 from churn.spark.session import start
-from churn.synth import write_synthetic_csv
 from tests.conftest import ROOT
 from tests.factories import bank_row
 

@@ -12,10 +12,10 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from churn.client import ChurnClient
-from churn.errors import BadRequest, ModelIntegrityError
-from churn.predictor import ChurnPredictor
-from churn.schema import FEATURE_NAMES, Customer
+from churn.clients.client import ChurnClient
+from churn.record.errors import BadRequest, ModelIntegrityError
+from churn.record.schema import FEATURE_NAMES, Customer
+from churn.scoring.predictor import ChurnPredictor
 from churn.spark.call_list import build_call_list
 from churn.spark.job import BatchSummary, score_book
 from churn.spark.model import DriverModel

@@ -15,10 +15,10 @@ import pyarrow.parquet as pq
 import pytest
 from pyspark.sql import SparkSession
 
-from churn.batch import score_file
-from churn.client import ChurnClient
-from churn.errors import BadRequest, InvalidInput, ModelIntegrityError
-from churn.predictor import ChurnPredictor
+from churn.clients.client import ChurnClient
+from churn.record.errors import BadRequest, InvalidInput, ModelIntegrityError
+from churn.scoring.files import score_file
+from churn.scoring.predictor import ChurnPredictor
 from churn.spark.job import REJECTED_COLUMNS, SCORED_COLUMNS, BatchSummary, score_book
 from churn.spark.model import DriverModel
 from tests.conftest import LiveService

@@ -7,7 +7,7 @@ import io
 import pandas as pd
 import pytest
 
-from churn.client import ChurnClient
+from churn.clients.client import ChurnClient
 from tests.factories import make_customer
 from tests.ui.conftest import Gate
 from tests.ui.drive import (

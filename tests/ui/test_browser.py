@@ -46,13 +46,13 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def ui_url(live_service: LiveService, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`streamlit run churn/ui/app.py` on a free loopback port, as `make run` starts it."""
+    """`streamlit run churn/clients/ui/app.py` on a free loopback port, as `make run` starts it."""
     port = free_port()
     log = tmp_path_factory.mktemp("streamlit") / "streamlit.log"
     env = {**os.environ, "CHURN_API_URL": live_service.url}
     with log.open("wb") as sink:
         process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "streamlit"), "run", "churn/ui/app.py",
+            [str(Path(sys.executable).parent / "streamlit"), "run", "churn/clients/ui/app.py",
              "--server.port", str(port), "--server.address", "127.0.0.1",
              "--server.headless", "true", "--browser.gatherUsageStats", "false",
              "--client.toolbarMode", "viewer", "--client.showErrorDetails", "none"],

@@ -8,9 +8,9 @@ from streamlit.testing.v1 import AppTest
 
 def _page(kind: str) -> AppTest:
     def script(kind: str) -> None:
-        from churn.client import ServiceError, ServiceUnavailable
-        from churn.errors import Problem
-        from churn.ui.app import show_error
+        from churn.clients.client import ServiceError, ServiceUnavailable
+        from churn.clients.ui.app import show_error
+        from churn.record.errors import Problem
 
         errors: dict[str, Exception] = {
             "down": ServiceUnavailable("The churn service at http://x failed: refused"),

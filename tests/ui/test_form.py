@@ -9,16 +9,16 @@ from typing import Any
 
 import pandas as pd
 
-from churn.api import FileSummary
-from churn.schema import FEATURE_SPECS
-from churn.ui.form import (
+from churn.clients.ui.form import (
     column_guide,
     customer_payload,
     form_fields,
     published_spec,
     template_csv,
 )
-from churn.ui.results import churn_rate_by, load_results, read_columns
+from churn.clients.ui.results import churn_rate_by, load_results, read_columns
+from churn.record.answers import FileSummary
+from churn.record.schema import FEATURE_SPECS
 
 # The schema exactly as the service publishes it at GET /v2/model.
 SCHEMA: list[dict[str, Any]] = [spec.as_json() for spec in FEATURE_SPECS]

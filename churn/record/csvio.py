@@ -33,8 +33,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from churn.errors import BadRequest, InvalidInput, Problem
-from churn.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, FeatureSpec
+from churn.record.errors import BadRequest, InvalidInput, Problem
+from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, FeatureSpec
 
 BATCH_ROWS = 65_536
 _BLOCK_BYTES = 4 << 20

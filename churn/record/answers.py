@@ -1,6 +1,6 @@
 """The shapes of the service's answers: pydantic models at the HTTP edge.
 
-Requests are `churn.schema.Customer`; these are what comes back. The client and the UI
+Requests are `churn.record.schema.Customer`; these are what comes back. The client and the UI
 read the same models, so a field renamed here is renamed everywhere.
 """
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from churn.api import Explanation, RiskBands
-from churn.ui.results import BAND_ORDER
+from churn.clients.ui.results import BAND_ORDER
+from churn.record.answers import Explanation, RiskBands
 
 UP, DOWN = "raises the risk", "lowers the risk"
 _DIRECTION_COLOURS = alt.Scale(domain=[UP, DOWN], range=["#c0392b", "#2e86c1"])

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from churn.api import FileSummary
-from churn.schema import CUSTOMER_ID as ID_COLUMN
+from churn.record.answers import FileSummary
+from churn.record.schema import CUSTOMER_ID as ID_COLUMN
 
 SCORED = "scored"
 CHURN = "churn"

@@ -17,9 +17,9 @@ import bentoml
 import httpx
 from pydantic import BaseModel
 
-from churn.api import Explanation, FileSummary, ModelInfo, Prediction
-from churn.errors import ChurnError, Problem
-from churn.schema import Customer
+from churn.record.answers import Explanation, FileSummary, ModelInfo, Prediction
+from churn.record.errors import ChurnError, Problem
+from churn.record.schema import Customer
 
 DEFAULT_URL = "http://127.0.0.1:3000"
 URL_VARIABLE = "CHURN_API_URL"

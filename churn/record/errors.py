@@ -1,7 +1,7 @@
 """The exceptions the package raises, each carrying the HTTP status it maps to.
 
 The service turns any `ChurnError` into a JSON response in one place
-(`churn.http.error_response`); nothing else decides status codes.
+(`churn.serving.routes.error_response`); nothing else decides status codes.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any
 import bentoml
 from sklearn.pipeline import Pipeline
 
-from churn.artifacts import (
+from churn.model.artifact import (
     MODEL_NAME,
     ModelMetadata,
     load_verified,
@@ -24,7 +24,7 @@ from churn.artifacts import (
     sha256_file,
     verify,
 )
-from churn.errors import ModelIntegrityError
+from churn.record.errors import ModelIntegrityError
 
 OWNER = "customer-analytics-retention"
 STORED_FILE = "saved_model.pkl"  # the name bentoml.sklearn gives its pickle

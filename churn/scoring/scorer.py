@@ -4,7 +4,7 @@ The pipeline's `predict_proba` builds a DataFrame, runs the ColumnTransformer an
 copies data several times; for one customer that costs far more than the trees. The
 `Scorer` reads the fitted one-hot encoder once, builds the model's input matrix
 directly, and asks the XGBoost booster for probabilities, or for small batches the
-same trees walked with NumPy (`churn.trees`). Tests check that both agree with
+same trees walked with NumPy (`churn.scoring.trees`). Tests check that both agree with
 `pipeline.predict_proba` on the same customers.
 
 Risk bands, for retention teams to sort their call lists:
@@ -24,9 +24,9 @@ import pandas as pd
 import xgboost
 from sklearn.pipeline import Pipeline
 
-from churn.errors import ModelIntegrityError
-from churn.schema import FEATURE_NAMES, CustomerFeatures
-from churn.trees import TreeEnsemble
+from churn.record.errors import ModelIntegrityError
+from churn.record.schema import FEATURE_NAMES, CustomerFeatures
+from churn.scoring.trees import TreeEnsemble
 
 # Up to this many rows NumPy's tree walk beats XGBoost's fixed cost per call.
 SMALL_BATCH = 64

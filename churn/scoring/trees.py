@@ -19,7 +19,7 @@ import math
 import numpy as np
 import xgboost
 
-from churn.errors import ModelIntegrityError
+from churn.record.errors import ModelIntegrityError
 
 
 class TreeEnsemble:

@@ -27,12 +27,12 @@ from starlette.background import BackgroundTask
 from starlette.datastructures import UploadFile
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from churn.api import ErrorBody, FileResults, LegacyPrediction, ModelInfo, Prediction
-from churn.batch import OutputFormat, flask_json_bytes, score_file, score_legacy_file
-from churn.errors import BadRequest, ChurnError, InvalidInput, NotAcceptable, Problem
 from churn.monitoring.routes import health_routes
-from churn.predictor import ChurnPredictor
-from churn.schema import SPECS_BY_NAME, CustomerFeatures
+from churn.record.answers import ErrorBody, FileResults, LegacyPrediction, ModelInfo, Prediction
+from churn.record.errors import BadRequest, ChurnError, InvalidInput, NotAcceptable, Problem
+from churn.record.schema import SPECS_BY_NAME, CustomerFeatures
+from churn.scoring.files import OutputFormat, flask_json_bytes, score_file, score_legacy_file
+from churn.scoring.predictor import ChurnPredictor
 
 JSON = "application/json"
 _COPY_CHUNK = 1 << 20

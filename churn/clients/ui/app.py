@@ -1,6 +1,6 @@
-"""The churn risk page: `streamlit run churn/ui/app.py`.
+"""The churn risk page: `streamlit run churn/clients/ui/app.py`.
 
-It talks to the churn service only over HTTP, through `churn.client`; the service's URL
+It talks to the churn service only over HTTP, through `churn.clients.client`; the service's URL
 comes from `CHURN_API_URL` (default http://127.0.0.1:3000) and its time limit from
 `CHURN_API_TIMEOUT` (seconds, default 30); `CHURN_API_KEY` is sent as the API key where
 the service requires one. The form, the CSV template and the grouping of batch results
@@ -20,12 +20,24 @@ from typing import Any
 
 import streamlit as st
 
-from churn.api import Explanation, ModelInfo
-from churn.client import DEFAULT_URL, URL_VARIABLE, ChurnClient, ServiceError, ServiceUnavailable
-from churn.schema import CUSTOMER_ID
-from churn.ui.charts import churn_rate_chart, factors_chart, risk_distribution_chart
-from churn.ui.form import FormField, column_guide, customer_payload, form_fields, template_csv
-from churn.ui.results import BatchResult, churn_rate_by, load_results
+from churn.clients.client import (
+    DEFAULT_URL,
+    URL_VARIABLE,
+    ChurnClient,
+    ServiceError,
+    ServiceUnavailable,
+)
+from churn.clients.ui.charts import churn_rate_chart, factors_chart, risk_distribution_chart
+from churn.clients.ui.form import (
+    FormField,
+    column_guide,
+    customer_payload,
+    form_fields,
+    template_csv,
+)
+from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
+from churn.record.answers import Explanation, ModelInfo
+from churn.record.schema import CUSTOMER_ID
 
 TIMEOUT_VARIABLE = "CHURN_API_TIMEOUT"
 TABLE_ROWS = 1000  # the riskiest customers listed on the page; the download has them all

@@ -46,7 +46,7 @@ import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from churn.errors import (
+from churn.record.errors import (
     ChurnError,
     LengthRequired,
     MethodNotAllowed,
@@ -56,7 +56,7 @@ from churn.errors import (
     Unauthorized,
     UnsupportedMediaType,
 )
-from churn.http import error_response, validation_error
+from churn.serving.routes import error_response, validation_error
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -307,7 +307,7 @@ def _json_answers_whole(send: Send) -> Send:
     Content-Length: the server then sends it chunked, and every layer around the guard
     (tracing, metrics, time limit) handles three messages for one small answer. The body
     is one piece already; held and sent with its length it takes two. (`/v2/predict`'s
-    answer, `churn.http.PredictionsAnswer`, already comes whole with its length; its
+    answer, `churn.serving.routes.PredictionsAnswer`, already comes whole with its length; its
     errors still pass here.)
 
     BentoML answers a body that breaks the schema with 400 and `{"error": "N validation

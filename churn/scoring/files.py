@@ -1,6 +1,6 @@
 """Scoring whole CSV files: the old all-or-nothing contract and the new row-accounting one.
 
-Both stream the file in batches (`churn.csvio`), so memory stays bounded by the batch
+Both stream the file in batches (`churn.record.csvio`), so memory stays bounded by the batch
 size, not the file size, except where the old contract's answer itself (one JSON map of
 every id) has to be held.
 """
@@ -20,12 +20,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from churn.api import FileSummary
-from churn.csvio import CustomerBatch, read_customer_batches, spreadsheet_safe
-from churn.errors import InvalidInput, PayloadTooLarge, Problem
-from churn.predictor import ChurnPredictor
-from churn.schema import CUSTOMER_ID
-from churn.scoring import BANDS
+from churn.record.answers import FileSummary
+from churn.record.csvio import CustomerBatch, read_customer_batches, spreadsheet_safe
+from churn.record.errors import InvalidInput, PayloadTooLarge, Problem
+from churn.record.schema import CUSTOMER_ID
+from churn.scoring.predictor import ChurnPredictor
+from churn.scoring.scorer import BANDS
 
 OutputFormat = Literal["csv", "json"]
 RESULT_COLUMNS = (

@@ -1,7 +1,7 @@
 """Batching of `/v2/predict`: requests wait for each other only while the worker is busy.
 
 One `Batcher` per worker scores every `/v2/predict` request, from the fast path
-(churn.fastpath) and from the BentoML API (service.py) alike.
+(churn.serving.fastpath) and from the BentoML API (service.py) alike.
 
 Why not BentoML's adaptive dispatcher (`CorkDispatcher`, bentoml._internal.marshal),
 which batched `/v2/predict` until issue 17. It fits `duration = o_a * n + o_b` to its
@@ -53,9 +53,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from churn.api import Prediction
-from churn.errors import Overloaded
-from churn.schema import Customer
+from churn.record.answers import Prediction
+from churn.record.errors import Overloaded
+from churn.record.schema import Customer
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from churn.api import Explanation, Factor, ModelInfo, Prediction, RiskBands
-from churn.schema import Customer, CustomerFeatures
-from churn.scoring import Scorer
-from churn.store import LoadedModel
+from churn.model.store import LoadedModel
+from churn.record.answers import Explanation, Factor, ModelInfo, Prediction, RiskBands
+from churn.record.schema import Customer, CustomerFeatures
+from churn.scoring.scorer import Scorer
 
 _DIGITS = 6
 

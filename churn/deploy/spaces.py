@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn.errors import ChurnError
+from churn.record.errors import ChurnError
 
 APP_PORT = 3000
 DEFAULT_BENTO = "churn:latest"

@@ -45,7 +45,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from xgboost import XGBClassifier
 
-from churn.artifacts import (
+from churn.model.artifact import (
     DEFAULT_VERSION,
     Metrics,
     ModelMetadata,
@@ -53,12 +53,18 @@ from churn.artifacts import (
     metadata_path_for,
     sha256_file,
 )
-from churn.csvio import check_columns, validate_raw
-from churn.errors import BadRequest, InvalidInput, Problem
 from churn.monitoring.card import build_card, write_card
 from churn.monitoring.profile import build_reference, input_columns
-from churn.schema import CATEGORICAL_FEATURES, FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES, TARGET
-from churn.scoring import Scorer
+from churn.record.csvio import check_columns, validate_raw
+from churn.record.errors import BadRequest, InvalidInput, Problem
+from churn.record.schema import (
+    CATEGORICAL_FEATURES,
+    FEATURE_NAMES,
+    FEATURE_SPECS,
+    GEOGRAPHIES,
+    TARGET,
+)
+from churn.scoring.scorer import Scorer
 
 HOLDOUT_SHARE = 0.25
 CV_FOLDS = 5

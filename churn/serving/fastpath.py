@@ -7,11 +7,11 @@ layers themselves (benchmarks/README.md, "The fast path"). `FastPath` answers a 
 whose body fits the route's schema with the same scoring and the same answer bytes, and
 hands every other request on, its body replayed, to the route behind it, so that each
 error still has one source: the route that documents it. Its one answer of its own is
-the 503 of `churn.errors.Overloaded`, when batching sheds a request.
+the 503 of `churn.record.errors.Overloaded`, when batching sheds a request.
 
 Everything in front of it still applies: the guard (API keys, body limits, request id,
 access log), BentoML's metrics and tracing middlewares, and the request time limit.
-`/v2/predict` goes through the worker's one `churn.batching.Batcher`, the same one the
+`/v2/predict` goes through the worker's one `churn.serving.batching.Batcher`, the same one the
 BentoML API uses; only BentoML's per-request wrapping is skipped.
 `CHURN_FAST_PATH=false` turns the fast path off and every request goes through the
 routes; tests/service/test_fastpath.py checks that both ways answer alike.
@@ -24,12 +24,12 @@ from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from churn.batching import Batcher
-from churn.errors import ChurnError
-from churn.guard import App, Message, Receive, Scope, Send
-from churn.http import LEGACY_ANSWERS, error_response, parse_customer, predictions_json
-from churn.predictor import ChurnPredictor
-from churn.schema import Customer
+from churn.record.errors import ChurnError
+from churn.record.schema import Customer
+from churn.scoring.predictor import ChurnPredictor
+from churn.serving.batching import Batcher
+from churn.serving.edge import App, Message, Receive, Scope, Send
+from churn.serving.routes import LEGACY_ANSWERS, error_response, parse_customer, predictions_json
 
 _JSON_HEADER = (b"content-type", b"application/json")
 Answer = Callable[[bytes], Awaitable[bytes | None]]

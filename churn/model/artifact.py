@@ -15,7 +15,7 @@ from typing import Any
 import joblib
 from pydantic import BaseModel, ConfigDict, Field
 
-from churn.errors import ModelIntegrityError
+from churn.record.errors import ModelIntegrityError
 
 MODEL_NAME = "churn_model"
 DEFAULT_VERSION = "1.0"

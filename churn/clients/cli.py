@@ -10,9 +10,9 @@ from typing import Any, TypeVar
 
 import click
 
-from churn.artifacts import MODELS_DIR
-from churn.errors import ChurnError
+from churn.model.artifact import MODELS_DIR
 from churn.monitoring.commands import drift, evaluate
+from churn.record.errors import ChurnError
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SHOWN_PROBLEMS = 20
@@ -51,7 +51,7 @@ def data() -> None:
 @click.option("--seed", type=int, default=42, show_default=True)
 def synth(rows: int, out: Path, seed: int) -> None:
     """Write a synthetic customer CSV in the public bank layout."""
-    from churn.synth import write_synthetic_csv
+    from churn.model.synth import write_synthetic_csv
 
     write_synthetic_csv(out, rows, seed)
     click.echo(f"wrote {rows} synthetic customers to {out}")
@@ -71,7 +71,7 @@ def synth(rows: int, out: Path, seed: int) -> None:
 @reports_errors
 def train(data_path: Path, out: Path, seed: int, model_version: str) -> None:
     """Train the churn pipeline and write the joblib model with its metadata."""
-    from churn.training import train as run_training
+    from churn.model.training import train as run_training
 
     result = run_training(
         data_path, out, seed=seed, version=model_version,
@@ -100,7 +100,7 @@ def import_model(
     model_path: Path, metadata_path: Path | None, sha256: str | None, force: bool
 ) -> None:
     """Verify a joblib pipeline's checksum, then save it into the BentoML model store."""
-    from churn.store import import_model as run_import
+    from churn.model.store import import_model as run_import
 
     model, imported = run_import(
         model_path, metadata_path=metadata_path, sha256=sha256, force=force
@@ -131,7 +131,7 @@ def predict(csv_path: Path, url: str, out: Path | None, output_format: str, time
     with their row number and reasons. The API key, if the service wants one, comes
     from CHURN_API_KEY.
     """
-    from churn.client import ChurnClient
+    from churn.clients.client import ChurnClient
 
     target = out or csv_path.with_suffix(f".predictions.{output_format}")
     size = csv_path.stat().st_size
@@ -172,7 +172,7 @@ def spaces() -> None:
 @reports_errors
 def spaces_export(directory: Path, bento_tag: str, title: str) -> None:
     """Write a Docker Space folder: the Bento with its model, a Dockerfile, a README."""
-    from churn.spaces import export_space
+    from churn.deploy.spaces import export_space
 
     folder = export_space(directory, bento_tag, title=title)
     click.echo(
@@ -188,7 +188,7 @@ def spaces_export(directory: Path, bento_tag: str, title: str) -> None:
 @reports_errors
 def spaces_push(directory: Path, space_id: str, private: bool, message: str | None) -> None:
     """Upload a Space folder to Hugging Face (token from HF_TOKEN, never printed)."""
-    from churn.spaces import push_space
+    from churn.deploy.spaces import push_space
 
     url = push_space(directory, space_id, private=private, message=message)
     click.echo(f"uploaded {directory} to the Space {space_id}: {url}")

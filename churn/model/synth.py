@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from churn.schema import FEATURE_NAMES, GEOGRAPHIES, TARGET
+from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES, TARGET
 
 COLUMNS = (
     "RowNumber",

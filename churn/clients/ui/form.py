@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from churn.schema import CUSTOMER_ID as ID_COLUMN
-from churn.schema import FeatureSpec
+from churn.record.schema import CUSTOMER_ID as ID_COLUMN
+from churn.record.schema import FeatureSpec
 
 # An integer feature with at most this many values is a choice, not a number to type.
 _MAX_CHOICES = 10

@@ -1,0 +1,1 @@
+"""Deployment helpers run from a workstation or CI; not shipped in the Bento."""

@@ -1,0 +1,1 @@
+"""The model's life: synthetic data, training, the artifact and its checksum, the store."""

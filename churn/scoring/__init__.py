@@ -1,0 +1,1 @@
+"""Scoring: the fitted pipeline's fast scorer, its trees and explanations, file scoring."""
