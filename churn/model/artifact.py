@@ -19,7 +19,7 @@ from churn.record.errors import ModelIntegrityError
 
 MODEL_NAME = "churn_model"
 DEFAULT_VERSION = "1.0"
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 
 
 def artifact_name(version: str) -> str:

@@ -10,10 +10,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-Label = Literal["churn", "not churn"]
+from churn.record.outcome import BAND_RULE, Direction, Label, RiskBand
+
 # Served by churn.monitoring.routes; /v2/model points to it.
 MODEL_CARD_PATH = "/v2/model/card"
-Band = Literal["low", "medium", "high"]
 DriftStatus = Literal["ok", "warn", "drift", "insufficient"]
 
 
@@ -23,10 +23,7 @@ class Prediction(BaseModel):
     CustomerId: str | None = Field(default=None, description="The id sent, if any.")
     churn_probability: float = Field(ge=0, le=1, description="Estimated probability of churn.")
     prediction: Label = Field(description="The label at the model's decision threshold.")
-    risk_band: Band = Field(
-        description="low: below the threshold; medium: at or above it but below 0.5; "
-        "high: 0.5 or more."
-    )
+    risk_band: RiskBand = Field(description=BAND_RULE)
     model_version: str
 
 
@@ -36,7 +33,7 @@ class Factor(BaseModel):
     contribution: float = Field(
         description="Effect on the log-odds of churn; positive pushes the risk up."
     )
-    direction: Literal["up", "down"]
+    direction: Direction
 
 
 class Explanation(BaseModel):
@@ -111,7 +108,7 @@ class ScoredRow(BaseModel):
     CustomerId: str | None
     churn_probability: float
     prediction: Label
-    risk_band: Band
+    risk_band: RiskBand
 
 
 class RejectedRow(BaseModel):

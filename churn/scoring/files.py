@@ -23,9 +23,9 @@ import pyarrow.csv as pacsv
 from churn.record.answers import FileSummary
 from churn.record.csvio import CustomerBatch, read_customer_batches, spreadsheet_safe
 from churn.record.errors import InvalidInput, PayloadTooLarge, Problem
+from churn.record.outcome import BANDS, LABELS, LEGACY_BATCH_LABELS
 from churn.record.schema import CUSTOMER_ID
 from churn.scoring.predictor import ChurnPredictor
-from churn.scoring.scorer import BANDS
 
 OutputFormat = Literal["csv", "json"]
 RESULT_COLUMNS = (
@@ -92,7 +92,7 @@ def score_legacy_file(
                 problems.append(_duplicate(row, first_row_of[key]))
             else:
                 first_row_of[key] = row
-                answers[key] = "Churn" if is_churn else "Not Churn"
+                answers[key] = LEGACY_BATCH_LABELS[is_churn]
     if problems:
         problems.sort(key=lambda problem: problem.row or 0)
         count = len({problem.row for problem in problems})
@@ -228,7 +228,7 @@ def _results_table(
 
 
 _STATUSES = pa.array(["scored", "rejected"])
-_LABELS = pa.array(["not churn", "churn"])
+_LABELS = pa.array(LABELS)
 _BANDS = pa.array(list(BANDS))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from churn.model.store import LoadedModel
-from churn.record.answers import Explanation, Factor, ModelInfo, Prediction, RiskBands
+from churn.record.answers import Explanation, ModelInfo, Prediction, RiskBands
+from churn.record.outcome import label_of
 from churn.record.schema import Customer, CustomerFeatures
 from churn.scoring.scorer import Scorer
 
@@ -27,7 +28,7 @@ class ChurnPredictor:
             Prediction(
                 CustomerId=customer.CustomerId,
                 churn_probability=round(float(probability), _DIGITS),
-                prediction="churn" if is_churn else "not churn",
+                prediction=label_of(bool(is_churn)),
                 risk_band=band,
                 model_version=self.version,
             )
@@ -44,15 +45,7 @@ class ChurnPredictor:
         return Explanation(
             prediction=self.predict([customer])[0],
             base_value=round(base, _DIGITS),
-            factors=[
-                Factor(
-                    feature=f.feature,
-                    value=f.value,
-                    contribution=f.contribution,
-                    direction="up" if f.contribution > 0 else "down",
-                )
-                for f in factors
-            ],
+            factors=factors,
         )
 
     def info(self) -> ModelInfo:

@@ -6,33 +6,27 @@ copies data several times; for one customer that costs far more than the trees. 
 directly, and asks the XGBoost booster for probabilities, or for small batches the
 same trees walked with NumPy (`churn.scoring.trees`). Tests check that both agree with
 `pipeline.predict_proba` on the same customers.
-
-Risk bands, for retention teams to sort their call lists:
-- "low": below the model's decision threshold (labelled not churn);
-- "medium": at or above the threshold but below 0.5, flagged, more likely to stay;
-- "high": probability at least 0.5 (and at least the threshold): more likely to leave.
+The risk bands are `churn.record.outcome`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
 import xgboost
 from sklearn.pipeline import Pipeline
 
+from churn.record.answers import Factor
 from churn.record.errors import ModelIntegrityError
+from churn.record.outcome import BANDS, direction_of, high_risk_from
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
 from churn.scoring.trees import TreeEnsemble
 
 # Up to this many rows NumPy's tree walk beats XGBoost's fixed cost per call.
 SMALL_BATCH = 64
-RiskBand = Literal["low", "medium", "high"]
-BANDS: tuple[RiskBand, ...] = ("low", "medium", "high")
-HIGH_RISK = 0.5
 
 
 @dataclass(frozen=True)
@@ -43,17 +37,10 @@ class _Column:
     category: str | None = None
 
 
-@dataclass(frozen=True)
-class Factor:
-    feature: str
-    value: float | str
-    contribution: float  # in log-odds; positive pushes churn risk up
-
-
 class Scorer:
     def __init__(self, pipeline: Pipeline, threshold: float) -> None:
         self.threshold = threshold
-        self.high_risk = max(HIGH_RISK, threshold)
+        self.high_risk = high_risk_from(threshold)
         columns = pipeline.named_steps["columns"]
         self._booster: xgboost.Booster = pipeline.named_steps["classifier"].get_booster()
         # One thread per call: a server worker owns one core, and OpenMP's start-up cost
@@ -125,9 +112,15 @@ class Scorer:
         per_feature = dict.fromkeys(FEATURE_NAMES, 0.0)
         for column, value in zip(self._columns, contributions[:-1], strict=True):
             per_feature[column.feature] += float(value)
+        rounded = {name: round(value, 6) for name, value in per_feature.items()}
         factors = [
-            Factor(name, getattr(customer, name), round(value, 6))
-            for name, value in per_feature.items()
+            Factor(
+                feature=name,
+                value=getattr(customer, name),
+                contribution=value,
+                direction=direction_of(value),
+            )
+            for name, value in rounded.items()
         ]
         factors.sort(key=lambda factor: abs(factor.contribution), reverse=True)
         return float(contributions[-1]), factors

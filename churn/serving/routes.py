@@ -17,7 +17,7 @@ import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import anyio
 import bentoml
@@ -30,6 +30,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from churn.monitoring.routes import health_routes
 from churn.record.answers import ErrorBody, FileResults, LegacyPrediction, ModelInfo, Prediction
 from churn.record.errors import BadRequest, ChurnError, InvalidInput, NotAcceptable, Problem
+from churn.record.outcome import LegacyBatchLabel, label_of
 from churn.record.schema import SPECS_BY_NAME, CustomerFeatures
 from churn.scoring.files import OutputFormat, flask_json_bytes, score_file, score_legacy_file
 from churn.scoring.predictor import ChurnPredictor
@@ -47,8 +48,7 @@ def predictions_json(predictions: list[Prediction]) -> bytes:
 
 # The old app's two answers, as its `jsonify` wrote them.
 LEGACY_ANSWERS = {
-    True: flask_json_bytes({"Prediction": "churn"}),
-    False: flask_json_bytes({"Prediction": "not churn"}),
+    is_churn: flask_json_bytes({"Prediction": label_of(is_churn)}) for is_churn in (False, True)
 }
 
 
@@ -280,7 +280,7 @@ def service_app(
     @app.post(
         "/v1/customerbatch",
         summary="Old contract: CSV upload (field `file`) -> {CustomerId: Churn / Not Churn}",
-        response_model=dict[str, Literal["Churn", "Not Churn"]],
+        response_model=dict[str, LegacyBatchLabel],
         responses=_errors(400, 401, 411, 413, 422),
         openapi_extra=_upload_body(),
     )

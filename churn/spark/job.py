@@ -39,8 +39,8 @@ from pyspark.sql import functions as F
 
 from churn.record.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
 from churn.record.errors import InvalidInput, Problem
+from churn.record.outcome import BANDS, LABELS
 from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES
-from churn.scoring.scorer import BANDS
 from churn.spark import io
 from churn.spark.model import DriverModel, ModelRef, executor_scorer, ship, shipping_folder
 from churn.spark.session import quiet_pyspark, spark_errors
@@ -283,7 +283,7 @@ def _results(scorer: Any, checked: CustomerBatch, key: BlockKey, block: _Block) 
     return pa.RecordBatch.from_pydict(columns, schema=_RESULTS)
 
 
-_LABELS = pa.array(["not churn", "churn"])
+_LABELS = pa.array(LABELS)
 _BANDS = pa.array(list(BANDS))
 
 

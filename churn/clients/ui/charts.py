@@ -5,12 +5,12 @@ from __future__ import annotations
 import altair as alt
 import pandas as pd
 
-from churn.clients.ui.results import BAND_ORDER
 from churn.record.answers import Explanation, RiskBands
+from churn.record.outcome import BANDS
 
 UP, DOWN = "raises the risk", "lowers the risk"
 _DIRECTION_COLOURS = alt.Scale(domain=[UP, DOWN], range=["#c0392b", "#2e86c1"])
-_BAND_COLOURS = alt.Scale(domain=list(BAND_ORDER), range=["#58a55c", "#f0ad4e", "#c0392b"])
+_BAND_COLOURS = alt.Scale(domain=list(BANDS), range=["#58a55c", "#f0ad4e", "#c0392b"])
 
 
 def factors_chart(explanation: Explanation) -> alt.Chart:
@@ -51,7 +51,7 @@ def risk_distribution_chart(scored: pd.DataFrame, bands: RiskBands) -> alt.Layer
             ),
             y=alt.Y("count():Q", title="customers"),
             color=alt.Color(
-                "risk_band:N", scale=_BAND_COLOURS, sort=list(BAND_ORDER), title="risk band"
+                "risk_band:N", scale=_BAND_COLOURS, sort=list(BANDS), title="risk band"
             ),
             tooltip=[alt.Tooltip("count():Q", title="customers"), "risk_band"],
         )

@@ -16,11 +16,10 @@ from pathlib import Path
 import pandas as pd
 
 from churn.record.answers import FileSummary
+from churn.record.outcome import CHURN
 from churn.record.schema import CUSTOMER_ID as ID_COLUMN
 
 SCORED = "scored"
-CHURN = "churn"
-BAND_ORDER = ("low", "medium", "high")
 
 
 @dataclass(frozen=True)
