@@ -126,7 +126,7 @@ ui-requirements: ## pin the UI image's dependencies (deploy/ui/) to uv.lock's ve
 	mkdir -p build
 	$(UV) export --frozen --all-extras --no-hashes --no-header --no-annotate \
 		--no-emit-project --quiet -o build/lock-constraints.txt
-	printf 'bentoml\nstreamlit\naltair\npandas\nhttpx\npydantic\n' | $(UV) pip compile - \
+	printf 'streamlit\naltair\npandas\nhttpx\npydantic\npydantic-settings\n' | $(UV) pip compile - \
 		--constraint build/lock-constraints.txt --universal --python-version 3.11 \
 		--custom-compile-command 'make ui-requirements' --no-annotate --quiet \
 		-o $(UI_REQUIREMENTS)

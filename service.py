@@ -32,7 +32,7 @@ from churn.serving.edge import Guard, replace_bentoml_timeout
 from churn.serving.fastpath import FastPath
 from churn.serving.logs import configure_logging, flush_logs
 from churn.serving.routes import PredictionsAnswer, error_response, openapi_document, service_app
-from churn.settings import Settings
+from churn.settings import ServiceSettings
 
 T = TypeVar("T")
 # Naming the media type spares BentoML from building the answer's JSON schema again on
@@ -40,7 +40,7 @@ T = TypeVar("T")
 JSONOf = Annotated[T, ContentType("application/json")]
 GC_YOUNG_THRESHOLD = 10_000
 
-settings = Settings.from_environment()
+settings = ServiceSettings.from_environment()
 configure_logging(settings.log_level, settings.log_flush_ms)
 # Checked here, where `bentoml serve` and `bentoml build` import this file, so that a
 # missing or altered model stops them with its message instead of failing every worker.

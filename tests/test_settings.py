@@ -5,7 +5,7 @@ import os
 import pytest
 
 from churn.record.errors import ConfigurationError
-from churn.settings import Settings
+from churn.settings import DEFAULT_URL, ClientSettings, ServiceSettings
 
 
 @pytest.fixture(autouse=True)
@@ -17,7 +17,7 @@ def no_churn_variables(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_defaults_without_any_variable() -> None:
-    settings = Settings.from_environment()
+    settings = ServiceSettings.from_environment()
 
     assert settings.workers == 2
     assert settings.max_batch_size == 512
@@ -39,7 +39,7 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CHURN_MAX_UPLOAD_MB", "1")
     monkeypatch.setenv("CHURN_FAST_PATH", " Off ")
 
-    settings = Settings.from_environment()
+    settings = ServiceSettings.from_environment()
 
     assert settings.workers == 4
     assert settings.max_batch_size == 2
@@ -75,6 +75,33 @@ def test_a_value_the_service_cannot_use_is_named(
     monkeypatch.setenv(name, value)
 
     with pytest.raises(ConfigurationError) as raised:
-        Settings.from_environment()
+        ServiceSettings.from_environment()
 
     assert str(raised.value) == message
+
+
+def test_the_clients_settings_come_from_the_same_place(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ClientSettings.from_environment().api_url == DEFAULT_URL
+    monkeypatch.setenv("CHURN_API_URL", " http://churn.example:3000/ ")
+    monkeypatch.setenv("CHURN_API_KEY", "s3cret")
+    monkeypatch.setenv("CHURN_API_TIMEOUT", "2.5")
+
+    settings = ClientSettings.from_environment()
+
+    assert settings.api_url == "http://churn.example:3000"
+    assert settings.api_key == "s3cret"
+    assert settings.api_timeout == 2.5
+
+
+def test_a_bad_client_setting_is_named_and_a_key_never_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CHURN_API_TIMEOUT", "soon")
+    with pytest.raises(ConfigurationError, match=r"^CHURN_API_TIMEOUT='soon' is not a number\.$"):
+        ClientSettings.from_environment()
+    monkeypatch.delenv("CHURN_API_TIMEOUT")
+    monkeypatch.setenv("CHURN_API_KEYS", "alpha,beta")
+    monkeypatch.setenv("CHURN_WORKERS", "x")
+    with pytest.raises(ConfigurationError) as raised:
+        ServiceSettings.from_environment()
+    assert "alpha" not in str(raised.value)

@@ -13,6 +13,7 @@ import click
 from churn.model.artifact import MODELS_DIR
 from churn.monitoring.commands import drift, evaluate
 from churn.record.errors import ChurnError
+from churn.settings import DEFAULT_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SHOWN_PROBLEMS = 20
@@ -113,7 +114,7 @@ def import_model(
     "csv_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option(
-    "--url", envvar="CHURN_API_URL", default="http://127.0.0.1:3000", show_default=True,
+    "--url", envvar="CHURN_API_URL", default=DEFAULT_URL, show_default=True,
     help="The churn service (or set CHURN_API_URL).",
 )  # fmt: skip
 @click.option(

@@ -1,29 +1,24 @@
 """A typed Python client for the churn service, over HTTP only.
 
-It wraps `bentoml.SyncHTTPClient` (which discovers the BentoML APIs from the running
-service) and uses that client's own HTTP connection for the routes BentoML does not
-describe: the old contract, `GET /v2/model`, and streamed file uploads and downloads.
-It imports nothing of the model, so the UI and other teams' tools can use it anywhere.
+One `httpx.Client` per `ChurnClient`, keeping its connections alive. The routes are
+the service's published contract (its OpenAPI document at /docs.json), so the client
+needs neither BentoML nor a schema fetched at start-up. It imports nothing of the
+model, so the UI and other teams' tools can use it anywhere.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any, cast
 
-import bentoml
 import httpx
 from pydantic import BaseModel
 
 from churn.record.answers import Explanation, FileSummary, ModelInfo, Prediction
 from churn.record.errors import ChurnError, Problem
 from churn.record.schema import Customer
-
-DEFAULT_URL = "http://127.0.0.1:3000"
-URL_VARIABLE = "CHURN_API_URL"
-KEY_VARIABLE = "CHURN_API_KEY"
+from churn.settings import ClientSettings
 
 CustomerLike = Customer | Mapping[str, Any]
 Progress = Callable[[int, int], None]  # (bytes done, bytes in all)
@@ -52,10 +47,11 @@ class ChurnClient:
     def __init__(
         self, url: str | None = None, *, api_key: str | None = None, timeout: float = 30
     ) -> None:
-        self.url = (url or os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip("/")
-        self._api_key = api_key if api_key is not None else os.environ.get(KEY_VARIABLE)
+        configured = ClientSettings.from_environment()
+        self.url = url.rstrip("/") if url else configured.api_url
+        self._api_key = api_key if api_key is not None else configured.api_key
         self._timeout = timeout
-        self._bento: bentoml.SyncHTTPClient | None = None
+        self._client: httpx.Client | None = None
 
     def __enter__(self) -> ChurnClient:
         return self
@@ -64,11 +60,9 @@ class ChurnClient:
         self.close()
 
     def close(self) -> None:
-        if self._bento is not None:
-            self._bento.close()
-            # BentoML's close() leaves the client's download folder behind.
-            self._bento._temp_dir.cleanup()
-            self._bento = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     # Health -----------------------------------------------------------------------
 
@@ -85,14 +79,15 @@ class ChurnClient:
 
     def predict(self, customers: Iterable[CustomerLike]) -> list[Prediction]:
         payload = [_customer_json(c) for c in customers]
-        answer = self._call("predict", customers=payload)
+        answer = self._json("POST", "/v2/predict", json={"customers": payload})
         return [Prediction.model_validate(item) for item in answer]
 
     def predict_one(self, customer: CustomerLike) -> Prediction:
         return self.predict([customer])[0]
 
     def explain(self, customer: CustomerLike) -> Explanation:
-        return Explanation.model_validate(self._call("explain", customer=_customer_json(customer)))
+        answer = self._json("POST", "/v2/explain", json={"customer": _customer_json(customer)})
+        return Explanation.model_validate(answer)
 
     def predict_file(
         self,
@@ -123,9 +118,7 @@ class ChurnClient:
                             target.write(chunk)
                     headers = response.headers
             except httpx.TransportError as error:
-                raise ServiceUnavailable(
-                    f"The churn service at {self.url} failed: {error}"
-                ) from error
+                raise self._unavailable(error) from error
         return FileSummary(
             rows_in=int(headers["x-rows-in"]),
             rows_scored=int(headers["x-rows-scored"]),
@@ -152,40 +145,38 @@ class ChurnClient:
 
     @property
     def _http(self) -> httpx.Client:
-        if self._bento is None:
-            self._bento = self._connect()
-        return cast(httpx.Client, self._bento.client)
-
-    def _connect(self) -> bentoml.SyncHTTPClient:
-        # BentoML's client fetches the API schema as it is built, and a client that
-        # fails half-built leaks a temporary folder; ask first whether anyone answers.
-        if not self.is_live():
-            raise ServiceUnavailable(f"The churn service at {self.url} cannot be reached.")
-        try:
-            return bentoml.SyncHTTPClient(
-                self.url, token=self._api_key, timeout=self._timeout, server_ready_timeout=0
+        if self._client is None:
+            headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+            self._client = httpx.Client(
+                base_url=self.url,
+                headers=headers,
+                timeout=self._timeout,
+                # A connection the service closed while idle is opened again, once.
+                transport=httpx.HTTPTransport(retries=1),
             )
-        except (httpx.TransportError, bentoml.exceptions.BentoMLException) as error:
-            raise ServiceUnavailable(
-                f"The churn service at {self.url} cannot be reached: {error}"
-            ) from error
-
-    def _call(self, endpoint: str, **kwargs: Any) -> Any:
-        # The BentoML client raises on errors without keeping the body; send the request
-        # it builds ourselves, so that the service's JSON error reaches the caller.
-        bento = self._bento or self._connect()
-        self._bento = bento
-        route = bento.endpoints[endpoint].route
-        return self._json("POST", route, json=kwargs)
+        return self._client
 
     def _json(self, method: str, route: str, **kwargs: Any) -> Any:
         try:
-            response = self._http.request(method, route, **kwargs)
+            try:
+                response = self._http.request(method, route, **kwargs)
+            except httpx.RemoteProtocolError:
+                # The service recycles keep-alive connections (serving.edge); a request
+                # that met one closing is sent again, once (scoring changes nothing),
+                # unless its body was a file already read.
+                if "files" in kwargs:
+                    raise
+                response = self._http.request(method, route, **kwargs)
         except httpx.TransportError as error:
-            raise ServiceUnavailable(f"The churn service at {self.url} failed: {error}") from error
+            raise self._unavailable(error) from error
         if response.is_error:
             raise _error_from(response)
         return response.json()
+
+    def _unavailable(self, error: httpx.TransportError) -> ServiceUnavailable:
+        if isinstance(error, httpx.ConnectError):
+            return ServiceUnavailable(f"The churn service at {self.url} cannot be reached: {error}")
+        return ServiceUnavailable(f"The churn service at {self.url} failed: {error}")
 
     def _probe(self, route: str) -> bool:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}

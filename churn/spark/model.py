@@ -20,7 +20,7 @@ from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for
 from churn.model.store import STORED_FILE, LoadedModel, load_stored, verify_stored
 from churn.record.errors import ModelIntegrityError
 from churn.scoring.scorer import Scorer
-from churn.settings import Settings
+from churn.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
@@ -47,7 +47,7 @@ class DriverModel:
 
 def resolve(model: str | None) -> DriverModel:
     """The model named by a tag or a joblib file (default: the service's tag), verified."""
-    name = model or Settings.from_environment().model_tag
+    name = model or ServiceSettings.from_environment().model_tag
     candidate = Path(name)
     if candidate.suffix == ".joblib" or candidate.is_file():
         return _from_file(candidate)

@@ -25,7 +25,9 @@ def test_the_image_pins_the_locked_versions_and_nothing_of_the_model() -> None:
     lock = tomllib.loads((ROOT / "uv.lock").read_text(encoding="utf-8"))
     locked = {p["name"].lower(): p["version"] for p in lock["package"] if "version" in p}
     pins = _pins()
-    assert {"streamlit", "altair", "pandas", "bentoml", "httpx", "pydantic"} <= set(pins)
+    assert {"streamlit", "altair", "pandas", "httpx", "pydantic", "pydantic-settings"} <= set(pins)
+    # The client speaks plain HTTP: BentoML (and its servers, its tracing) stay out.
+    assert "bentoml" not in pins
     assert {name: locked.get(name) for name in pins} == pins  # `make ui-requirements`
     assert not {"xgboost", "xgboost-cpu", "scikit-learn", "joblib", "scipy"} & set(pins)
 

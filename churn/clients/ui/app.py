@@ -10,7 +10,6 @@ here without a change to this file.
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 from collections.abc import Callable
@@ -20,13 +19,7 @@ from typing import Any
 
 import streamlit as st
 
-from churn.clients.client import (
-    DEFAULT_URL,
-    URL_VARIABLE,
-    ChurnClient,
-    ServiceError,
-    ServiceUnavailable,
-)
+from churn.clients.client import ChurnClient, ServiceError, ServiceUnavailable
 from churn.clients.ui.charts import churn_rate_chart, factors_chart, risk_distribution_chart
 from churn.clients.ui.form import (
     FormField,
@@ -38,20 +31,16 @@ from churn.clients.ui.form import (
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
 from churn.record.answers import Explanation, ModelInfo
 from churn.record.schema import CUSTOMER_ID
+from churn.settings import ClientSettings
 
-TIMEOUT_VARIABLE = "CHURN_API_TIMEOUT"
 TABLE_ROWS = 1000  # the riskiest customers listed on the page; the download has them all
 _ANSWER, _BATCH, _INFO = "churn_answer", "churn_batch", "churn_model_info"
 
 
 def settings() -> tuple[str, float]:
-    """The service's URL and the time limit for each call, from the environment."""
-    url = (os.environ.get(URL_VARIABLE) or DEFAULT_URL).rstrip("/")
-    try:
-        timeout = float(os.environ.get(TIMEOUT_VARIABLE) or 30)
-    except ValueError:
-        timeout = 30.0
-    return url, timeout
+    """The service's URL and the time limit for each call (churn.settings)."""
+    configured = ClientSettings.from_environment()
+    return configured.api_url, configured.api_timeout
 
 
 @st.cache_resource(show_spinner=False, max_entries=8, on_release=ChurnClient.close)
