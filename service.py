@@ -1,11 +1,12 @@
 """The churn Bento service: loads the verified model once per worker and delegates.
 
-Routes: `/v2/predict` (churn.serving.batching) and `/v2/explain` are BentoML APIs below; the
-old Flask contract (`/v1/customer`, `/v1/customerbatch`), `/v2/predict-file` and
-`GET /v2/model` come from `churn.serving.routes.service_app`, mounted at the root. Every request
-passes `churn.serving.edge.Guard` first; `churn.serving.fastpath.FastPath` then answers well-formed
-`/v1/customer` and `/v2/predict` requests itself (CHURN_FAST_PATH). Configuration comes
-only from the environment (see `churn.settings`).
+Every route's answer is decided in `churn.serving.routes`. `/v2/predict` and
+`/v2/explain` are BentoML APIs below; the old Flask contract (`/v1/customer`,
+`/v1/customerbatch`), `/v2/predict-file` and `GET /v2/model` are
+`churn.serving.app.service_app`, mounted at the root. Every request passes
+`churn.serving.edge.Guard` first; `churn.serving.fastpath.FastPath` then dispatches
+`/v1/customer` and `/v2/predict` itself (CHURN_FAST_PATH). Configuration comes only from
+the environment (`churn.settings`).
 """
 
 from __future__ import annotations
@@ -24,14 +25,19 @@ from starlette.responses import Response
 
 from churn.model.store import load_stored, verify_stored
 from churn.record.answers import Explanation, Prediction
-from churn.record.errors import Overloaded
+from churn.record.errors import ChurnError
 from churn.record.schema import Customer
 from churn.scoring.predictor import ChurnPredictor
+from churn.serving import routes
+from churn.serving.app import service_app
 from churn.serving.batching import Batcher
-from churn.serving.edge import Guard, replace_bentoml_timeout
+from churn.serving.bentoml_internals import replace_bentoml_timeout
+from churn.serving.edge import Guard
 from churn.serving.fastpath import FastPath
 from churn.serving.logs import configure_logging, flush_logs
-from churn.serving.routes import PredictionsAnswer, error_response, openapi_document, service_app
+from churn.serving.openapi import openapi_document
+from churn.serving.responses import error_response
+from churn.serving.routes import JSON, PredictionsAnswer
 from churn.settings import ServiceSettings
 
 T = TypeVar("T")
@@ -143,15 +149,15 @@ class ChurnService:
         batched together while the service is busy.
         """
         try:
-            return await self.batcher(customers)
-        except Overloaded as error:
+            return Response(await routes.predict(self.batcher, customers), media_type=JSON)
+        except ChurnError as error:
             # BentoML would answer an exception of ours with a 500.
             return error_response(error)
 
     @bentoml.api(route="/v2/explain")
     def explain(self, customer: Customer) -> JSONOf[Explanation]:
         """The factors that push this customer's churn risk up or down (exact TreeSHAP)."""
-        return self.predictor.explain(customer)
+        return routes.explain(self.predictor, customer)
 
 
 cast(Any, ChurnService).add_asgi_middleware(

@@ -60,16 +60,13 @@ def write_csv(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture
 def model_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """An empty BentoML model store for this test only, in-process and for subprocesses."""
-    from bentoml._internal.configuration.containers import BentoMLContainer
-    from bentoml._internal.models.model import ModelStore
+    from churn.serving.bentoml_internals import model_store_at
 
     home = tmp_path / "bentoml"
     (home / "models").mkdir(parents=True)
     monkeypatch.setenv("BENTOML_HOME", str(home))
-    previous = BentoMLContainer.model_store.get()
-    BentoMLContainer.model_store.set(ModelStore(home / "models"))
-    yield home
-    BentoMLContainer.model_store.set(previous)
+    with model_store_at(home / "models"):
+        yield home
 
 
 @pytest.fixture(scope="session")

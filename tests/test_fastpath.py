@@ -1,4 +1,4 @@
-"""What the fast path hands on to the route behind it, and how (in-process ASGI calls).
+"""What the fast dispatch answers, and what it hands on (in-process ASGI calls).
 
 Over HTTP, tests/service/test_fastpath.py checks its answers against the routes'.
 """
@@ -15,8 +15,8 @@ from pydantic import BaseModel
 
 from churn.record.answers import Prediction
 from churn.record.schema import Customer
+from churn.serving.asgi import Message
 from churn.serving.batching import Batcher
-from churn.serving.edge import Message
 from churn.serving.fastpath import FastPath
 from tests.factories import EXAMPLE_CUSTOMER
 
@@ -42,7 +42,11 @@ class RouteBehind:
 
 
 def never_scores(*_: object) -> NoReturn:
-    pytest.fail("the fast path scored a request it should have handed on")
+    pytest.fail("the fast path scored a request it should have refused or handed on")
+
+
+class NeverScores:
+    is_churn = staticmethod(never_scores)
 
 
 def call(
@@ -52,7 +56,7 @@ def call(
     batcher = Batcher(never_scores, max_batch_size=8, max_latency_ms=1000)
     fast = FastPath(
         behind,
-        predictor=never_scores,
+        predictor=NeverScores,
         batcher=lambda: batcher,
         predict_input=PredictInput,
         server_header="test",
@@ -75,22 +79,28 @@ def body(chunk: bytes, more: bool = False) -> Message:
     return {"type": "http.request", "body": chunk, "more_body": more}
 
 
-@pytest.mark.parametrize("path", ["/v1/customer", "/v2/predict"])
-def test_a_body_that_does_not_fit_reaches_the_route_whole(path: str) -> None:
+@pytest.mark.parametrize(("path", "field"), [("/v1/customer", "Age"), ("/v2/predict", "customers")])
+def test_a_body_that_does_not_fit_is_refused_in_the_error_shape_unscored(
+    path: str, field: str
+) -> None:
     request = [body(b'{"Age": ', more=True), body(b'"old"}')]
 
     behind, sent = call(request, path=path)
 
-    assert behind.received == request
-    assert sent[0]["status"] == 299
+    assert behind.received == []
+    assert sent[0]["status"] == 422
+    answer = json.loads(sent[1]["body"])
+    assert answer["error"] == "invalid_input"
+    assert field in {problem["field"] for problem in answer["problems"]}
 
 
-def test_a_client_that_leaves_mid_body_is_handed_on_as_it_left() -> None:
+def test_a_client_that_leaves_mid_body_gets_no_answer_and_nothing_is_scored() -> None:
     request = [body(json.dumps(EXAMPLE_CUSTOMER)[:20].encode(), more=True)]
 
-    behind, _ = call(request)
+    behind, sent = call(request)
 
-    assert behind.received == [*request, {"type": "http.disconnect"}]
+    assert behind.received == []
+    assert sent == []
 
 
 @pytest.mark.parametrize(
@@ -137,7 +147,7 @@ def test_requests_past_the_latency_budget_are_shed_with_a_503_in_the_error_shape
     batcher = Batcher(SlowModel().predict, max_batch_size=2, max_latency_ms=100)
     fast = FastPath(
         RouteBehind(),
-        predictor=never_scores,
+        predictor=NeverScores,
         batcher=lambda: batcher,
         predict_input=PredictInput,
         server_header="test",

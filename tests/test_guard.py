@@ -12,7 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from churn.serving.edge import Guard, Message, Receive, RequestTimeout, Scope, Send, merged_slashes
+from churn.serving.asgi import Message, Receive, Scope, Send
+from churn.serving.edge import Guard
+from churn.serving.paths import merged_slashes
+from churn.serving.timeout import RequestTimeout
 
 REQUESTS = 100
 

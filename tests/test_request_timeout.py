@@ -6,20 +6,13 @@ import asyncio
 import gc
 import json
 import logging
-from typing import Any, cast
+from typing import Any
 
 import pytest
-from bentoml._internal.server.base_app import BaseAppFactory
 
-from churn.serving.edge import (
-    Guard,
-    Message,
-    Receive,
-    RequestTimeout,
-    Scope,
-    Send,
-    replace_bentoml_timeout,
-)
+from churn.serving.asgi import Message, Receive, Scope, Send
+from churn.serving.edge import Guard
+from churn.serving.timeout import RequestTimeout
 
 
 async def quick(scope: Scope, receive: Receive, send: Send) -> None:
@@ -104,17 +97,6 @@ def test_a_failure_before_answering_is_raised_at_once() -> None:
     # Raised within the test's own limit of 5 s, not when the hour-long timer fires.
     with pytest.raises(RuntimeError, match="broken before answering"):
         asyncio.run(asyncio.wait_for(call(broken, timeout=3600), 5))
-
-
-def test_bentoml_builds_ours_in_place_of_its_own() -> None:
-    replace_bentoml_timeout()
-
-    class Factory(BaseAppFactory):
-        name = "probe"
-
-    middlewares = Factory(timeout=30).middlewares
-    (timeouts,) = [m for m in middlewares if cast(Any, m.cls) is RequestTimeout]
-    assert timeouts.kwargs == {"timeout": 30}
 
 
 def test_the_access_log_records_the_504() -> None:

@@ -1,25 +1,22 @@
-"""The two busiest routes answered right behind the guard, ahead of the routers.
+"""A fast dispatch of the two busiest routes, right behind the guard, ahead of the routers.
 
 `POST /v1/customer` (every existing client) and `POST /v2/predict` carry most of the
 traffic. Through BentoML's router, its API path and FastAPI's layers, one of these
 requests cost the server 450-475 µs of CPU on 2 cores, and 150-200 µs of that is the
-layers themselves (benchmarks/README.md, "The fast path"). `FastPath` answers a request
-whose body fits the route's schema with the same scoring and the same answer bytes, and
-hands every other request on, its body replayed, to the route behind it, so that each
-error still has one source: the route that documents it. Its one answer of its own is
-the 503 of `churn.record.errors.Overloaded`, when batching sheds a request.
+layers themselves (benchmarks/README.md, "The fast path"). `FastPath` reads the body and
+calls the same function the router would (`churn.serving.routes`), which decides the
+answer, errors included; it decides nothing itself. `/v2/predict`'s body is read by
+BentoML's own input model of the API, so both accept exactly the same bodies, and a
+body that breaks it gets the error the edge makes of BentoML's (`serving.reshape`).
 
 Everything in front of it still applies: the guard (API keys, body limits, request id,
 access log), BentoML's metrics and tracing middlewares, and the request time limit.
-`/v2/predict` goes through the worker's one `churn.serving.batching.Batcher`, the same one the
-BentoML API uses; only BentoML's per-request wrapping is skipped.
-`CHURN_FAST_PATH=false` turns the fast path off and every request goes through the
-routes; tests/service/test_fastpath.py checks that both ways answer alike.
+`CHURN_FAST_PATH=false` turns it off and every request goes through the routers;
+tests/service/test_fastpath.py checks that both ways answer alike.
 """
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Awaitable, Callable
 
 from pydantic import BaseModel, ValidationError
@@ -27,12 +24,13 @@ from pydantic import BaseModel, ValidationError
 from churn.record.errors import ChurnError
 from churn.record.schema import Customer
 from churn.scoring.predictor import ChurnPredictor
+from churn.serving import routes
+from churn.serving.asgi import App, Message, Receive, Scope, Send
 from churn.serving.batching import Batcher
-from churn.serving.edge import App, Message, Receive, Scope, Send
-from churn.serving.routes import LEGACY_ANSWERS, error_response, parse_customer, predictions_json
+from churn.serving.responses import error_response, validation_error
 
 _JSON_HEADER = (b"content-type", b"application/json")
-Answer = Callable[[bytes], Awaitable[bytes | None]]
+Answer = Callable[[bytes], Awaitable[bytes]]
 
 
 class FastPath:
@@ -64,15 +62,13 @@ class FastPath:
             await self.app(scope, receive, send)
             return
         answer, headers = route
-        messages: list[Message] = []
-        body = await _read_body(receive, messages)
+        body = await _read_body(receive)
+        if body is None:
+            return  # the client left: nobody to answer
         try:
-            content = None if body is None else await answer(body)
+            content = await answer(body)
         except ChurnError as error:
             await error_response(error.with_traceback(None))(scope, receive, send)
-            return
-        if content is None:
-            await self.app(scope, _replaying(messages, receive), send)
             return
         await send(
             {
@@ -83,42 +79,28 @@ class FastPath:
         )
         await send({"type": "http.response.body", "body": content})
 
-    async def _customer(self, body: bytes) -> bytes | None:
-        try:
-            features = parse_customer(body)
-        except ChurnError:
-            return None  # the route answers it, with the same error
-        return LEGACY_ANSWERS[self.predictor().is_churn(features)]
+    async def _customer(self, body: bytes) -> bytes:
+        return routes.legacy_customer(self.predictor(), body)
 
-    async def _predict(self, body: bytes) -> bytes | None:
+    async def _predict(self, body: bytes) -> bytes:
         try:
             # As BentoML reads it: an empty body is an empty object.
             customers: list[Customer] = self.predict_input.model_validate_json(
                 body or b"{}"
             ).customers  # type: ignore[attr-defined]
-        except ValidationError:
-            return None
-        return predictions_json(await self.batcher()(customers))
+        except ValidationError as error:
+            details = error.errors(include_url=False, include_input=False)
+            raise validation_error(details, "a JSON request") from None
+        return await routes.predict(self.batcher(), customers)
 
 
-async def _read_body(receive: Receive, messages: list[Message]) -> bytes | None:
+async def _read_body(receive: Receive) -> bytes | None:
     """The whole body (the guard has bounded its size), or None if the client left."""
+    chunks: list[bytes] = []
     while True:
-        message = await receive()
-        messages.append(message)
+        message: Message = await receive()
         if message["type"] != "http.request":
             return None
+        chunks.append(message.get("body", b""))
         if not message.get("more_body"):
-            return b"".join(m.get("body", b"") for m in messages)
-
-
-def _replaying(messages: list[Message], receive: Receive) -> Receive:
-    """`receive` for the route behind: the messages already read, then the live ones."""
-    pending: collections.deque[Message] = collections.deque(messages)
-
-    async def replay() -> Message:
-        if pending:
-            return pending.popleft()
-        return await receive()
-
-    return replay
+            return b"".join(chunks)
