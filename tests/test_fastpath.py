@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import pytest
 from pydantic import BaseModel
@@ -56,7 +56,7 @@ def call(
     batcher = Batcher(never_scores, max_batch_size=8, max_latency_ms=1000)
     fast = FastPath(
         behind,
-        predictor=NeverScores,
+        predictor=cast(Any, NeverScores),
         batcher=lambda: batcher,
         predict_input=PredictInput,
         server_header="test",
@@ -147,7 +147,7 @@ def test_requests_past_the_latency_budget_are_shed_with_a_503_in_the_error_shape
     batcher = Batcher(SlowModel().predict, max_batch_size=2, max_latency_ms=100)
     fast = FastPath(
         RouteBehind(),
-        predictor=NeverScores,
+        predictor=cast(Any, NeverScores),
         batcher=lambda: batcher,
         predict_input=PredictInput,
         server_header="test",
