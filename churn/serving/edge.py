@@ -99,7 +99,7 @@ class Guard:
 
         # Two closures, not one that calls itself: a closure that names itself holds a
         # reference cycle, and every request's scope and messages would then wait for
-        # the garbage collector (measured: /livez 20 µs slower, tests/test_guard.py).
+        # the garbage collector (measured: /livez 20 µs slower, tests/serving/test_edge.py).
         async def send_in_our_shape(message: Message) -> None:
             nonlocal routing_answer
             if routing_answer is None:

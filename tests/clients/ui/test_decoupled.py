@@ -21,7 +21,7 @@ FORBIDDEN_EXACT = ("service", "churn.record.csvio")
 SESSION = """
 import json, sys
 from tests.factories import make_customer
-from tests.ui.drive import fill_form, metrics, open_page, sample_csv, submit, upload
+from tests.clients.ui.drive import fill_form, metrics, open_page, sample_csv, submit, upload
 
 page = submit(fill_form(open_page(), make_customer(), customer_id="C-1"))
 page = upload(page, "branch.csv", sample_csv(30))

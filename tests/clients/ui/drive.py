@@ -17,7 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.factories import BANK_COLUMNS, bank_row
 
-APP = Path(__file__).resolve().parents[2] / "churn" / "ui" / "app.py"
+APP = Path(__file__).resolve().parents[3] / "churn" / "clients" / "ui" / "app.py"
 GEOGRAPHIES = ("France", "Germany", "Spain")
 
 

@@ -17,9 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clients.ui.drive import sample_csv
 from tests.conftest import ROOT, LiveService, free_port, stop, wait_for
 from tests.factories import make_customer
-from tests.ui.drive import sample_csv
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

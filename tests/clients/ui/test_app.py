@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 from churn.clients.client import ChurnClient
-from tests.factories import make_customer
-from tests.ui.conftest import Gate
-from tests.ui.drive import (
+from tests.clients.ui.conftest import Gate
+from tests.clients.ui.drive import (
     chart_data,
     chart_title,
     charts,
@@ -22,6 +21,7 @@ from tests.ui.drive import (
     submit,
     upload,
 )
+from tests.factories import make_customer
 
 pytestmark = pytest.mark.slow
 
