@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from churn.record.errors import BadRequest, InvalidInput, Problem
+from churn.record.rows import is_blank
 from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, FeatureSpec
 
 BATCH_ROWS = 65_536
@@ -100,7 +101,7 @@ def parse_header(head: bytes) -> Header:
     if b"\x00" in head:
         raise BadRequest("The file is not a text CSV (it contains binary data).")
     lines = head.splitlines()
-    position = next((i for i, line in enumerate(lines) if not _blank(_record(line))), None)
+    position = next((i for i, line in enumerate(lines) if not is_blank(_record(line))), None)
     if position is None:
         raise BadRequest(
             "The file's first 64 KB are blank lines; expected a CSV with a header row."
@@ -349,7 +350,7 @@ def _where_quote_opens(path: Path, offset: int) -> tuple[int, int]:
         )
         records, last = -1, []  # the header is the first record
         for record in csv.reader(prefix):
-            if not _blank(record):
+            if not is_blank(record):
                 records, last = records + 1, record
     return (records + 1, 0) if starts_line else (records, len(last) - 1)
 
@@ -498,7 +499,7 @@ def _exact_batches(
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         # Blank lines are no records, here as in Arrow's reader: the records skipped
         # below must be the ones Arrow already handed out.
-        reader = (record for record in csv.reader(handle) if not _blank(record))
+        reader = (record for record in csv.reader(handle) if not is_blank(record))
         next(reader, None)
         for _ in itertools.islice(reader, skip):
             row += 1
@@ -542,10 +543,6 @@ def ragged_record(fields: int, width: int, row: int, *, unclosed: bool = False) 
 
 _FIELD_LIMIT = 2**31 - 1
 _UNCLOSED_QUOTE = "; a quote opened in it closes only on a later line, which is read as its text"
-
-
-def _blank(record: list[str]) -> bool:
-    return not record or (len(record) == 1 and not record[0].strip())
 
 
 def validate_raw(

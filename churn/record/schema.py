@@ -74,13 +74,29 @@ class CustomerFeatures(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     CreditScore: Annotated[
-        int, Field(ge=300, le=900, strict=True, description="Credit score (300-900)."), WholeNumber
+        int,
+        Field(
+            ge=300, le=900, strict=True, title="Credit score", description="Credit score (300-900)."
+        ),
+        WholeNumber,
     ]
-    Geography: GeographyName = Field(description="Country of the customer's branch.")
-    Age: Annotated[int, Field(ge=18, le=100, strict=True, description="Age in years."), WholeNumber]
+    Geography: GeographyName = Field(
+        title="Country", description="Country of the customer's branch."
+    )
+    Age: Annotated[
+        int,
+        Field(ge=18, le=100, strict=True, title="Age", description="Age in years."),
+        WholeNumber,
+    ]
     Tenure: Annotated[
         int,
-        Field(ge=0, le=60, strict=True, description="Years as a customer of the bank."),
+        Field(
+            ge=0,
+            le=60,
+            strict=True,
+            title="Tenure (years)",
+            description="Years as a customer of the bank.",
+        ),
         WholeNumber,
     ]
     Balance: Annotated[
@@ -90,16 +106,27 @@ class CustomerFeatures(BaseModel):
             le=100_000_000,
             strict=True,
             allow_inf_nan=False,
+            title="Balance (EUR)",
             description="Account balance in EUR.",
         ),
     ]
     NumOfProducts: Annotated[
         int,
-        Field(ge=1, le=4, strict=True, description="Number of bank products held."),
+        Field(
+            ge=1,
+            le=4,
+            strict=True,
+            title="Products held",
+            description="Number of bank products held.",
+        ),
         WholeNumber,
     ]
-    HasCrCard: Annotated[Flag, Field(description="1 if the customer has a credit card.")]
-    IsActiveMember: Annotated[Flag, Field(description="1 if the customer is an active member.")]
+    HasCrCard: Annotated[
+        Flag, Field(title="Credit card", description="1 if the customer has a credit card.")
+    ]
+    IsActiveMember: Annotated[
+        Flag, Field(title="Active member", description="1 if the customer is an active member.")
+    ]
     EstimatedSalary: Annotated[
         float,
         Field(
@@ -107,6 +134,7 @@ class CustomerFeatures(BaseModel):
             le=100_000_000,
             strict=True,
             allow_inf_nan=False,
+            title="Estimated salary (EUR)",
             description="Estimated salary in EUR.",
         ),
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -93,3 +94,71 @@ def test_cli_predict_reports_a_down_service(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "cannot be reached" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class DropsSecondRequest:
+    """A real HTTP/1.1 peer on 127.0.0.1 that keeps a connection alive after its first
+    answer, then closes it on the next request without answering, as a server recycling
+    keep-alive connections may just as a request arrives (bentoml/BentoML#4971, #5540)."""
+
+    ANSWER = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 22\r\n\r\n"
+        b'{"Prediction":"churn"}'
+    )
+
+    def __init__(self) -> None:
+        import socket
+        import threading
+
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.connections = 0
+        self.requests = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with connection:
+                answered = 0
+                while self._read_request(connection):
+                    self.requests += 1
+                    if answered == 1 and self.connections == 1:
+                        break  # the second request on the first connection: dropped
+                    connection.sendall(self.ANSWER)
+                    answered += 1
+
+    @staticmethod
+    def _read_request(connection: Any) -> bool:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = connection.recv(65536)
+            if not chunk:
+                return False
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+             if line.lower().startswith(b"content-length:")), 0,
+        )  # fmt: skip
+        while len(body) < length:
+            body += connection.recv(65536)
+        return True
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_call_that_meets_a_closing_keep_alive_connection_is_sent_again_once() -> None:
+    peer = DropsSecondRequest()
+    try:
+        with ChurnClient(peer.url) as client:
+            assert client.legacy_customer(EXAMPLE_CUSTOMER) == "churn"
+            assert client.legacy_customer(EXAMPLE_CUSTOMER) == "churn"
+    finally:
+        peer.close()
+    assert (peer.connections, peer.requests) == (2, 3)

@@ -27,6 +27,7 @@ from churn.clients.ui.form import (
     customer_payload,
     form_fields,
     template_csv,
+    titles,
 )
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
 from churn.record.answers import Explanation, ModelInfo
@@ -147,7 +148,7 @@ def sidebar(client: ChurnClient, timeout: float) -> ModelInfo | None:
 
 
 def one_customer(client: ChurnClient, info: ModelInfo, timeout: float) -> None:
-    fields = form_fields(info.feature_schema)
+    fields = form_fields(info.feature_schema, info.customer_json_schema)
     with st.form("customer"):
         customer_id = st.text_input(
             CUSTOMER_ID, max_chars=64, placeholder="optional", help="Echoed back in the answer."
@@ -176,7 +177,7 @@ def _input(field: FormField) -> Any:
     key = f"feature_{field.name}"
     if field.widget == "choice":
         return st.selectbox(
-            field.name,
+            field.label,
             field.options,
             index=None,
             format_func=field.label_for,
@@ -186,7 +187,7 @@ def _input(field: FormField) -> Any:
         )
     if field.widget == "integer":
         return st.number_input(
-            field.name,
+            field.label,
             min_value=None if field.minimum is None else int(field.minimum),
             max_value=None if field.maximum is None else int(field.maximum),
             value=None,
@@ -196,7 +197,7 @@ def _input(field: FormField) -> Any:
             key=key,
         )
     return st.number_input(
-        field.name,
+        field.label,
         min_value=field.minimum,
         max_value=field.maximum,
         value=None,
@@ -216,7 +217,9 @@ def show_answer(answer: Explanation) -> None:
     probability.metric("Churn probability", f"{prediction.churn_probability:.1%}")
     label.metric("Prediction", prediction.prediction)
     band.metric("Risk band", prediction.risk_band)
-    st.altair_chart(factors_chart(answer), width="stretch")
+    info = st.session_state.get(_INFO)
+    names = titles(info.customer_json_schema) if isinstance(info, ModelInfo) else {}
+    st.altair_chart(factors_chart(answer, names), width="stretch")
     st.caption(
         "Each bar is one feature's exact contribution (TreeSHAP) to this customer's "
         "log-odds of churn, against an average customer: to the right it raises the risk, "

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import altair as alt
 import pandas as pd
 
@@ -13,11 +15,15 @@ _DIRECTION_COLOURS = alt.Scale(domain=[UP, DOWN], range=["#c0392b", "#2e86c1"])
 _BAND_COLOURS = alt.Scale(domain=list(BANDS), range=["#58a55c", "#f0ad4e", "#c0392b"])
 
 
-def factors_chart(explanation: Explanation) -> alt.Chart:
-    """One bar per feature: how far it pushes this customer's risk up or down."""
+def factors_chart(explanation: Explanation, titles: Mapping[str, str] | None = None) -> alt.Chart:
+    """One bar per feature, in `titles`' words: how far it pushes this customer's risk."""
+    named = titles or {}
     data = pd.DataFrame(
         {
-            "factor": [f"{f.feature} = {_value(f.value)}" for f in explanation.factors],
+            "factor": [
+                f"{named.get(f.feature, f.feature)} = {_value(f.value)}"
+                for f in explanation.factors
+            ],
             "contribution": [f.contribution for f in explanation.factors],
             "effect": [UP if f.direction == "up" else DOWN for f in explanation.factors],
         }

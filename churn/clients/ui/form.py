@@ -30,9 +30,15 @@ class FormField:
     widget: Widget
     options: tuple[Any, ...] = ()
 
+    title: str = ""  # the words a retention officer reads; the column name if none
+
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def label(self) -> str:
+        return self.title or self.spec.name
 
     @property
     def minimum(self) -> float | None:
@@ -82,20 +88,34 @@ def published_spec(described: Mapping[str, Any]) -> FeatureSpec:
     )
 
 
-def form_fields(feature_schema: Sequence[Mapping[str, Any]]) -> list[FormField]:
-    """The form's inputs, in the service's feature order."""
-    return [_field(published_spec(described)) for described in feature_schema]
+def form_fields(
+    feature_schema: Sequence[Mapping[str, Any]], json_schema: Mapping[str, Any] | None = None
+) -> list[FormField]:
+    """The form's inputs, in the service's feature order, each titled as the service's
+    JSON schema titles it (`customer_json_schema`)."""
+    names = titles(json_schema)
+    return [_field(published_spec(d), names.get(str(d["name"]), "")) for d in feature_schema]
 
 
-def _field(spec: FeatureSpec) -> FormField:
+def titles(json_schema: Mapping[str, Any] | None) -> dict[str, str]:
+    """Each feature's title in a published JSON schema, by name."""
+    properties = (json_schema or {}).get("properties") or {}
+    return {
+        str(name): str(described["title"])
+        for name, described in properties.items()
+        if isinstance(described, Mapping) and described.get("title")
+    }
+
+
+def _field(spec: FeatureSpec, title: str) -> FormField:
     if spec.kind == "category":
-        return FormField(spec, "choice", spec.categories)
+        return FormField(spec, "choice", spec.categories, title)
     low, high = spec.minimum, spec.maximum
     if spec.kind == "integer":
         if low is not None and high is not None and high - low < _MAX_CHOICES:
-            return FormField(spec, "choice", tuple(range(int(low), int(high) + 1)))
-        return FormField(spec, "integer")
-    return FormField(spec, "number")
+            return FormField(spec, "choice", tuple(range(int(low), int(high) + 1)), title)
+        return FormField(spec, "integer", title=title)
+    return FormField(spec, "number", title=title)
 
 
 def customer_payload(

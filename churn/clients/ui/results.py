@@ -17,6 +17,7 @@ import pandas as pd
 
 from churn.record.answers import FileSummary
 from churn.record.outcome import CHURN
+from churn.record.rows import is_blank
 from churn.record.schema import CUSTOMER_ID as ID_COLUMN
 
 SCORED = "scored"
@@ -82,18 +83,18 @@ def read_columns(path: Path, columns: Sequence[str]) -> dict[str, dict[int, str]
     """The named columns' cells of a CSV, by row number (1 = first data record).
 
     Read with Python's csv module, one record at a time, so that a ragged file (which
-    the service reports row by row) cannot shift the numbering. Blank lines are not
-    records, as for the service's reader.
+    the service reports row by row) cannot shift the numbering; blank lines are not
+    rows (`churn.record.rows`, the service's rule).
     """
     found: dict[str, dict[int, str]] = {}
     with path.open("r", encoding="utf-8-sig", errors="replace", newline="") as handle:
         reader = csv.reader(handle)
-        header = [name.strip() for name in next(reader, [])]
+        header = [name.strip() for name in next((r for r in reader if not is_blank(r)), [])]
         positions = {name: header.index(name) for name in columns if name in header}
         found = {name: {} for name in positions}
         row = 0
         for record in reader:
-            if not record:
+            if is_blank(record):
                 continue
             row += 1
             for name, position in positions.items():

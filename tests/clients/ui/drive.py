@@ -31,8 +31,9 @@ def fill_form(page: AppTest, customer: Mapping[str, Any], customer_id: str = "")
     """Type a customer into the form; features missing from `customer` stay empty."""
     page.text_input[0].set_value(customer_id)
     for widget in [*page.number_input, *page.selectbox]:
-        if widget.label in customer:
-            widget.set_value(customer[widget.label])
+        name = str(widget.key).removeprefix("feature_")
+        if name in customer:
+            widget.set_value(customer[name])
     return page
 
 

@@ -39,11 +39,15 @@ def test_sidebar_shows_a_ready_service_and_its_model_version(page_env: str) -> N
 def test_the_form_is_the_published_schema(page_env: str) -> None:
     page = open_page()
     with ChurnClient(page_env) as client:
-        schema = client.model_info().feature_schema
-    inputs = {w.label: w for w in [*page.number_input, *page.selectbox]}
+        info = client.model_info()
+    schema = info.feature_schema
+    inputs = {str(w.key).removeprefix("feature_"): w for w in [*page.number_input, *page.selectbox]}
     assert sorted(inputs) == sorted(spec["name"] for spec in schema)
+    titles = {n: p["title"] for n, p in info.customer_json_schema["properties"].items()}
     for spec in schema:
         widget = inputs[spec["name"]]
+        # Labelled in the schema's words ("Credit score"), not by the column name.
+        assert widget.label == titles[spec["name"]] != spec["name"] or spec["name"] == "Age"
         if spec["type"] == "category":
             assert list(widget.options) == spec["categories"]
         elif widget.type == "number_input":
@@ -59,6 +63,7 @@ def test_submitting_the_form_shows_the_risk_and_its_factors(page_env: str) -> No
     page = submit(fill_form(open_page(), customer, customer_id="C-123"))
     with ChurnClient(page_env) as client:
         expected = client.explain({**customer, "CustomerId": "C-123"})
+        properties = client.model_info().customer_json_schema["properties"]
 
     assert not page.exception
     shown = metrics(page)
@@ -70,9 +75,10 @@ def test_submitting_the_form_shows_the_risk_and_its_factors(page_env: str) -> No
     assert chart_title(chart) == "What drives this customer's risk"
     drawn = chart_data(chart)
     features = [label.split(" = ")[0] for label in drawn["factor"]]
-    assert features == [f.feature for f in expected.factors]  # largest effect first
+    # Largest effect first, each in the schema's words.
+    assert features == [properties[f.feature]["title"] for f in expected.factors]
     assert drawn["contribution"].tolist() == [f.contribution for f in expected.factors]
-    assert "Geography = Germany" in drawn["factor"].tolist()
+    assert "Country = Germany" in drawn["factor"].tolist()
 
 
 def test_bad_input_shows_the_services_own_message(page_env: str) -> None:

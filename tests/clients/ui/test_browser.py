@@ -94,7 +94,7 @@ def test_form_and_file_upload_in_chromium(ui_url: str, tmp_path: Path) -> None:
             sidebar = page.get_by_test_id("stSidebar")
             expect(sidebar.get_by_text("Ready", exact=True)).to_be_visible()
             expect(sidebar.get_by_text("Model version", exact=True)).to_be_visible()
-            page.get_by_role("spinbutton", name="CreditScore").wait_for()
+            page.get_by_role("spinbutton", name="Credit score").wait_for()
             shoot(page, "01-form.png")
 
             page.get_by_role("textbox", name="CustomerId").fill("C-2024-0042")

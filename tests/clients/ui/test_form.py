@@ -133,3 +133,39 @@ def test_results_are_joined_to_the_upload_and_ranked(tmp_path: Path) -> None:
     ]
     assert churn_rate_by(result.scored.iloc[0:0], "Geography").empty
     assert isinstance(result.results, pd.DataFrame)
+
+
+def test_rows_are_numbered_as_the_service_numbers_them(tmp_path: Path) -> None:
+    """Blank lines, whitespace-only lines and a blank quoted cell are no rows, for both."""
+    from churn.record.csvio import read_customer_batches  # the service's reader
+
+    header = ",".join(["CustomerId", *(spec.name for spec in FEATURE_SPECS)])
+    good = "{},650,France,40,3,60000,2,1,1,50000"
+    bad = "{},650,Atlantis,40,3,60000,2,1,1,50000"
+    lines = ["", header, good.format("A"), "   ", good.format("B"), '""', "\t",
+             bad.format("C"), "", good.format("D"), bad.format("E")]  # fmt: skip
+    upload = tmp_path / "export.csv"
+    upload.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+
+    rejected_by_service = {
+        row: problems
+        for batch in read_customer_batches(upload, require_id=True)
+        for row, problems in batch.rejected_rows.items()
+    }
+    ids_by_row = read_columns(upload, ["CustomerId"])["CustomerId"]
+
+    assert sorted(rejected_by_service) == [3, 5]
+    assert ids_by_row == {1: "A", 2: "B", 3: "C", 4: "D", 5: "E"}
+
+
+def test_the_form_speaks_the_schemas_words_not_column_names() -> None:
+    from churn.record.schema import Customer
+
+    published = [spec.as_json() for spec in FEATURE_SPECS]
+    labels = {f.name: f.label for f in form_fields(published, Customer.model_json_schema())}
+
+    assert labels["CreditScore"] == "Credit score"
+    assert labels["IsActiveMember"] == "Active member"
+    assert labels["NumOfProducts"] == "Products held"
+    # A service that publishes no titles still gets a form, by column name.
+    assert form_fields(published)[0].label == "CreditScore"
