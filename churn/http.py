@@ -152,6 +152,7 @@ class _Form:
         self._name = ""
         self._kind: Literal["kept", "dropped", "text"] = "text"
         self._text = bytearray()
+        self._parts = 0
 
     async def read(self, content_type: str, body: AsyncIterator[bytes]) -> None:
         _, options = parse_options_header(content_type)
@@ -206,6 +207,9 @@ class _Form:
         self._header, self._value = bytearray(), bytearray()
 
     def _headers_finished(self) -> None:
+        self._parts += 1
+        if self._parts > _MAX_PARTS:
+            raise _FormError(f"it has more than {_MAX_PARTS} parts")
         _, options = parse_options_header(self._disposition)
         if b"name" not in options:
             raise _FormError('a part has no "name" in its Content-Disposition')
@@ -254,6 +258,7 @@ class _FormError(Exception):
 
 
 _MAX_TEXT_FIELD = 1 << 20  # Starlette's limit for a text part, kept
+_MAX_PARTS = 1000  # Starlette's limit of files (and of fields): a form of tiny parts is refused
 
 
 def _check_form(files: list[str], texts: list[str], field: str) -> None:

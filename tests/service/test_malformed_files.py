@@ -162,8 +162,9 @@ FILE_PART = b'Content-Disposition: form-data; name="file"; filename="c.csv"\r\n\
     *(bank_row(i, i) for i in range(1, 201))
 )
 
-# name -> (Content-Type, body, words in the message): bodies the multipart reader refuses.
+TEXT_PART = b'Content-Disposition: form-data; name="n"\r\n\r\n1\r\n'
 FORM = f"multipart/form-data; boundary={BOUNDARY}"
+# name -> (Content-Type, body, words in the message): bodies the multipart reader refuses.
 MALFORMED_FORMS: dict[str, tuple[str, bytes, str]] = {
     # A body cut in the file, before its closing boundary: no file came, not half of one.
     "the file cut short": (FORM, multipart(FILE_PART[: len(FILE_PART) // 2], end=b""), "'file'"),
@@ -172,6 +173,11 @@ MALFORMED_FORMS: dict[str, tuple[str, bytes, str]] = {
         FORM,
         multipart(b'Content-Disposition: form-data; filename="c.csv"\r\n\r\n1\r\n'),
         "name",
+    ),
+    "too many parts": (
+        FORM,
+        multipart(FILE_PART + b"\r\n", *[TEXT_PART] * 1000),
+        "1000 parts",
     ),
     "not multipart inside": (FORM, b"CustomerId\n1\n" * 100, "multipart"),
 }  # fmt: skip
