@@ -35,7 +35,11 @@ from pathlib import Path
 from typing import Any, Self
 
 import httpx
+import numpy as np
+import pandas as pd
 import psutil  # type: ignore[import-untyped]
+
+from churn.record.schema import FEATURE_NAMES
 
 # The example customer of the old service's documentation, as the tests send it.
 from tests.factories import EXAMPLE_CUSTOMER
@@ -309,6 +313,42 @@ def synthetic_csv(rows: int) -> Path:
     return path
 
 
+# The files scored, by layout: synthetic customers in the public data set's 14 columns,
+# and the old notebook's own upload, `CustomerId` and the nine features (about 48 bytes
+# a row, not 71), made of the public data set's customers.
+LAYOUTS = ("bank", "notebook")
+NOTEBOOK_COLUMNS = ("CustomerId", *FEATURE_NAMES)
+PUBLIC_DATA = ROOT.parent / "shared" / "data" / "Churn_Modelling.csv"
+
+
+def layout_csv(rows: int, layout: str) -> Path:
+    """The CSV of `rows` customers in `layout`, generated once and cached in build/bench/.
+
+    The notebook layout repeats the public data set's 10,000 customers, as pandas wrote
+    them in the notebook, with ids renumbered so that each row is its own customer (the
+    old app answers one label per id).
+    """
+    if layout == "bank":
+        return synthetic_csv(rows)
+    path = CACHE / f"customers-{layout}-public-{rows}.csv"
+    if not path.is_file():
+        if not PUBLIC_DATA.is_file():
+            raise SystemExit(f"The {layout} layout is made of {PUBLIC_DATA}, which is absent.")
+        partial = path.with_suffix(".partial.csv")
+        print(f"writing {rows:,} customers in the {layout} layout into {path} (once)", flush=True)
+        public = pd.read_csv(PUBLIC_DATA, usecols=list(NOTEBOOK_COLUMNS))
+        frame = public.iloc[np.arange(rows) % len(public)][list(NOTEBOOK_COLUMNS)]
+        frame["CustomerId"] = 15_000_000 + np.arange(rows)
+        frame.to_csv(partial, index=False)
+        partial.replace(path)
+    return path
+
+
+def upload_label(name: str, path: str, layout: str) -> str:
+    """`name POST path`, with the layout after it unless it is the public one."""
+    return f"{name} POST {path}" + ("" if layout == "bank" else f" [{layout}]")
+
+
 def post_file(url: str, csv: Path, out: Path) -> tuple[int, float]:
     """Upload `csv` as multipart field `file`, stream the answer to `out`; status, seconds."""
     command = [
@@ -464,42 +504,47 @@ def run_uploads(
     servers: dict[str, Server], watch: MemoryWatch, args: argparse.Namespace,
     results: Results, scratch: Path,
 ) -> None:  # fmt: skip
-    csv = synthetic_csv(args.rows)
     targets = [("baseline", "/v1/customerbatch")] if "baseline" in servers else []
     targets += [("bento", "/v2/predict-file"), ("bento", "/v1/customerbatch")]
-    baseline_labels: dict[str, str] = {}
-    for repeat in range(1, args.csv_repeats + 1):
-        for name, path in targets:
-            label = f"{name} POST {path}"
-            print(f"[upload {repeat}/{args.csv_repeats}] {label} ({args.rows:,} rows)", flush=True)
-            out = scratch / f"{name}-{path.strip('/').replace('/', '-')}.out"
-            peak: dict[str, int] = {}
-            try:
-                with watch.window(name, peak):
-                    status, seconds = post_file(servers[name].url(path), csv, out)
-            except RuntimeError as error:
-                results.failures.append(f"{label}: {error}")
-                continue
-            upload = Upload(label, status, seconds, 0, peak["peak_rss"], round=repeat)
-            if status == 200 and path == "/v2/predict-file":
-                upload.rows_answered = csv_rows(out)
-            elif status == 200:
-                answered = labels_of(out)
-                upload.rows_answered = len(answered)
-                if name == "baseline":
-                    baseline_labels = answered
-                elif baseline_labels:
-                    upload.differ_from_baseline = sum(
-                        baseline_labels.get(key) != value for key, value in answered.items()
-                    )
-            if status != 200 or upload.rows_answered != args.rows:
-                detail = out.read_bytes()[:300].decode(errors="replace") if out.exists() else ""
-                results.failures.append(
-                    f"{label}: HTTP {status}, {upload.rows_answered:,} of {args.rows:,} rows "
-                    f"answered {detail}"
+    for layout in args.layouts:
+        csv = layout_csv(args.rows, layout)
+        for repeat in range(1, args.csv_repeats + 1):
+            baseline_labels: dict[str, str] = {}
+            for name, path in targets:
+                label = upload_label(name, path, layout)
+                print(
+                    f"[upload {repeat}/{args.csv_repeats}] {label} ({args.rows:,} rows, "
+                    f"{csv.stat().st_size / 1e6:.0f} MB)",
+                    flush=True,
                 )
-            results.uploads.setdefault(label, []).append(upload)
-            out.unlink(missing_ok=True)
+                out = scratch / f"{name}-{path.strip('/').replace('/', '-')}.out"
+                peak: dict[str, int] = {}
+                try:
+                    with watch.window(name, peak):
+                        status, seconds = post_file(servers[name].url(path), csv, out)
+                except RuntimeError as error:
+                    results.failures.append(f"{label}: {error}")
+                    continue
+                upload = Upload(label, status, seconds, 0, peak["peak_rss"], round=repeat)
+                if status == 200 and path == "/v2/predict-file":
+                    upload.rows_answered = csv_rows(out)
+                elif status == 200:
+                    answered = labels_of(out)
+                    upload.rows_answered = len(answered)
+                    if name == "baseline":
+                        baseline_labels = answered
+                    elif baseline_labels:
+                        upload.differ_from_baseline = sum(
+                            baseline_labels.get(key) != value for key, value in answered.items()
+                        )
+                if status != 200 or upload.rows_answered != args.rows:
+                    detail = out.read_bytes()[:300].decode(errors="replace") if out.exists() else ""
+                    results.failures.append(
+                        f"{label}: HTTP {status}, {upload.rows_answered:,} of {args.rows:,} rows "
+                        f"answered {detail}"
+                    )
+                results.uploads.setdefault(label, []).append(upload)
+                out.unlink(missing_ok=True)
 
 
 def bento_environment(home: Path) -> dict[str, str]:
@@ -649,6 +694,12 @@ RATIOS: tuple[tuple[str, str, str, str, float | None], ...] = (
      BASELINE_BATCH, "bento POST /v2/predict-file", 2),
     ("baseline /v1/customerbatch / bento /v1/customerbatch (time)", "seconds",
      BASELINE_BATCH, "bento POST /v1/customerbatch", None),
+    ("notebook layout: baseline /v1/customerbatch / bento /v2/predict-file (time)", "seconds",
+     upload_label("baseline", "/v1/customerbatch", "notebook"),
+     upload_label("bento", "/v2/predict-file", "notebook"), 3),
+    ("notebook layout: baseline /v1/customerbatch / bento /v1/customerbatch (time)", "seconds",
+     upload_label("baseline", "/v1/customerbatch", "notebook"),
+     upload_label("bento", "/v1/customerbatch", "notebook"), None),
 )  # fmt: skip
 
 
@@ -742,7 +793,10 @@ def report(results: Results) -> str:
         )
         parts.append(table(LOAD_HEADERS, [load_row(runs) for runs in results.loads.values()]))
     if results.uploads:
-        parts.append(f"\nCSV of {s['rows']:,} rows: curl upload + whole answer, median")
+        parts.append(
+            f"\nCSVs of {s['rows']:,} rows ({', '.join(s['layouts'])} layout): curl upload + "
+            "whole answer, median"
+        )
         upload_rows = [upload_row(label, runs) for label, runs in results.uploads.items()]
         parts.append(table(UPLOAD_HEADERS, upload_rows))
     ratio_rows = [ratio.cells() for ratio in ratios(results)]
@@ -799,6 +853,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the big CSV")
     parser.add_argument("--csv-repeats", type=int, default=1, help="repeat the uploads (median)")
     parser.add_argument(
+        "--layouts",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=list(LAYOUTS),
+        help=f"comma-separated CSV layouts out of {', '.join(LAYOUTS)} (default all)",
+    )
+    parser.add_argument(
         "--only",
         type=lambda text: [g.strip() for g in text.split(",") if g.strip()],
         default=list(GROUPS),
@@ -809,6 +869,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     unknown = set(args.only) - set(GROUPS)
     if unknown:
         parser.error(f"--only: unknown group(s) {', '.join(sorted(unknown))}")
+    unknown = set(args.layouts) - set(LAYOUTS)
+    if unknown:
+        parser.error(f"--layouts: unknown layout(s) {', '.join(sorted(unknown))}")
     return args
 
 

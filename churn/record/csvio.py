@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -434,7 +434,7 @@ def check_columns(header: list[str], *, require_id: bool) -> None:
 
 def read_customer_batches(
     path: Path, *, require_id: bool = False, batch_rows: int = BATCH_ROWS
-) -> Iterator[CustomerBatch]:
+) -> Generator[CustomerBatch]:
     """Validated batches of a customer CSV, in file order.
 
     Raises `BadRequest` for a file that is not a CSV and `InvalidInput` for missing

@@ -151,6 +151,54 @@ def test_a_form_with_two_answers_is_refused_not_half_read(
         assert named in response.json()["message"]
 
 
+BOUNDARY = "churn-test-boundary"
+
+
+def multipart(*parts: bytes, end: bytes = b"--" + BOUNDARY.encode() + b"--\r\n") -> bytes:
+    return b"".join(b"--" + BOUNDARY.encode() + b"\r\n" + part for part in parts) + end
+
+
+FILE_PART = b'Content-Disposition: form-data; name="file"; filename="c.csv"\r\n\r\n' + lines(
+    *(bank_row(i, i) for i in range(1, 201))
+)
+
+TEXT_PART = b'Content-Disposition: form-data; name="n"\r\n\r\n1\r\n'
+FORM = f"multipart/form-data; boundary={BOUNDARY}"
+# name -> (Content-Type, body, words in the message): bodies the multipart reader refuses.
+MALFORMED_FORMS: dict[str, tuple[str, bytes, str]] = {
+    # A body cut in the file, before its closing boundary: no file came, not half of one.
+    "the file cut short": (FORM, multipart(FILE_PART[: len(FILE_PART) // 2], end=b""), "'file'"),
+    "no boundary": ("multipart/form-data", multipart(FILE_PART + b"\r\n"), "boundary"),
+    "a part with no name": (
+        FORM,
+        multipart(b'Content-Disposition: form-data; filename="c.csv"\r\n\r\n1\r\n'),
+        "name",
+    ),
+    "too many parts": (
+        FORM,
+        multipart(FILE_PART + b"\r\n", *[TEXT_PART] * 1000),
+        "1000 parts",
+    ),
+    "not multipart inside": (FORM, b"CustomerId\n1\n" * 100, "multipart"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", MALFORMED_FORMS)
+def test_malformed_multipart_bodies_are_400s_never_a_partial_answer(
+    live_service: LiveService, name: str
+) -> None:
+    content_type, body, words = MALFORMED_FORMS[name]
+    for route in FILE_ROUTES:
+        response = httpx.post(
+            live_service.url + route,
+            content=body,
+            headers={"content-type": content_type},
+            timeout=60,
+        )
+        assert response.status_code == 400, response.text
+        assert words in response.json()["message"]
+
+
 def edited(rows: int, edits: dict[int, Callable[[str], str]], newline: str = "\n") -> bytes:
     """A file of `rows` customers, with row N's line passed through edits[N]."""
     lines = [bank_row(i, 15_600_000 + i) for i in range(1, rows + 1)]

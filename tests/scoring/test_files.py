@@ -1,0 +1,96 @@
+"""File scoring in-process: the stages that overlap (read ahead, write behind) stop
+cleanly and hand errors on, and every row is in the answer once, in file order."""
+
+from __future__ import annotations
+
+import csv
+import threading
+from collections.abc import Callable, Generator
+from pathlib import Path
+
+import pytest
+
+from churn.model.artifact import load_verified
+from churn.model.store import LoadedModel
+from churn.model.training import TrainingResult
+from churn.record.errors import PayloadTooLarge
+from churn.scoring.files import _ahead, _behind, score_file
+from churn.scoring.predictor import ChurnPredictor
+from tests.factories import BANK_COLUMNS, bank_row
+
+WriteCsv = Callable[..., Path]
+
+
+@pytest.fixture
+def predictor(trained: TrainingResult) -> ChurnPredictor:
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
+    return ChurnPredictor(LoadedModel(pipeline, trained.metadata, "churn_model:test"))
+
+
+def stage_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("churn-")]
+
+
+def test_every_row_once_in_file_order_over_many_batches(
+    predictor: ChurnPredictor, write_csv: WriteCsv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("churn.csvio.BATCH_ROWS", 7)
+    rows = [bank_row(i, 15600000 + i % 90, Age=18 + i % 70) for i in range(1, 201)]
+    rows[99] = bank_row(100, 15600100, Age="old")
+    path = write_csv("\n".join([BANK_COLUMNS, *rows]) + "\n")
+    for output in ("csv", "json"):
+        summary = score_file(predictor, path, tmp_path / f"out.{output}", output)
+        assert (summary.rows_in, summary.rows_scored, summary.rows_rejected) == (200, 199, 1)
+        assert summary.duplicate_ids == 200 - 91  # ids 15600000-89, and 15600100 once
+    with (tmp_path / "out.csv").open(newline="") as answer:
+        assert [int(row["row"]) for row in csv.DictReader(answer)] == list(range(1, 201))
+    assert stage_threads() == []
+
+
+def test_too_many_rows_stops_every_stage(
+    predictor: ChurnPredictor, write_csv: WriteCsv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("churn.csvio.BATCH_ROWS", 5)
+    rows = [bank_row(i, i) for i in range(1, 101)]
+    path = write_csv("\n".join([BANK_COLUMNS, *rows]) + "\n")
+    with pytest.raises(PayloadTooLarge):
+        score_file(predictor, path, tmp_path / "out.csv", max_rows=12)
+    assert stage_threads() == []
+
+
+def numbers(count: int, fail_at: int | None = None) -> Generator[int]:
+    for number in range(count):
+        if number == fail_at:
+            raise ValueError(f"no {number}")
+        yield number
+
+
+def test_read_ahead_hands_on_items_and_errors_and_stops_with_its_consumer() -> None:
+    assert list(_ahead(numbers(50))) == list(range(50))
+    with pytest.raises(ValueError, match="no 7"):
+        list(_ahead(numbers(50, fail_at=7)))
+    ahead = _ahead(numbers(1_000_000))
+    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
+    ahead.close()  # the consumer stops early: the producer stops too, far from the end
+    assert stage_threads() == []
+
+
+def test_write_behind_makes_every_call_and_hands_on_its_error() -> None:
+    made: list[int] = []
+    with _behind(made.append) as append:
+        for number in range(100):
+            append(number)
+    assert made == list(range(100))
+
+    def fail_on_three(number: int) -> None:
+        if number == 3:
+            raise OSError("disk full")
+
+    def hand_over_all() -> None:
+        with _behind(fail_on_three) as call:
+            for number in range(100):
+                call(number)
+
+    with pytest.raises(OSError, match="disk full"):
+        hand_over_all()
+    assert stage_threads() == []
