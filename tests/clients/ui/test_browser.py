@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from churn.record.schema import Customer
 from tests.clients.ui.drive import sample_csv
 from tests.conftest import ROOT, LiveService, free_port, stop, wait_for
 from tests.factories import make_customer
@@ -98,11 +99,14 @@ def test_form_and_file_upload_in_chromium(ui_url: str, tmp_path: Path) -> None:
             shoot(page, "01-form.png")
 
             page.get_by_role("textbox", name="CustomerId").fill("C-2024-0042")
+            # As an officer reads the form: by the schema's titles, not column names.
+            titles = {n: p["title"] for n, p in Customer.model_json_schema()["properties"].items()}
             for name, value in customer.items():
-                if page.get_by_role("spinbutton", name=name).count():
-                    page.get_by_role("spinbutton", name=name).fill(str(value))
+                label = titles[name]
+                if page.get_by_role("spinbutton", name=label, exact=True).count():
+                    page.get_by_role("spinbutton", name=label, exact=True).fill(str(value))
                 else:
-                    page.get_by_role("combobox", name=name).click()
+                    page.get_by_role("combobox", name=label, exact=True).click()
                     page.get_by_role("option", name=str(value), exact=False).first.click()
             page.get_by_role("button", name="Predict churn risk").click()
             expect(page.get_by_role("button", name="Predict churn risk")).to_be_enabled()

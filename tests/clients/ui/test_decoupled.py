@@ -53,7 +53,7 @@ def test_a_whole_session_imports_nothing_of_the_model(live_service: LiveService)
 
 
 def test_the_ui_package_names_none_of_the_models_modules() -> None:
-    source = "\n".join(p.read_text() for p in (ROOT / "churn" / "ui").glob("*.py"))
+    source = "\n".join(p.read_text() for p in (ROOT / "churn" / "clients" / "ui").glob("*.py"))
     for name in (*FORBIDDEN, "churn.scoring.predictor", "import service", "from service"):
         assert name not in source
     # The scan read the UI's own imports: its way to the model, over HTTP, is among them.
