@@ -17,7 +17,14 @@ import bentoml
 import httpx
 from pydantic import BaseModel
 
-from churn.api import Explanation, FileSummary, ModelInfo, Prediction
+from churn.api import (
+    MODEL_CARD_PATH,
+    DriftReport,
+    Explanation,
+    FileSummary,
+    ModelInfo,
+    Prediction,
+)
 from churn.errors import ChurnError, Problem
 from churn.schema import Customer
 
@@ -135,6 +142,16 @@ class ChurnClient:
             model_version=headers["x-model-version"],
         )
 
+    # Model health -----------------------------------------------------------------
+
+    def drift(self) -> DriftReport:
+        """Live drift of what the service has scored, against the training data."""
+        return DriftReport.model_validate(self._json("GET", "/v2/drift"))
+
+    def model_card(self) -> str:
+        """The model card, as Markdown."""
+        return self._request("GET", MODEL_CARD_PATH + ".md").text
+
     # The old contract -------------------------------------------------------------
 
     def legacy_customer(self, customer: CustomerLike) -> str:
@@ -179,13 +196,16 @@ class ChurnClient:
         return self._json("POST", route, json=kwargs)
 
     def _json(self, method: str, route: str, **kwargs: Any) -> Any:
+        return self._request(method, route, **kwargs).json()
+
+    def _request(self, method: str, route: str, **kwargs: Any) -> httpx.Response:
         try:
             response = self._http.request(method, route, **kwargs)
         except httpx.TransportError as error:
             raise ServiceUnavailable(f"The churn service at {self.url} failed: {error}") from error
         if response.is_error:
             raise _error_from(response)
-        return response.json()
+        return response
 
     def _probe(self, route: str) -> bool:
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}

@@ -378,7 +378,7 @@ def service_app(
     async def model_info() -> Any:
         return predictor().info()
 
-    # Model health: the model card (churn.monitoring).
+    # Model health: live drift and the model card (churn.monitoring).
     app.include_router(health_routes(predictor))
     return app
 

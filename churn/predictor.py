@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from churn.api import Explanation, Factor, ModelInfo, Prediction, RiskBands
+from churn.monitoring.live import scorer_for
 from churn.schema import Customer, CustomerFeatures
-from churn.scoring import Scorer
 from churn.store import LoadedModel
 
 _DIGITS = 6
@@ -17,7 +17,8 @@ class ChurnPredictor:
         self.metadata = loaded.metadata
         self.tag = loaded.tag
         self.version = loaded.metadata.model_version
-        self.scorer = Scorer(loaded.pipeline, loaded.metadata.threshold)
+        # Model health: every customer scored is counted into the live drift profile.
+        self.scorer = scorer_for(loaded.pipeline, loaded.metadata)
 
     def predict(self, customers: Sequence[Customer]) -> list[Prediction]:
         probabilities = self.scorer.score_customers(customers)
