@@ -166,6 +166,22 @@ def gauges_once(url: str, key: str, value: float) -> dict[str, float]:
         time.sleep(1)
 
 
+def test_with_the_fast_path_off_the_routers_count_as_well(tmp_path: Path) -> None:
+    customers = like_training(150, seed=22)[list(FEATURE_NAMES)].to_dict("records")
+    with fresh_service(tmp_path, {"CHURN_FAST_PATH": "false"}) as service:
+        for customer in customers[:100]:
+            answer = httpx.post(f"{service.url}/v1/customer", json=customer, timeout=30)
+            assert answer.status_code == 200, answer.text
+        for customer in customers[100:]:
+            answer = httpx.post(
+                f"{service.url}/v2/predict", json={"customers": [customer]}, timeout=30
+            )
+            assert answer.status_code == 200, answer.text
+        report = drift_once_counted(service.url, len(customers))
+    assert report["customers"] == report["rolling"]["customers"] == 150
+    assert report["features"]["Age"]["status"] == "ok"
+
+
 def test_with_profiling_off_drift_says_so_and_scoring_goes_on(tmp_path: Path) -> None:
     with fresh_service(tmp_path, {"CHURN_DRIFT_PROFILING": "false"}) as service:
         scored = httpx.post(f"{service.url}/v1/customer", json=make_customer(), timeout=30)
