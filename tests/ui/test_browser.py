@@ -161,7 +161,7 @@ def test_model_health_tab_in_chromium(ui_url: str, live_service: LiveService) ->
 
     expect.set_options(timeout=WAIT_MS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    # Customers for the tab to show: all in Germany, so Geography drifts.
+    # Customers for the tab to show (the session shares this service with other tests).
     customers = [make_customer(Geography="Germany", Age=30 + i % 40) for i in range(150)]
     answer = httpx.post(f"{live_service.url}/v2/predict", json={"customers": customers})
     assert answer.status_code == 200
