@@ -24,6 +24,7 @@ from bentoml.validators import ContentType
 from starlette.responses import Response
 
 from churn.model.store import load_stored, verify_stored
+from churn.monitoring.live import scorer_for
 from churn.record.answers import Explanation, Prediction
 from churn.record.errors import ChurnError
 from churn.record.schema import Customer
@@ -106,7 +107,17 @@ class ChurnService:
     def __init__(self) -> None:
         # Raises ModelIntegrityError, and the worker does not start, unless the stored
         # pickle still has the digest recorded when it was imported.
-        self.predictor = ChurnPredictor(load_stored(self.model))
+        loaded = load_stored(self.model)
+        self.predictor = ChurnPredictor(
+            loaded,
+            # Model health: each customer scored is counted into the live drift profile.
+            scorer=scorer_for(
+                loaded.pipeline,
+                loaded.metadata,
+                profiling=settings.drift_profiling,
+                window_minutes=settings.drift_window_minutes,
+            ),
+        )
         # The worker's one batching queue for /v2/predict, the API's and the fast path's.
         self.batcher = Batcher(
             self.predictor.predict,

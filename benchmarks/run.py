@@ -55,7 +55,10 @@ MIB = 1 << 20
 
 CUSTOMER_BODY = json.dumps(EXAMPLE_CUSTOMER)
 PREDICT_BODY = json.dumps({"customers": [EXAMPLE_CUSTOMER]})
-GROUPS = ("single", "batchable", "csv")
+GROUPS = ("single", "batchable", "csv", "drift")
+# The same service with live drift profiling off (churn.monitoring.live), for its cost.
+NO_DRIFT = "bento-no-drift"
+NO_DRIFT_CUSTOMER = f"{NO_DRIFT} POST /v1/customer (drift profiling off)"
 
 
 # --------------------------------------------------------------------------- servers
@@ -604,6 +607,12 @@ def run(args: argparse.Namespace) -> Results:
                     ],
                     env, logs,
                 )  # fmt: skip
+            if "drift" in groups:
+                # A store of its own: `bentoml serve` empties its home's metrics directory.
+                home = scratch / "bentoml-no-drift"
+                shutil.copytree(scratch / "bentoml", home)
+                quiet = {**bento_environment(home), "CHURN_DRIFT_PROFILING": "false"}
+                servers[NO_DRIFT] = start(NO_DRIFT, BENTO_COMMAND, quiet, logs)
             servers["bento"] = start("bento", BENTO_COMMAND, env, logs)
             for server in servers.values():
                 probe = baseline_ready if server.name == "baseline" else bento_ready
@@ -618,6 +627,13 @@ def run(args: argparse.Namespace) -> Results:
                         Load("bento", "GET", "/livez", 16),
                         Load("bento", "POST", "/v1/customer", 16, CUSTOMER_BODY),
                     ]
+                if "drift" in groups:
+                    customer = Load("bento", "POST", "/v1/customer", 16, CUSTOMER_BODY)
+                    loads += [] if "single" in groups else [customer]
+                    loads.append(
+                        Load(NO_DRIFT, "POST", "/v1/customer", 16, CUSTOMER_BODY,
+                             " (drift profiling off)")
+                    )  # fmt: skip
                 if "batchable" in groups:
                     loads.append(
                         Load("bento", "POST", "/v2/predict", 64, PREDICT_BODY, " (1 customer)")
@@ -700,12 +716,20 @@ RATIOS: tuple[tuple[str, str, str, str, float | None], ...] = (
     ("notebook layout: baseline /v1/customerbatch / bento /v1/customerbatch (time)", "seconds",
      upload_label("baseline", "/v1/customerbatch", "notebook"),
      upload_label("bento", "/v1/customerbatch", "notebook"), None),
+    # Issue 20: live drift profiling costs at most 5% of /v1/customer's throughput.
+    ("bento /v1/customer / same, drift profiling off (req/s, 16 conns)", "rps",
+     CUSTOMER, NO_DRIFT_CUSTOMER, 0.95),
+    ("same, profiling off / bento /v1/customer (server CPU per request)", "cpu",
+     NO_DRIFT_CUSTOMER, CUSTOMER, 0.95),
 )  # fmt: skip
 
 
 def by_round(results: Results, kind: str, label: str) -> dict[int, float]:
     if kind == "rps":
         return {r.round: r.rps for r in results.loads.get(label, [])}
+    if kind == "cpu":
+        loads = results.loads.get(label, [])
+        return {r.round: r.server_cpu_us for r in loads if r.server_cpu_us is not None}
     return {u.round: u.seconds for u in results.uploads.get(label, []) if u.status == 200}
 
 

@@ -17,6 +17,8 @@ The service (`ServiceSettings`, read once at start-up):
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
 | CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (serving.edge) |
 | CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict first (serving.fastpath) |
+| CHURN_DRIFT_PROFILING | true | count scored customers into the live drift profile |
+| CHURN_DRIFT_WINDOW_MINUTES | 60 | the rolling window of /v2/drift (at most a week) |
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
 model's metadata: run it only on a network where that is acceptable.
@@ -77,6 +79,8 @@ class ServiceSettings(_FromEnvironment):
     max_rows: int = Field(2_000_000, ge=1)
     keepalive_requests: int = Field(100, ge=1)
     fast_path: bool = True
+    drift_profiling: bool = True
+    drift_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -125,6 +129,9 @@ def _named(error: ValidationError) -> ConfigurationError:
     detail = error.errors(include_url=False)[0]
     name = _PREFIX + str(detail["loc"][0]).upper() if detail["loc"] else _PREFIX
     value = detail.get("input")
+    if detail["type"] == "less_than_equal":
+        bound = detail.get("ctx", {}).get("le")
+        return ConfigurationError(f"{name} may be at most {bound}, not {value}.")
     if detail["type"] in ("greater_than_equal", "greater_than"):
         bound = detail.get("ctx", {}).get("ge", detail.get("ctx", {}).get("gt"))
         word = "at least" if detail["type"] == "greater_than_equal" else "more than"

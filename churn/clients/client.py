@@ -15,7 +15,14 @@ from typing import IO, Any, cast
 import httpx
 from pydantic import BaseModel
 
-from churn.record.answers import Explanation, FileSummary, ModelInfo, Prediction
+from churn.record.answers import (
+    MODEL_CARD_PATH,
+    DriftReport,
+    Explanation,
+    FileSummary,
+    ModelInfo,
+    Prediction,
+)
 from churn.record.errors import ChurnError, Problem
 from churn.record.schema import Customer
 from churn.settings import ClientSettings
@@ -128,6 +135,16 @@ class ChurnClient:
             model_version=headers["x-model-version"],
         )
 
+    # Model health -----------------------------------------------------------------
+
+    def drift(self) -> DriftReport:
+        """Live drift of what the service has scored, against the training data."""
+        return DriftReport.model_validate(self._json("GET", "/v2/drift"))
+
+    def model_card(self) -> str:
+        """The model card, as Markdown."""
+        return self._request("GET", MODEL_CARD_PATH + ".md").text
+
     # The old contract -------------------------------------------------------------
 
     def legacy_customer(self, customer: CustomerLike) -> str:
@@ -157,6 +174,9 @@ class ChurnClient:
         return self._client
 
     def _json(self, method: str, route: str, **kwargs: Any) -> Any:
+        return self._request(method, route, **kwargs).json()
+
+    def _request(self, method: str, route: str, **kwargs: Any) -> httpx.Response:
         try:
             try:
                 response = self._http.request(method, route, **kwargs)
@@ -171,7 +191,7 @@ class ChurnClient:
             raise self._unavailable(error) from error
         if response.is_error:
             raise _error_from(response)
-        return response.json()
+        return response
 
     def _unavailable(self, error: httpx.TransportError) -> ServiceUnavailable:
         if isinstance(error, httpx.ConnectError):

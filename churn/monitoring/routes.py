@@ -1,4 +1,4 @@
-"""The service's model-health routes: the model card (and, live, the drift).
+"""The service's model-health routes: live drift, and the model card.
 
 Registered on the service's FastAPI app (`churn.serving.routes.service_app`), so that the guard's
 API keys, limits, request ids and access log apply to them as to every route.
@@ -9,15 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import anyio
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, Response
 
 from churn.monitoring.card import card_document, to_html, to_markdown
-from churn.record.answers import MODEL_CARD_PATH, ErrorBody
+from churn.monitoring.live import live_report
+from churn.record.answers import MODEL_CARD_PATH, DriftReport, ErrorBody
 
 if TYPE_CHECKING:
     from churn.scoring.predictor import ChurnPredictor
 
+DRIFT_PATH = "/v2/drift"
 MARKDOWN = "text/markdown; charset=utf-8"
 _KEY_REFUSED: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "An API key is required or not valid."}
@@ -33,6 +36,26 @@ def health_routes(predictor: Callable[[], ChurnPredictor]) -> APIRouter:
             document = card_document(predictor().metadata)
             rendered.update(html=to_html(document), markdown=to_markdown(document))
         return rendered[form]
+
+    @router.get(
+        DRIFT_PATH,
+        response_model=DriftReport,
+        summary="Live drift of the customers scored, against the training data",
+        description=(
+            "PSI and status (ok < 0.1 <= warn < 0.25 <= drift; insufficient under 100 "
+            "customers) per feature and for the score, over every customer any worker has "
+            "scored since the service started (top level) and over the rolling window "
+            "(`rolling`), with each bin's share in the training data and now."
+        ),
+        responses={
+            409: {"model": ErrorBody, "description": "No reference profile, or profiling off."},
+            **_KEY_REFUSED,
+        },
+    )
+    async def drift() -> DriftReport:
+        current = predictor()
+        # Reads every worker's counts: off the event loop, which scores meanwhile.
+        return await anyio.to_thread.run_sync(live_report, current.scorer, current.metadata)
 
     @router.get(
         MODEL_CARD_PATH,

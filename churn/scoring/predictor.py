@@ -14,11 +14,13 @@ _DIGITS = 6
 
 
 class ChurnPredictor:
-    def __init__(self, loaded: LoadedModel) -> None:
+    def __init__(self, loaded: LoadedModel, scorer: Scorer | None = None) -> None:
         self.metadata = loaded.metadata
         self.tag = loaded.tag
         self.version = loaded.metadata.model_version
-        self.scorer = Scorer(loaded.pipeline, loaded.metadata.threshold)
+        # The service passes one that also counts each customer into the live drift
+        # profile (churn.monitoring.live); jobs and tools score plainly.
+        self.scorer = scorer or Scorer(loaded.pipeline, loaded.metadata.threshold)
 
     def predict(self, customers: Sequence[Customer]) -> list[Prediction]:
         probabilities = self.scorer.score_customers(customers)

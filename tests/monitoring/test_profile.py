@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import joblib
 import numpy as np
 import pandas as pd
 import pytest
 
+from churn.model.artifact import load_verified
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
@@ -21,7 +21,7 @@ def profile(trained: TrainingResult) -> ReferenceProfile:
 
 @pytest.fixture(scope="module")
 def scorer_and_columns(trained: TrainingResult) -> tuple[Scorer, list[str]]:
-    pipeline = joblib.load(trained.model_path)
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     return Scorer(pipeline, trained.metadata.threshold), input_columns(pipeline)
 
 

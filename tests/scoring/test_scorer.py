@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-import joblib
 import numpy as np
 import pytest
 
+from churn.model.artifact import load_verified
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.record.schema import Customer, CustomerFeatures
@@ -13,7 +13,7 @@ from tests.factories import make_customer
 
 @pytest.fixture(scope="module")
 def scorer_and_pipeline(trained: TrainingResult) -> tuple[Scorer, object]:
-    pipeline = joblib.load(trained.model_path)
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     return Scorer(pipeline, trained.metadata.threshold), pipeline
 
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-import joblib
 import numpy as np
 import pandas as pd
 from xgboost import Booster
 
+from churn.model.artifact import load_verified
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
@@ -14,7 +14,7 @@ from churn.scoring.trees import TreeEnsemble
 
 def model_input(trained: TrainingResult, rows: int, seed: int) -> tuple[np.ndarray, Booster]:
     """Synthetic customers as the booster's input matrix, and the booster."""
-    pipeline = joblib.load(trained.model_path)
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     scorer = Scorer(pipeline, trained.metadata.threshold)
     features = synthesize(rows, seed=seed)[list(FEATURE_NAMES)]
     features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
@@ -35,7 +35,7 @@ def test_numpy_trees_match_xgboost_exactly(trained: TrainingResult) -> None:
 
 
 def test_scorer_uses_both_paths_with_the_same_answers(trained: TrainingResult) -> None:
-    pipeline = joblib.load(trained.model_path)
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     scorer = Scorer(pipeline, trained.metadata.threshold)
     features = synthesize(SMALL_BATCH + 1, seed=5)[list(FEATURE_NAMES)]
     expected = pipeline.predict_proba(features)[:, 1]

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 import tempfile
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ from churn.clients.ui.form import (
     template_csv,
     titles,
 )
+from churn.clients.ui.health import model_health, when
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
 from churn.record.answers import Explanation, ModelInfo
 from churn.record.schema import CUSTOMER_ID
@@ -133,7 +133,7 @@ def sidebar(client: ChurnClient, timeout: float) -> ModelInfo | None:
             return None
         st.success("Ready", icon=":material/check_circle:")
         st.metric("Model version", info.model_version)
-        st.caption(f"`{info.model_tag}`, trained {_when(info.trained_at)}")
+        st.caption(f"`{info.model_tag}`, trained {when(info.trained_at)}")
         st.markdown(
             f"Flags a customer at a churn probability of **{info.threshold:.0%}** or more; "
             f"high risk from **{info.risk_bands.high_from:.0%}**."
@@ -349,14 +349,6 @@ def show_batch(result: BatchResult, info: ModelInfo) -> None:
     )
 
 
-def _when(stamp: str) -> str:
-    try:
-        moment = datetime.fromisoformat(stamp).astimezone(UTC)
-    except ValueError:
-        return stamp
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _rows(count: int) -> str:
     return "row was" if count == 1 else "rows were"
 
@@ -385,11 +377,13 @@ def page() -> None:
                 icon=":material/info:",
             )
             return
-        single, batch = st.tabs(["One customer", "A file of customers"])
+        single, batch, health = st.tabs(["One customer", "A file of customers", "Model health"])
         with single:
             one_customer(client, info, timeout)
         with batch:
             file_of_customers(client, info, timeout)
+        with health:
+            model_health(client, timeout, show_error)
     except Exception as error:  # the last line of defence: a notice, not a traceback
         show_error(error, timeout)
 

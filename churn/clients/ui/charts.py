@@ -7,12 +7,19 @@ from collections.abc import Mapping
 import altair as alt
 import pandas as pd
 
-from churn.record.answers import Explanation, RiskBands
+from churn.record.answers import Explanation, FeatureDrift, RiskBands, Thresholds
 from churn.record.outcome import BANDS
 
 UP, DOWN = "raises the risk", "lowers the risk"
 _DIRECTION_COLOURS = alt.Scale(domain=[UP, DOWN], range=["#c0392b", "#2e86c1"])
 _BAND_COLOURS = alt.Scale(domain=list(BANDS), range=["#58a55c", "#f0ad4e", "#c0392b"])
+STATUS_COLOURS: dict[str, str] = {  # by DriftStatus
+    "ok": "#58a55c",
+    "warn": "#e08e0b",
+    "drift": "#c0392b",
+    "insufficient": "#888888",
+}
+TRAINING, NOW = "training", "now"
 
 
 def factors_chart(explanation: Explanation, titles: Mapping[str, str] | None = None) -> alt.Chart:
@@ -87,6 +94,61 @@ def churn_rate_chart(rates: pd.DataFrame, column: str) -> alt.Chart:
                 alt.Tooltip("customers:Q", title="customers scored"),
                 alt.Tooltip("churn_rate:Q", title="predicted to churn", format=".1%"),
             ],
+        )
+    )
+    return chart
+
+
+def drift_chart(table: pd.DataFrame, thresholds: Thresholds) -> alt.LayerChart:
+    """PSI per feature (and the score), coloured by status, with the two thresholds.
+
+    `table` has the columns feature, psi and status.
+    """
+    statuses = alt.Scale(domain=list(STATUS_COLOURS), range=list(STATUS_COLOURS.values()))
+    bars = (
+        alt.Chart(table.fillna({"psi": 0.0}))
+        .mark_bar()
+        .encode(
+            x=alt.X("psi:Q", title="PSI against the training data"),
+            y=alt.Y("feature:N", sort=None, title=None),
+            color=alt.Color("status:N", scale=statuses),
+            tooltip=["feature", alt.Tooltip("psi:Q", format=".3f"), "status"],
+        )
+    )
+    limits = pd.DataFrame(
+        {"at": [thresholds.warn, thresholds.drift], "limit": ["warn from", "drift from"]}
+    )
+    rules = (
+        alt.Chart(limits)
+        .mark_rule(strokeDash=[4, 3], color="#555")
+        .encode(x="at:Q", tooltip=["limit", "at:Q"])
+    )
+    layered: alt.LayerChart = (bars + rules).properties(title="Drift per feature (PSI)")
+    return layered
+
+
+def distribution_chart(drift: FeatureDrift, title: str) -> alt.Chart:
+    """Each bin's share of customers now beside its share in the training data."""
+    data = pd.DataFrame(
+        {
+            "bin": drift.bins * 2,
+            "share": [*drift.reference, *drift.current],
+            "customers": [TRAINING] * len(drift.bins) + [NOW] * len(drift.bins),
+        }
+    )
+    chart: alt.Chart = (
+        alt.Chart(data, title=title)
+        .mark_bar()
+        .encode(
+            x=alt.X("bin:N", sort=drift.bins, title=None, axis=alt.Axis(labelAngle=-30)),
+            xOffset=alt.XOffset("customers:N", sort=[TRAINING, NOW]),
+            y=alt.Y("share:Q", title="share of customers", axis=alt.Axis(format="%")),
+            color=alt.Color(
+                "customers:N",
+                scale=alt.Scale(domain=[TRAINING, NOW], range=["#9aa5b1", "#2e86c1"]),
+                title=None,
+            ),
+            tooltip=["bin", "customers", alt.Tooltip("share:Q", format=".1%")],
         )
     )
     return chart

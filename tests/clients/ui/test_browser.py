@@ -7,6 +7,7 @@ at. Skipped where /usr/bin/chromium is absent (`apt-get install -y chromium`).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -76,13 +77,58 @@ def test_xsrf_protection_is_on(ui_url: str) -> None:
 
 
 def test_form_and_file_upload_in_chromium(ui_url: str, tmp_path: Path) -> None:
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     expect.set_options(timeout=WAIT_MS)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     upload = tmp_path / "branch-paris.csv"
     upload.write_bytes(sample_csv(120))
     customer = make_customer(Geography="Germany", Age=52, IsActiveMember=0, Balance=98500.0)
+
+    with chromium_page(ui_url) as page:
+        sidebar = page.get_by_test_id("stSidebar")
+        expect(sidebar.get_by_text("Ready", exact=True)).to_be_visible()
+        expect(sidebar.get_by_text("Model version", exact=True)).to_be_visible()
+        page.get_by_role("spinbutton", name="Credit score").wait_for()
+        shoot(page, "01-form.png")
+
+        page.get_by_role("textbox", name="CustomerId").fill("C-2024-0042")
+        # As an officer reads the form: by the schema's titles, not column names.
+        titles = {n: p["title"] for n, p in Customer.model_json_schema()["properties"].items()}
+        for name, value in customer.items():
+            label = titles[name]
+            if page.get_by_role("spinbutton", name=label, exact=True).count():
+                page.get_by_role("spinbutton", name=label, exact=True).fill(str(value))
+            else:
+                page.get_by_role("combobox", name=label, exact=True).click()
+                page.get_by_role("option", name=str(value), exact=False).first.click()
+        page.get_by_role("button", name="Predict churn risk").click()
+        expect(page.get_by_role("button", name="Predict churn risk")).to_be_enabled()
+        expect(page.get_by_text("Churn probability", exact=True)).to_be_visible()
+        expect(page.get_by_text("Customer C-2024-0042:")).to_be_visible()
+        expect(page.get_by_text("What drives this customer's risk")).to_be_visible()
+        shoot(page, "02-prediction.png")
+
+        page.get_by_role("tab", name="A file of customers").click()
+        page.locator("input[type=file]").set_input_files(upload)
+        page.get_by_role("button", name="Score this file").click()
+        expect(page.get_by_text("Results for branch-paris.csv")).to_be_visible()
+        expect(page.get_by_text("2 rows were rejected")).to_be_visible()
+        expect(page.get_by_test_id("stMetric").filter(has_text="Rows scored")).to_contain_text(
+            "120"
+        )
+        expect(page.get_by_text("Predicted churn rate by Geography")).to_be_visible()
+        expect(page.get_by_text("Customers by risk")).to_be_visible()
+        shoot(page, "03-batch.png")
+        assert not page.get_by_test_id("stException").count()
+    for name in ("01-form.png", "02-prediction.png", "03-batch.png"):
+        assert (ARTIFACTS / name).stat().st_size > 10_000
+
+
+@contextlib.contextmanager
+def chromium_page(url: str) -> Iterator[Any]:
+    """Debian's Chromium, headless, with one page open at `url`."""
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
@@ -91,46 +137,10 @@ def test_form_and_file_upload_in_chromium(ui_url: str, tmp_path: Path) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.set_default_timeout(WAIT_MS)
-            page.goto(ui_url)
-            sidebar = page.get_by_test_id("stSidebar")
-            expect(sidebar.get_by_text("Ready", exact=True)).to_be_visible()
-            expect(sidebar.get_by_text("Model version", exact=True)).to_be_visible()
-            page.get_by_role("spinbutton", name="Credit score").wait_for()
-            shoot(page, "01-form.png")
-
-            page.get_by_role("textbox", name="CustomerId").fill("C-2024-0042")
-            # As an officer reads the form: by the schema's titles, not column names.
-            titles = {n: p["title"] for n, p in Customer.model_json_schema()["properties"].items()}
-            for name, value in customer.items():
-                label = titles[name]
-                if page.get_by_role("spinbutton", name=label, exact=True).count():
-                    page.get_by_role("spinbutton", name=label, exact=True).fill(str(value))
-                else:
-                    page.get_by_role("combobox", name=label, exact=True).click()
-                    page.get_by_role("option", name=str(value), exact=False).first.click()
-            page.get_by_role("button", name="Predict churn risk").click()
-            expect(page.get_by_role("button", name="Predict churn risk")).to_be_enabled()
-            expect(page.get_by_text("Churn probability", exact=True)).to_be_visible()
-            expect(page.get_by_text("Customer C-2024-0042:")).to_be_visible()
-            expect(page.get_by_text("What drives this customer's risk")).to_be_visible()
-            shoot(page, "02-prediction.png")
-
-            page.get_by_role("tab", name="A file of customers").click()
-            page.locator("input[type=file]").set_input_files(upload)
-            page.get_by_role("button", name="Score this file").click()
-            expect(page.get_by_text("Results for branch-paris.csv")).to_be_visible()
-            expect(page.get_by_text("2 rows were rejected")).to_be_visible()
-            expect(page.get_by_test_id("stMetric").filter(has_text="Rows scored")).to_contain_text(
-                "120"
-            )
-            expect(page.get_by_text("Predicted churn rate by Geography")).to_be_visible()
-            expect(page.get_by_text("Customers by risk")).to_be_visible()
-            shoot(page, "03-batch.png")
-            assert not page.get_by_test_id("stException").count()
+            page.goto(url)
+            yield page
         finally:
             browser.close()
-    for name in ("01-form.png", "02-prediction.png", "03-batch.png"):
-        assert (ARTIFACTS / name).stat().st_size > 10_000
 
 
 def shoot(page: Any, name: str) -> None:
@@ -148,3 +158,28 @@ def shoot(page: Any, name: str) -> None:
     page.wait_for_timeout(300)
     page.screenshot(path=ARTIFACTS / name)
     page.set_viewport_size({"width": 1400, "height": 1000})
+
+
+def test_model_health_tab_in_chromium(ui_url: str, live_service: LiveService) -> None:
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=WAIT_MS)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    # Customers for the tab to show (the session shares this service with other tests).
+    customers = [make_customer(Geography="Germany", Age=30 + i % 40) for i in range(150)]
+    answer = httpx.post(f"{live_service.url}/v2/predict", json={"customers": customers})
+    assert answer.status_code == 200
+
+    with chromium_page(ui_url) as page:
+        page.get_by_role("tab", name="Model health").click()
+        metric = page.get_by_test_id("stMetric")
+        expect(metric.filter(has_text="In drift")).to_be_visible()
+        expect(page.get_by_text("Drift per feature (PSI)")).to_be_visible()
+        expect(page.get_by_text("Churn probability: now against training")).to_be_visible()
+        expect(page.get_by_role("heading", name="Model card", exact=True)).to_be_visible()
+        expect(page.get_by_role("heading", name="What drives churn, by country")).to_be_visible()
+        page.get_by_text("Last 60 minutes").click()
+        expect(page.get_by_test_id("stMetric").filter(has_text="Customers scored")).to_be_visible()
+        shoot(page, "04-model-health.png")
+        assert not page.get_by_test_id("stException").count()
+    assert (ARTIFACTS / "04-model-health.png").stat().st_size > 10_000

@@ -1,0 +1,122 @@
+"""The "Model health" tab: live drift per feature, the score against training, the card.
+
+Everything comes from the service over HTTP (`GET /v2/drift`, `GET /v2/model/card.md`)
+through `churn.clients.client`; nothing here computes a statistic of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pandas as pd
+import streamlit as st
+
+from churn.clients.client import ChurnClient, ServiceError
+from churn.clients.ui.charts import STATUS_COLOURS, distribution_chart, drift_chart
+from churn.record.answers import DriftReport, WindowDrift
+
+SINCE_START = "Since the service started"
+
+
+# Keyed by the service's URL (Streamlit does not hash arguments named with "_").
+@st.cache_data(ttl=5, show_spinner=False)
+def drift_report(url: str, _client: ChurnClient) -> DriftReport:
+    return _client.drift()
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def model_card(url: str, _client: ChurnClient) -> str:
+    return _client.model_card()
+
+
+def model_health(
+    client: ChurnClient, timeout: float, show_error: Callable[[BaseException, float], None]
+) -> None:
+    st.markdown(
+        "Are today's customers still like the ones the model learnt from? For each feature "
+        "and for the model's score, the population stability index (PSI) of the customers "
+        "this service has scored, against the training data: **ok** below 0.1, **warn** from "
+        "0.1, **drift** from 0.25; **insufficient** while a window has too few customers "
+        "to judge."
+    )
+    try:
+        report = drift_report(client.url, client)
+    except ServiceError as error:
+        if error.status == 409:  # no reference profile, or profiling off: say so, no alarm
+            st.info(f"Live drift is not available: {error.message}", icon=":material/info:")
+        else:
+            show_error(error, timeout)
+    except Exception as error:
+        show_error(error, timeout)
+    else:
+        live_drift(report)
+    st.divider()
+    st.subheader("Model card")
+    try:
+        st.markdown(model_card(client.url, client))
+    except Exception as error:
+        show_error(error, timeout)
+
+
+def live_drift(report: DriftReport) -> None:
+    rolling = f"Last {report.rolling.minutes} minutes"
+    choice = st.radio("Window", [SINCE_START, rolling], horizontal=True, key="drift_window")
+    window: WindowDrift = report if choice == SINCE_START else report.rolling
+    customers, drifting, warned = st.columns(3)
+    customers.metric("Customers scored", f"{window.customers:,}")
+    everything = [*window.features.values(), window.score]
+    drifting.metric("In drift", sum(f.status == "drift" for f in everything))
+    warned.metric("Warn", sum(f.status == "warn" for f in everything))
+    st.caption(
+        f"Since {when(report.since)}, summed over {report.workers} worker process"
+        f"{'' if report.workers == 1 else 'es'}; refreshed when the page is. With fewer "
+        f"than {report.thresholds.min_customers} customers a window's PSI is too noisy to "
+        "judge (insufficient)."
+    )
+    if st.button("Refresh", key="drift_refresh"):
+        drift_report.clear()
+        st.rerun()
+    table = drift_table(window)
+    left, right = st.columns([3, 2])
+    left.altair_chart(drift_chart(table, report.thresholds), width="stretch")
+    right.dataframe(
+        table.style.map(_status_colour, subset=["status"]),
+        hide_index=True,
+        column_config={"psi": st.column_config.NumberColumn("PSI", format="%.3f")},
+    )
+    st.altair_chart(
+        distribution_chart(window.score, "Churn probability: now against training"),
+        width="stretch",
+    )
+    feature = st.selectbox("A feature's distribution", list(window.features), key="drift_feature")
+    if feature:
+        chosen = window.features[feature]
+        st.altair_chart(
+            distribution_chart(chosen, f"{feature}: now against training"), width="stretch"
+        )
+
+
+def drift_table(window: WindowDrift) -> pd.DataFrame:
+    rows = [*window.features.items(), ("score", window.score)]
+    return pd.DataFrame(
+        {
+            "feature": [name for name, _ in rows],
+            "psi": [result.psi for _, result in rows],
+            "status": [result.status for _, result in rows],
+        }
+    )
+
+
+def _status_colour(status: object) -> str:
+    colour = STATUS_COLOURS.get(str(status), STATUS_COLOURS["insufficient"])
+    return f"background-color: {colour}; color: white"
+
+
+def when(stamp: str) -> str:
+    """An ISO time from the service, as people read it."""
+    try:
+        moment = datetime.fromisoformat(stamp).astimezone(UTC)
+    except ValueError:
+        return stamp
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
