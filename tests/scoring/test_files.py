@@ -27,8 +27,11 @@ def predictor(trained: TrainingResult) -> ChurnPredictor:
     return ChurnPredictor(LoadedModel(pipeline, trained.metadata, "churn_model:test"))
 
 
+STAGES = ("churn-read-ahead", "churn-write-behind")
+
+
 def stage_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("churn-")]
+    return [t.name for t in threading.enumerate() if t.name in STAGES]
 
 
 def test_every_row_once_in_file_order_over_many_batches(
