@@ -146,7 +146,8 @@ def spark_errors() -> Iterator[None]:
         raise translated from None
 
 
-_RAISED_IN_WORKER = re.compile(r"^churn\.errors\.(\w+): (.+)$", re.MULTILINE)
+# A worker's traceback ends with the error's qualified name (churn.record.errors.X).
+_RAISED_IN_WORKER = re.compile(rf"^{re.escape(errors.__name__)}\.(\w+): (.+)$", re.MULTILINE)
 
 
 def translate(error: BaseException) -> ChurnError | None:
