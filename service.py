@@ -116,6 +116,7 @@ class ChurnService:
                 loaded.metadata,
                 profiling=settings.drift_profiling,
                 window_minutes=settings.drift_window_minutes,
+                bulk_threads=settings.bulk_threads,
             ),
         )
         # The worker's one batching queue for /v2/predict, the API's and the fast path's.

@@ -17,6 +17,7 @@ The service (`ServiceSettings`, read once at start-up):
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
 | CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (serving.edge) |
 | CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict first (serving.fastpath) |
+| CHURN_BULK_THREADS | 2 | XGBoost threads for 10,000 rows or more at once (files, bulk) |
 | CHURN_DRIFT_PROFILING | true | count scored customers into the live drift profile |
 | CHURN_DRIFT_WINDOW_MINUTES | 60 | the rolling window of /v2/drift (at most a week) |
 
@@ -79,6 +80,7 @@ class ServiceSettings(_FromEnvironment):
     max_rows: int = Field(2_000_000, ge=1)
     keepalive_requests: int = Field(100, ge=1)
     fast_path: bool = True
+    bulk_threads: int = Field(2, ge=1)
     drift_profiling: bool = True
     drift_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
 

@@ -227,8 +227,10 @@ class LiveProfile:
 class ProfilingScorer(Scorer):
     """A `Scorer` that counts every customer it scores into the live profile."""
 
-    def __init__(self, pipeline: Pipeline, threshold: float, live: LiveProfile) -> None:
-        super().__init__(pipeline, threshold)
+    def __init__(
+        self, pipeline: Pipeline, threshold: float, live: LiveProfile, *, bulk_threads: int = 1
+    ) -> None:
+        super().__init__(pipeline, threshold, bulk_threads=bulk_threads)
         self.live = live
 
     def probabilities(self, matrix: np.ndarray) -> np.ndarray:
@@ -239,18 +241,23 @@ class ProfilingScorer(Scorer):
 
 
 def scorer_for(
-    pipeline: Pipeline, metadata: ModelMetadata, *, profiling: bool, window_minutes: int
+    pipeline: Pipeline,
+    metadata: ModelMetadata,
+    *,
+    profiling: bool,
+    window_minutes: int,
+    bulk_threads: int = 1,
 ) -> Scorer:
     """The service's scorer: profiling (CHURN_DRIFT_PROFILING, over a rolling window of
     CHURN_DRIFT_WINDOW_MINUTES), unless turned off or the model has no profile."""
     if not profiling or not metadata.reference_profile:
-        return Scorer(pipeline, metadata.threshold)
+        return Scorer(pipeline, metadata.threshold, bulk_threads=bulk_threads)
     profile = reference_of(metadata)
     binner = Binner(profile, input_columns(pipeline))
     live = LiveProfile(profile, binner, shared_directory(), window_minutes)
     Flusher(live, metadata.model_version).start()
     atexit.register(live.flush)
-    return ProfilingScorer(pipeline, metadata.threshold, live)
+    return ProfilingScorer(pipeline, metadata.threshold, live, bulk_threads=bulk_threads)
 
 
 def live_report(scorer: Scorer, metadata: ModelMetadata) -> DriftReport:

@@ -7,7 +7,7 @@ from churn.model.artifact import load_verified
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.record.schema import Customer, CustomerFeatures
-from churn.scoring.scorer import Scorer
+from churn.scoring.scorer import BULK_BATCH, Scorer
 from tests.factories import make_customer
 
 
@@ -47,3 +47,15 @@ def test_bands_follow_the_threshold(scorer_and_pipeline: tuple[Scorer, object]) 
     t = scorer.threshold
     probabilities = np.array([t - 0.01, t, max(t, 0.5) - 1e-9, max(t, 0.5), 0.99])
     assert scorer.bands(probabilities).tolist() == ["low", "medium", "medium", "high", "high"]
+
+
+def test_a_bulk_batch_on_two_threads_scores_as_on_one(trained: TrainingResult) -> None:
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
+    one = Scorer(pipeline, trained.metadata.threshold)
+    two = Scorer(pipeline, trained.metadata.threshold, bulk_threads=2)
+    features = synthesize(BULK_BATCH + 500, seed=12)[list(CustomerFeatures.model_fields)]
+    matrix = one.matrix(features)
+    expected = pipeline.predict_proba(features)[:, 1]
+
+    np.testing.assert_array_equal(two.probabilities(matrix), one.probabilities(matrix))
+    np.testing.assert_allclose(two.probabilities(matrix), expected, atol=1e-6)
