@@ -259,7 +259,7 @@ async def measure_drift(app: App, args: argparse.Namespace) -> dict[str, Any]:
     states meet the same machine. Then the scorer alone, timed the same way."""
     import service
     from churn.record.schema import Customer
-    from churn.scoring import Scorer
+    from churn.scoring.scorer import Scorer
     from tests.factories import EXAMPLE_CUSTOMER
 
     scorer = service._current_predictor().scorer

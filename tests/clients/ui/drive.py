@@ -64,7 +64,8 @@ def notices(page: AppTest) -> str:
     return "\n".join(str(e.value) for e in [*page.error, *page.warning, *page.info])
 
 
-def charts(page: AppTest) -> list[Any]:
+def charts(page: AppTest | Any) -> list[Any]:
+    """The charts of the page, or of one of its tabs (`page.tabs[i]`)."""
     return list(page.get("vega_lite_chart"))
 
 

@@ -41,7 +41,11 @@ def test_the_form_is_the_published_schema(page_env: str) -> None:
     with ChurnClient(page_env) as client:
         info = client.model_info()
     schema = info.feature_schema
-    inputs = {str(w.key).removeprefix("feature_"): w for w in [*page.number_input, *page.selectbox]}
+    inputs = {
+        str(w.key).removeprefix("feature_"): w
+        for w in [*page.number_input, *page.selectbox]
+        if str(w.key).startswith("feature_")
+    }
     assert sorted(inputs) == sorted(spec["name"] for spec in schema)
     titles = {n: p["title"] for n, p in info.customer_json_schema["properties"].items()}
     for spec in schema:
@@ -71,7 +75,7 @@ def test_submitting_the_form_shows_the_risk_and_its_factors(page_env: str) -> No
     assert shown["Prediction"] == expected.prediction.prediction
     assert shown["Risk band"] == expected.prediction.risk_band
     assert page.subheader[0].value == f"Customer C-123: {expected.prediction.risk_band} risk"
-    (chart,) = charts(page)
+    (chart,) = charts(page.tabs[0])  # "One customer"
     assert chart_title(chart) == "What drives this customer's risk"
     drawn = chart_data(chart)
     features = [label.split(" = ")[0] for label in drawn["factor"]]
@@ -106,7 +110,8 @@ def test_batch_upload_summary_charts_table_and_download(page_env: str) -> None:
     assert shown["Rows rejected"] == "2"
     assert "2 rows were rejected" in notices(page)
 
-    rejected, ranked = page.dataframe[-2].value, page.dataframe[-1].value
+    batch = page.tabs[1]  # "A file of customers"
+    rejected, ranked = batch.dataframe[-2].value, batch.dataframe[-1].value
     assert rejected["row"].tolist() == [61, 62]
     assert rejected["CustomerId"].tolist() == ["15699998", "15699999"]  # from the file
     assert "Geography" in rejected["errors"].iloc[0]
@@ -121,7 +126,7 @@ def test_batch_upload_summary_charts_table_and_download(page_env: str) -> None:
     pairs = zip(ranked["CustomerId"], ranked["Geography"], strict=True)
     assert all(by_id[str(i)] == g for i, g in pairs)
 
-    distribution, rates = charts(page)
+    distribution, rates = charts(batch)
     assert chart_title(distribution) == "Risk distribution"
     assert chart_title(rates) == "Predicted churn rate by Geography"
     drawn = chart_data(rates)
