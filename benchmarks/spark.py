@@ -59,8 +59,12 @@ class Result:
     rows_per_second: float
     cpu_seconds: float  # of the whole process tree: steadier than wall time on a busy machine
     peak_mib: dict[str, float] = field(default_factory=dict)
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
     ok: bool = True
     note: str = ""
+
+    def cpu_split(self) -> str:
+        return ", ".join(f"{role} {seconds:.1f}" for role, seconds in self.cpu_by_role.items())
 
     def memory(self) -> str:
         parts = sorted(self.peak_mib.items(), key=lambda item: item[0] == "total")
@@ -99,7 +103,7 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root, self.classify = root, classify
         self.peaks: dict[str, float] = {}
-        self.cpu: dict[int, float] = {}  # last user + system seconds seen, per process
+        self.cpu: dict[int, tuple[str, float]] = {}  # role, last user + system seconds seen
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -115,13 +119,19 @@ class TreeSampler(threading.Thread):
                     role = self.classify(process, self.root)
                     totals[role] = totals.get(role, 0) + process.memory_info().rss / MIB
                     times = process.cpu_times()
-                    self.cpu[process.pid] = times.user + times.system
+                    self.cpu[process.pid] = role, times.user + times.system
                 except psutil.NoSuchProcess:
                     continue
             totals["total"] = sum(totals.values())
             for role, value in totals.items():
                 self.peaks[role] = max(self.peaks.get(role, 0), value)
             self.done.wait(0.1)
+
+    def cpu_by_role(self) -> dict[str, float]:
+        roles: dict[str, float] = {}
+        for role, seconds in self.cpu.values():
+            roles[role] = round(roles.get(role, 0) + seconds, 1)
+        return roles
 
 
 def spark_roles(process: psutil.Process, root: int) -> str:
@@ -134,7 +144,7 @@ def spark_roles(process: psutil.Process, root: int) -> str:
 
 def run(
     command: list[str], classify: Callable[[psutil.Process, int], str]
-) -> tuple[float, dict[str, float], str]:
+) -> tuple[float, dict[str, float], dict[str, float], str]:
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
@@ -150,7 +160,7 @@ def run(
             f"{' '.join(command[:4])} ... exited {process.returncode}: {err[-2000:]}"
         )
     peaks = {k: round(v, 1) for k, v in sampler.peaks.items()}
-    return seconds, round(sum(sampler.cpu.values()), 1), peaks, out.strip()
+    return seconds, sampler.cpu_by_role(), peaks, out.strip()
 
 
 FILE_SCORER = """
@@ -203,8 +213,9 @@ def measure(method: str, rows: int, kind: str, source: Path) -> Result:
     shutil.rmtree(out, ignore_errors=True)
     ok = counted == rows
     return Result(
-        method, rows, kind, round(seconds, 2), round(rows / seconds), cpu, peaks, ok, note
-    )
+        method, rows, kind, round(seconds, 2), round(rows / seconds),
+        round(sum(cpu.values()), 1), peaks, cpu, ok, note,
+    )  # fmt: skip
 
 
 def main() -> int:
@@ -235,7 +246,9 @@ def main() -> int:
 def _line(r: Result) -> str:
     return (
         f"{r.method:7} {r.format:8} {r.rows:>11,} rows  {r.seconds:8.1f} s  "
-        f"{r.rows_per_second:>9,} rows/s  CPU {r.cpu_seconds:7.1f} s  peak MiB: {r.memory()}"
+        f"{r.rows_per_second:>9,} rows/s  CPU {r.cpu_seconds:7.1f} s"
+        + (f" ({r.cpu_split()})" if len(r.cpu_by_role) > 1 else "")
+        + f"  peak MiB: {r.memory()}"
         + (f"  ({r.note})" if r.note else "")
         + ("" if r.ok else "  ROWS MISSING")
     )

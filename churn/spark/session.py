@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
 LOG_LEVELS = ("off", "error", "warn", "info")
+# In local mode one JVM is the driver and the executor, and lives as long as the job.
+# Measured on 1M rows (benchmarks/README.md): C2's compiling and G1's concurrent work
+# were a third of its CPU, which C1's code and the parallel collector do not pay back.
+LOCAL_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC")
 _LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 JAVA_HINT = (
     "Spark needs Java 17 or newer: install it (Debian: apt-get install default-jre-headless) "
@@ -118,18 +122,27 @@ def start(
     if chosen.startswith("local"):
         # No lookup of this host's name, which can take seconds where DNS is slow.
         defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
+        defaults["spark.driver.extraJavaOptions"] += " " + " ".join(LOCAL_JVM)
     builder = SparkSession.builder
     for key, value in defaults.items():
         if (master is not None and key == "spark.master") or not submitted.contains(key):
             builder = builder.config(key, value)
     for key, value in (conf or {}).items():
         if key == "spark.driver.extraJavaOptions":  # as well as this package's, not instead
-            value = f"{defaults[key]} {value}"
+            value = f"{_without_collector(defaults[key], value)} {value}"
         builder = builder.config(key, value)
     with quiet_pyspark(), spark_errors():
         session = builder.getOrCreate()
     session.sparkContext.setLogLevel(log_level.upper())
     return session
+
+
+def _without_collector(ours: str, theirs: str) -> str:
+    """Our JVM options, less our collector if theirs names one (the JVM refuses two)."""
+    collector = re.compile(r"-XX:\+Use\w*GC")
+    if not any(collector.fullmatch(option) for option in theirs.split()):
+        return ours
+    return " ".join(option for option in ours.split() if not collector.fullmatch(option))
 
 
 @contextmanager
@@ -146,7 +159,6 @@ def spark_errors() -> Iterator[None]:
         raise translated from None
 
 
-# A worker's traceback ends with the error's qualified name (churn.record.errors.X).
 _RAISED_IN_WORKER = re.compile(rf"^{re.escape(errors.__name__)}\.(\w+): (.+)$", re.MULTILINE)
 
 

@@ -15,6 +15,8 @@ from tests.spark.cluster import standalone
 from tests.spark.conftest import REJECTED_ROWS, ROWS_IN, TEST_JVM
 
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+# spark-submit finds Spark through the `python3` on PATH: the environment's, as when active.
+ACTIVE_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 
 
 @pytest.mark.slow
@@ -52,7 +54,8 @@ def test_score_and_call_list_on_a_standalone_cluster(
             [SPARK_SUBMIT, "--master", cluster.url, *spark,
              "--conf", f"spark.pyspark.driver.python={sys.executable}",
              str(ROOT / "churn" / "spark" / "submit.py"), "call-list", str(out), "--top", "3"],
-            capture_output=True, text=True, env={**os.environ, **env}, timeout=600, check=False,
+            capture_output=True, text=True, env={**os.environ, **env, "PATH": ACTIVE_PATH},
+            timeout=600, check=False,
         )  # fmt: skip
         assert listed.returncode == 0, listed.stderr
         executors = list((tmp_path / "cluster" / "work").glob("app-*/*/stderr"))
