@@ -36,9 +36,10 @@ from churn.serving.bentoml_internals import replace_bentoml_timeout
 from churn.serving.edge import Guard
 from churn.serving.fastpath import FastPath
 from churn.serving.logs import configure_logging, flush_logs
+from churn.serving.negotiation import JSON
 from churn.serving.openapi import openapi_document
 from churn.serving.responses import error_response
-from churn.serving.routes import JSON, PredictionsAnswer
+from churn.serving.routes import PredictionsAnswer
 from churn.settings import ServiceSettings
 
 T = TypeVar("T")

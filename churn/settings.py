@@ -139,5 +139,5 @@ def _named(error: ValidationError) -> ConfigurationError:
         word = "at least" if detail["type"] == "greater_than_equal" else "more than"
         return ConfigurationError(f"{name} must be {word} {bound}, not {value}.")
     says = _SAYS.get(detail["type"], f"is not valid: {detail['msg']}.")
-    shown = "(hidden)" if name.endswith("_KEY") or name.endswith("_KEYS") else repr(value)
+    shown = "(hidden)" if name.endswith(("_KEY", "_KEYS")) else repr(value)
     return ConfigurationError(f"{name}={shown} {says}")

@@ -199,9 +199,8 @@ class ChurnClient:
         return ServiceUnavailable(f"The churn service at {self.url} failed: {error}")
 
     def _probe(self, route: str) -> bool:
-        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
         try:
-            response = httpx.get(self.url + route, timeout=min(self._timeout, 5), headers=headers)
+            response = self._http.get(route, timeout=min(self._timeout, 5))
         except httpx.HTTPError:
             return False
         return response.status_code == 200

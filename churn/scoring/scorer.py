@@ -48,8 +48,9 @@ class Scorer:
         # One thread per call: a server worker owns one core, and OpenMP's start-up cost
         # for a one-row request is larger than the prediction itself.
         self._booster.set_param({"nthread": 1})
-        # A big batch is worth a second core when one is idle: 1,000,000 rows scored in
-        # 0.39-0.44 s instead of 0.68-0.74 s on 2 cores (benchmarks/README.md).
+        # A big batch alone (a bulk request) is worth a second core when one is idle:
+        # 1,000,000 rows scored in 0.39-0.44 s instead of 0.68-0.74 s on 2 cores. A file
+        # gains nothing measurable: its reading and writing threads hold that core.
         self._bulk_booster = self._booster
         if bulk_threads > 1:
             self._bulk_booster = self._booster.copy()

@@ -19,10 +19,9 @@ from churn.record.outcome import LegacyBatchLabel
 from churn.record.schema import CustomerFeatures
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving import routes
-from churn.serving.negotiation import FORMAT_SCHEMA, NEGOTIATION
+from churn.serving.negotiation import FORMAT_SCHEMA, JSON, NEGOTIATION
 from churn.serving.openapi import error_answers, upload_body
 from churn.serving.responses import error_response
-from churn.serving.routes import JSON
 
 
 def service_app(

@@ -71,7 +71,6 @@ class Guard:
             metrics_require_key=metrics_require_key,
             json_only_paths=json_only_paths,
         )
-        self.json_only_paths = json_only_paths
         self.close_chance = 1 / keepalive_requests
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -118,7 +117,7 @@ class Guard:
             refusal = self.admission.refusal(scope["path"], headers)
             if refusal is not None:
                 await send_error(send_with_id, refusal)
-            elif scope["path"] in self.json_only_paths:
+            elif scope["path"] in self.admission.json_only_paths:
                 await self.app(scope, receive, json_answers_whole(send_in_our_shape))
             else:
                 await self.app(scope, receive, send_in_our_shape)

@@ -27,7 +27,7 @@ from churn.scoring.predictor import ChurnPredictor
 from churn.serving import routes
 from churn.serving.asgi import App, Message, Receive, Scope, Send
 from churn.serving.batching import Batcher
-from churn.serving.responses import error_response, validation_error
+from churn.serving.responses import API_BODY, error_response, validation_error
 
 _JSON_HEADER = (b"content-type", b"application/json")
 Answer = Callable[[bytes], Awaitable[bytes]]
@@ -90,7 +90,7 @@ class FastPath:
             ).customers  # type: ignore[attr-defined]
         except ValidationError as error:
             details = error.errors(include_url=False, include_input=False)
-            raise validation_error(details, "a JSON request") from None
+            raise validation_error(details, API_BODY) from None
         return await routes.predict(self.batcher(), customers)
 
 

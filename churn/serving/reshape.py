@@ -11,7 +11,7 @@ import json
 from churn.record.errors import ChurnError, MethodNotAllowed, NotFound
 from churn.serving.asgi import Message, Scope, Send
 from churn.serving.paths import shortened
-from churn.serving.responses import send_error, validation_error
+from churn.serving.responses import API_BODY, send_error, validation_error
 
 ROUTING_STATUSES = frozenset({NotFound.status_code, MethodNotAllowed.status_code})
 
@@ -70,7 +70,7 @@ def _as_invalid_input(body: bytes) -> ChurnError | None:
     if not isinstance(answer, dict) or not isinstance(answer.get("detail"), list):
         return None
     return validation_error(
-        (detail for detail in answer["detail"] if isinstance(detail, dict)), "a JSON request"
+        (detail for detail in answer["detail"] if isinstance(detail, dict)), API_BODY
     )
 
 

@@ -21,6 +21,11 @@ def error_response(error: ChurnError) -> JSONResponse:
     return JSONResponse(error.as_json(), status_code=error.status_code, headers=error.headers())
 
 
+# What BentoML's JSON APIs expect, in their schema errors: the fast dispatch and the edge
+# (which reshapes BentoML's own) say the same.
+API_BODY = "a JSON request"
+
+
 def validation_error(details: Iterable[Mapping[str, Any]], expected: str) -> ChurnError:
     """Pydantic's error details (ours, or BentoML's) as one error for the client.
 

@@ -13,9 +13,8 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import anyio
 import bentoml
@@ -31,12 +30,9 @@ from churn.record.schema import Customer, CustomerFeatures
 from churn.scoring.files import flask_json_bytes, score_file, score_legacy_file
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving.batching import Batcher
-from churn.serving.negotiation import negotiated_format
+from churn.serving.negotiation import JSON, negotiated_format
 from churn.serving.responses import validation_error
 from churn.serving.uploads import COPY_CHUNK, save_upload
-
-JSON = "application/json"
-
 
 _PREDICTIONS = TypeAdapter(list[Prediction])
 
@@ -51,19 +47,15 @@ LEGACY_ANSWERS = {
 }
 
 
-# BentoML's own answer for a list validates the list into a model again, dumps it to
-# Python objects and then to JSON, and sends it in three messages with no length. This
-# one serializes once and sends the body with its length: about a tenth of a
-# `/v2/predict` request's time in the app (benchmarks/README.md). BentoML's lazy
-# top-level module gives mypy no type for `bentoml.IODescriptor`.
+# `/v2/predict`'s answer as the OpenAPI document states it. The API method itself answers
+# with `predict`'s bytes below: serialized once and sent with their length, where
+# BentoML's own path for a list validates it again, dumps it twice and sends it in three
+# messages (a tenth of a request's time, benchmarks/README.md). BentoML's lazy top-level
+# module gives mypy no type for `bentoml.IODescriptor`.
 class PredictionsAnswer(bentoml.IODescriptor, RootModel[list[Prediction]]):  # type: ignore[misc]
     """One prediction per customer sent, in the order sent."""
 
     media_type: ClassVar[str | None] = JSON
-
-    @classmethod
-    async def to_http_response(cls, obj: Any, serde: Any) -> Response:
-        return Response(predictions_json(obj), media_type=JSON)
 
 
 def parse_customer(body: bytes) -> CustomerFeatures:
@@ -81,12 +73,12 @@ def legacy_customer(predictor: ChurnPredictor, body: bytes) -> bytes:
     return LEGACY_ANSWERS[predictor.is_churn(parse_customer(body))]
 
 
-async def predict(batcher: Batcher, customers: Sequence[Customer]) -> bytes:
+async def predict(batcher: Batcher, customers: list[Customer]) -> bytes:
     """`POST /v2/predict`: each customer's probability, label, band and model version.
 
     Raises `Overloaded` (503) when batching sheds the request.
     """
-    return predictions_json(await batcher(list(customers)))
+    return predictions_json(await batcher(customers))
 
 
 def explain(predictor: ChurnPredictor, customer: Customer) -> Explanation:

@@ -123,7 +123,7 @@ def test_the_files_hold_counts_and_nothing_of_the_customers(
 
 
 def test_the_service_scorer_profiles_unless_turned_off(
-    trained: TrainingResult, monkeypatch: pytest.MonkeyPatch
+    trained: TrainingResult,
 ) -> None:
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
 
