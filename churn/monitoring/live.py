@@ -138,7 +138,7 @@ class LiveProfile:
                 if self._waiting == PENDING_ROWS:
                     self._count_pending()
             return
-        counts = np.bincount(binner.indices(matrix, scores), minlength=binner.width)
+        counts = binner.counts(matrix, scores)
         with self._lock:
             current = self._slot()
             current += counts
@@ -233,8 +233,8 @@ class ProfilingScorer(Scorer):
         super().__init__(pipeline, threshold, bulk_threads=bulk_threads)
         self.live = live
 
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
-        scores = super().probabilities(matrix)
+    def probabilities(self, matrix: np.ndarray, *, bulk: bool = True) -> np.ndarray:
+        scores = super().probabilities(matrix, bulk=bulk)
         if len(scores):
             self.live.observe(matrix, scores)
         return scores

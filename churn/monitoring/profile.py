@@ -12,12 +12,16 @@ all use it, on the same float32 values, so that the same customers give the same
 counts everywhere. Each column's values are shifted into a range of their own so that
 one `searchsorted` over all columns' edges bins a whole row at once; a sentinel after
 each column's edges makes the position found the bin's index in the flat count array.
+Many rows are binned column by column, on the same shifted values; a whole-valued
+column (the flags, Tenure, Age, ...) by counting each of its few values once and adding
+those counts to the bins the search gives each value, about a fifth of the search's cost.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -126,6 +130,13 @@ class Binner:
         self.columns = len(column_edges)  # the score, and the matrix's
         self.edges = np.asarray(edges, dtype=np.float64)
         self.shift = np.arange(self.columns, dtype=np.float64) * SPAN
+        self._column_bins = [
+            _ColumnBins.of(self.edges[start:stop], float(shift), _whole_values(name))
+            for start, stop, shift, name in zip(
+                starts, [*starts[1:], self.width], self.shift, [None, *columns], strict=True
+            )
+        ]
+        self._starts = starts
         self._customers = slice(starts[0], starts[1])
         self._gather = {profile.score.name: np.arange(starts[0], starts[1], dtype=np.intp)}
         start_of = dict(zip(columns, starts[1:], strict=True))
@@ -138,16 +149,14 @@ class Binner:
                 where = list(range(first, first + len(bins.edges) + 1))
             self._gather[bins.name] = np.asarray(where, dtype=np.intp)
 
-    def indices(self, matrix: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        """The flat count array's index for each score and every value of every row."""
-        values = np.empty((len(matrix), self.columns), dtype=np.float64)
-        values[:, 0] = scores
-        values[:, 1:] = matrix
-        values += self.shift
-        return np.searchsorted(self.edges, values.ravel(), side="right")
-
     def counts(self, matrix: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        return np.bincount(self.indices(matrix, scores), minlength=self.width)
+        """The flat count array of the rows of the model's input matrix and their scores."""
+        counts = np.zeros(self.width, dtype=np.int64)
+        for start, bins, values in zip(
+            self._starts, self._column_bins, (scores, *matrix.T), strict=True
+        ):
+            counts[start : start + len(bins.edges)] += bins.count(values)
+        return counts
 
     def customers(self, counts: np.ndarray) -> int:
         """How many customers the counts hold: every customer is in one bin of each column."""
@@ -156,6 +165,54 @@ class Binner:
     def split(self, counts: np.ndarray) -> dict[str, np.ndarray]:
         """The flat counts as each feature's (and the score's) bins, in the profile's order."""
         return {name: counts[where] for name, where in self._gather.items()}
+
+
+@dataclass(frozen=True)
+class _ColumnBins:
+    """One column's shifted edges (its sentinel last), and for a whole-valued column the
+    bin of each of its values, found by the same search on the same shifted values."""
+
+    edges: np.ndarray
+    shift: float
+    lowest: int = 0
+    bin_of_value: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, edges: np.ndarray, shift: float, whole: tuple[int, int] | None) -> _ColumnBins:
+        if whole is None:
+            return cls(edges, shift)
+        lowest, highest = whole
+        values = np.arange(lowest, highest + 1, dtype=np.float64) + shift
+        return cls(edges, shift, lowest, np.searchsorted(edges, values, side="right"))
+
+    def count(self, values: np.ndarray) -> np.ndarray:
+        """How many values fall in each of this column's bins."""
+        if self.bin_of_value is not None and len(values):
+            whole = values.astype(np.int64) - self.lowest
+            if (
+                whole.min() >= 0
+                and whole.max() < len(self.bin_of_value)
+                and np.array_equal(whole + self.lowest, values)
+            ):
+                per_value = np.bincount(whole, minlength=len(self.bin_of_value))
+                return np.bincount(
+                    self.bin_of_value, weights=per_value, minlength=len(self.edges)
+                ).astype(np.int64)
+        positions = np.searchsorted(self.edges, values.astype(np.float64) + self.shift, "right")
+        return np.bincount(positions, minlength=len(self.edges))
+
+
+def _whole_values(column: str | None) -> tuple[int, int] | None:
+    """The range of a column that holds whole numbers only: an integer feature or a
+    one-hot category column; None for the score and decimal features."""
+    if column is None:
+        return None
+    spec = SPECS_BY_NAME.get(column)
+    if spec is None:
+        return (0, 1)  # Geography_France, ...: one-hot
+    if spec.kind == "integer" and spec.minimum is not None and spec.maximum is not None:
+        return int(spec.minimum), int(spec.maximum)
+    return None
 
 
 def _edges_of_column(profile: ReferenceProfile, column: str) -> list[float]:

@@ -170,7 +170,7 @@ def score_file(
     file takes about the time of its slowest stage, not of all three.
     """
     rows_in = scored = rejected = churners = 0
-    ids: list[pa.Array] = []
+    duplicates = DuplicateIds()
     with out.open("w", encoding="utf-8", newline="") as handle:
         writer: _CsvResults | _JsonResults = (
             _CsvResults(handle) if output_format == "csv" else _JsonResults(handle)
@@ -178,6 +178,7 @@ def score_file(
 
         def write(batch: CustomerBatch, probabilities: np.ndarray) -> None:
             writer.write(_results_table(predictor, batch, probabilities))
+            duplicates.add(batch.ids)
 
         with _behind(write) as write_behind:
             scorer = predictor.scorer
@@ -186,11 +187,13 @@ def score_file(
             for batch, matrix in _ahead((b, scorer.matrix(b.features)) for b in batches):
                 rows_in += batch.row_count
                 _check_rows(rows_in, max_rows)
-                probabilities = scorer.probabilities(matrix)
+                # The reading and writing threads keep the second core busy: XGBoost on
+                # one thread here is faster than on two (1M rows, notebook layout, with
+                # profiling: 1.43 s against 1.62 s).
+                probabilities = scorer.probabilities(matrix, bulk=False)
                 scored += len(probabilities)
                 rejected += len(batch.rejected_rows)
                 churners += int(predictor.scorer.labels(probabilities).sum())
-                ids.append(batch.ids)
                 write_behind(batch, probabilities)
         if rows_in == 0:
             raise InvalidInput(_NO_ROWS)
@@ -199,7 +202,7 @@ def score_file(
             rows_scored=scored,
             rows_rejected=rejected,
             predicted_churn=churners,
-            duplicate_ids=_duplicates(pa.chunked_array(ids, type=pa.string())),
+            duplicate_ids=duplicates.count(),
             model_version=predictor.version,
         )
         writer.close(summary)
@@ -209,10 +212,49 @@ def score_file(
     return summary
 
 
-def _duplicates(ids: pa.ChunkedArray) -> int:
-    """How many ids repeat one seen before (each id after its first time)."""
-    present = ids.drop_null()
-    return len(present) - len(pc.unique(present))
+class DuplicateIds:
+    """How many ids repeat one seen before (each id after its first time), batch by batch.
+
+    Ids are text: `007` and `7` are two customers. Most banks' ids are plain integers,
+    though, and those are counted as int64 by sorting, which costs a tenth of hashing the
+    text (1M ids: 0.015 s against 0.09-0.17 s, and most of it here, batch by batch, not
+    after the last). An id written any other way (`007`, `+7`, `A-7`) sends the whole
+    file to the text count.
+    """
+
+    def __init__(self) -> None:
+        self._text: list[pa.Array] = []
+        self._numbers: list[np.ndarray] | None = []
+
+    def add(self, ids: pa.Array) -> None:
+        present = ids.drop_null()
+        self._text.append(present)
+        if self._numbers is not None:
+            numbers = _canonical_integers(present)
+            if numbers is None:
+                self._numbers = None
+            else:
+                self._numbers.append(np.sort(numbers))
+
+    def count(self) -> int:
+        if self._numbers is not None:
+            # Each batch is sorted already: NumPy's stable sort (timsort) merges the runs.
+            runs = np.concatenate([np.empty(0, np.int64), *self._numbers])
+            numbers = np.sort(runs, kind="stable")
+            return int(np.count_nonzero(numbers[1:] == numbers[:-1]))
+        present = pa.chunked_array(self._text, type=pa.string())
+        return len(present) - len(pc.unique(present))
+
+
+def _canonical_integers(ids: pa.Array) -> np.ndarray | None:
+    """The ids as int64 when every one is an integer written as Python writes it."""
+    try:
+        numbers = pc.cast(ids, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pc.all(pc.equal(pc.cast(numbers, pa.string()), ids)).as_py() is False:
+        return None
+    return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
 T = TypeVar("T")

@@ -27,7 +27,7 @@ from churn.scoring.trees import TreeEnsemble
 
 # Up to this many rows NumPy's tree walk beats XGBoost's fixed cost per call.
 SMALL_BATCH = 64
-# From this many rows (a file's batch, a bulk request) XGBoost may use `bulk_threads`.
+# From this many rows (a bulk request) XGBoost may use `bulk_threads`.
 BULK_BATCH = 10_000
 
 
@@ -50,7 +50,7 @@ class Scorer:
         self._booster.set_param({"nthread": 1})
         # A big batch alone (a bulk request) is worth a second core when one is idle:
         # 1,000,000 rows scored in 0.39-0.44 s instead of 0.68-0.74 s on 2 cores. A file
-        # gains nothing measurable: its reading and writing threads hold that core.
+        # loses by it: its reading and writing threads hold that core (`bulk=False`).
         self._bulk_booster = self._booster
         if bulk_threads > 1:
             self._bulk_booster = self._booster.copy()
@@ -84,12 +84,13 @@ class Scorer:
             dtype=np.float32,
         ).reshape(len(customers), len(self._columns))
 
-    def probabilities(self, matrix: np.ndarray) -> np.ndarray:
+    def probabilities(self, matrix: np.ndarray, *, bulk: bool = True) -> np.ndarray:
+        """`bulk=False`: other stages of the same request hold the other cores."""
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
         if len(matrix) <= SMALL_BATCH:
             return self._trees.probabilities(matrix)
-        booster = self._bulk_booster if len(matrix) >= BULK_BATCH else self._booster
+        booster = self._bulk_booster if bulk and len(matrix) >= BULK_BATCH else self._booster
         return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
 
     def score_frame(self, features: pd.DataFrame) -> np.ndarray:

@@ -9,7 +9,7 @@ import pytest
 from churn.model.artifact import load_verified
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
-from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
+from churn.monitoring.profile import SPAN, Binner, ReferenceProfile, input_columns
 from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
 from churn.scoring.scorer import Scorer
 
@@ -101,3 +101,35 @@ def test_one_row_at_a_time_gives_the_same_counts(
     binner = Binner(profile, columns)
     one_by_one = sum(binner.counts(matrix[i : i + 1], scores[i : i + 1]) for i in range(200))
     np.testing.assert_array_equal(one_by_one, binner.counts(matrix, scores))
+
+
+def test_many_rows_bin_as_a_single_customer_does_at_and_around_every_edge(
+    profile: ReferenceProfile, scorer_and_columns: tuple[Scorer, list[str]]
+) -> None:
+    """Many rows are binned column by column (whole-valued columns by counting values);
+    a single customer's row by one search over every column's shifted edges
+    (`LiveProfile.observe`). The two must agree, also on values at an edge or one float
+    step either side of it, and on whole-valued columns given values that are not."""
+    scorer, columns = scorer_and_columns
+    binner = Binner(profile, columns)
+    matrix = scorer.matrix(customers(3000, seed=33))
+    scores = scorer.probabilities(matrix)
+    rng = np.random.default_rng(34)
+    values = np.column_stack([scores, matrix])
+    for column in range(binner.columns):
+        own = binner.edges[
+            (binner.edges >= binner.shift[column])
+            & (binner.edges < binner.shift[column] + SPAN / 2)
+        ]
+        edges = own - binner.shift[column]
+        near = np.concatenate([edges, np.nextafter(edges, -np.inf), np.nextafter(edges, np.inf)])
+        if column:  # the matrix is float32: its values are float32 values
+            near = near.astype(np.float32).astype(np.float64)
+        near = near[(near >= 0) & (near < SPAN / 2)]
+        values[rng.integers(0, len(values), 600), column] = rng.choice(near, 600)
+    one_search = np.bincount(
+        np.searchsorted(binner.edges, (values + binner.shift).ravel(), side="right"),
+        minlength=binner.width,
+    )
+    by_column = binner.counts(values[:, 1:].astype(np.float32), values[:, 0])
+    np.testing.assert_array_equal(by_column, one_search)

@@ -8,13 +8,14 @@ import threading
 from collections.abc import Callable, Generator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from churn.model.artifact import load_verified
 from churn.model.store import LoadedModel
 from churn.model.training import TrainingResult
 from churn.record.errors import PayloadTooLarge
-from churn.scoring.files import _ahead, _behind, score_file
+from churn.scoring.files import DuplicateIds, _ahead, _behind, score_file
 from churn.scoring.predictor import ChurnPredictor
 from tests.factories import BANK_COLUMNS, bank_row
 
@@ -97,3 +98,28 @@ def test_write_behind_makes_every_call_and_hands_on_its_error() -> None:
     with pytest.raises(OSError, match="disk full"):
         hand_over_all()
     assert stage_threads() == []
+
+
+@pytest.mark.parametrize(
+    ("batches", "duplicates"),
+    [
+        ([["1", "2", "3"], ["4", "2", "1"]], 2),  # across batches
+        ([["15574012", "9", "10"], ["100", None, None]], 0),  # no id is no duplicate
+        ([["-5", "5"], ["-5"]], 1),
+        ([["7", "007"], ["7"]], 1),  # written differently: other customers
+        ([["+7"], ["7", "+7"]], 1),
+        ([["7", "A-7"], ["a-7", "A-7"]], 1),  # some ids are text: the whole file by text
+        ([["9223372036854775807"], ["9223372036854775808", "9223372036854775808"]], 1),
+        ([["1.0", "1"], ["1e0"]], 0),
+        ([[], ["3", "3"]], 1),
+    ],
+)
+def test_duplicate_ids_are_counted_as_text_whether_or_not_they_are_numbers(
+    batches: list[list[str | None]], duplicates: int
+) -> None:
+    counter = DuplicateIds()
+    for ids in batches:
+        counter.add(pa.array(ids, type=pa.string()))
+    assert counter.count() == duplicates
+    every = [i for ids in batches for i in ids if i is not None]
+    assert duplicates == len(every) - len(set(every))
