@@ -5,11 +5,12 @@
 Each stage runs alone over the whole file, one after the other, with the service's own
 code: receiving the upload (the route's multipart reader, fed the body in 64 KB
 messages, as uvicorn hands it over), the quote check, parsing (Arrow, cells as text),
-validating, scoring (the model's input matrix and XGBoost), writing (the results table
-and its CSV). Then `score_file` as the route runs it, its stages overlapped in three
-threads. Wall and CPU seconds of this process, the best of `--rounds`; on a shared
-machine, read the CPU. What HTTP adds (uvicorn, the middlewares, sending the answer)
-is the difference to the upload's end-to-end time in `benchmarks.run`.
+validating, scoring (the model's input matrix and XGBoost), counting the customers into
+the drift profile, writing (the results table, its CSV, the duplicate ids' count). Then
+`score_file` as the route runs it, its stages overlapped in three threads. Wall and CPU
+seconds of this process, the best of `--rounds`; on a shared machine, read the CPU. What
+HTTP adds (uvicorn, the middlewares, sending the answer) is the difference to the
+upload's end-to-end time in `benchmarks.run`.
 """
 
 from __future__ import annotations
@@ -28,10 +29,12 @@ from starlette.requests import Request
 from benchmarks.run import LAYOUTS, MODEL, layout_csv
 from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for
 from churn.model.store import LoadedModel
+from churn.monitoring.live import scorer_for
 from churn.record import csvio
 from churn.scoring import files
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving.uploads import save_upload
+from churn.settings import ServiceSettings
 
 T = TypeVar("T")
 MESSAGE_BYTES = 64 * 1024
@@ -69,9 +72,19 @@ class Clock:
 
 
 def predictor() -> ChurnPredictor:
+    """The service's predictor, as `service.py` builds it with the default settings:
+    drift profiling on (outside `bentoml serve` its counts go to a scratch directory)."""
     metadata = ModelMetadata.read(metadata_path_for(MODEL))
     pipeline = load_verified(MODEL, metadata.artifact_sha256)
-    return ChurnPredictor(LoadedModel(pipeline, metadata, "churn_model:bundled"))
+    settings = ServiceSettings()
+    scorer = scorer_for(
+        pipeline,
+        metadata,
+        profiling=settings.drift_profiling,
+        window_minutes=settings.drift_window_minutes,
+        bulk_threads=settings.bulk_threads,
+    )
+    return ChurnPredictor(LoadedModel(pipeline, metadata, "churn_model:bundled"), scorer)
 
 
 def multipart_body(path: Path) -> bytes:
@@ -123,8 +136,21 @@ def profile(path: Path, rounds: int) -> dict[str, Figure]:
             for raw in raws:
                 batches.append(clock.time("validate", csvio.validate_raw, raw, first_row=first))
                 first += batches[-1].row_count
-            score = model.scorer.score_frame
-            scores = [clock.time("score: matrix and XGBoost", score, b.features) for b in batches]
+            scorer = model.scorer
+            scores = []
+            for each in batches:
+                matrix = clock.time("score: the model's input matrix", scorer.matrix, each.features)
+                scores.append(
+                    clock.time(
+                        "score: XGBoost",
+                        scorer.probabilities,
+                        matrix,
+                        bulk=False,
+                        observe=False,
+                    )
+                )
+                clock.time("drift profile: counting", scorer.observe, matrix, scores[-1])
+            duplicates = files.DuplicateIds()
             with out.open("w", encoding="utf-8", newline="") as handle:
                 writer = files._CsvResults(handle)
                 for each, probabilities in zip(batches, scores, strict=True):
@@ -132,6 +158,8 @@ def profile(path: Path, rounds: int) -> dict[str, Figure]:
                         "write: results table", files._results_table, model, each, probabilities
                     )
                     clock.time("write: CSV", writer.write, table)
+                    clock.time("write: duplicate ids", duplicates.add, each.ids)
+            clock.time("write: duplicate ids", duplicates.count)
             clock.time(
                 "score_file, stages overlapped (the route)", files.score_file, model, path, out
             )

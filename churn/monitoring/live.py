@@ -233,11 +233,9 @@ class ProfilingScorer(Scorer):
         super().__init__(pipeline, threshold, bulk_threads=bulk_threads)
         self.live = live
 
-    def probabilities(self, matrix: np.ndarray, *, bulk: bool = True) -> np.ndarray:
-        scores = super().probabilities(matrix, bulk=bulk)
+    def observe(self, matrix: np.ndarray, scores: np.ndarray) -> None:
         if len(scores):
             self.live.observe(matrix, scores)
-        return scores
 
 
 def scorer_for(

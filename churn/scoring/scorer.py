@@ -84,8 +84,25 @@ class Scorer:
             dtype=np.float32,
         ).reshape(len(customers), len(self._columns))
 
-    def probabilities(self, matrix: np.ndarray, *, bulk: bool = True) -> np.ndarray:
-        """`bulk=False`: other stages of the same request hold the other cores."""
+    def probabilities(
+        self, matrix: np.ndarray, *, bulk: bool = True, observe: bool = True
+    ) -> np.ndarray:
+        """Churn probabilities of the rows of the model's input matrix.
+
+        `bulk=False`: other stages of the same request hold the other cores.
+        `observe=False`: the caller hands the scores to `observe` itself, in another
+        thread (a file's writing thread), off the scoring thread.
+        """
+        scores = self._probabilities(matrix, bulk)
+        if observe:
+            self.observe(matrix, scores)
+        return scores
+
+    def observe(self, matrix: np.ndarray, scores: np.ndarray) -> None:
+        """Customers just scored: nothing to do here; a scorer that profiles drift counts
+        them (`churn.monitoring.live`)."""
+
+    def _probabilities(self, matrix: np.ndarray, bulk: bool) -> np.ndarray:
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
         if len(matrix) <= SMALL_BATCH:
