@@ -17,7 +17,7 @@ The service (`ServiceSettings`, read once at start-up):
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
 | CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (serving.edge) |
 | CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict first (serving.fastpath) |
-| CHURN_BULK_THREADS | 2 | XGBoost threads for 10,000 rows or more at once (files, bulk) |
+| CHURN_BULK_THREADS | 2 | XGBoost threads for 10,000 customers or more in one request (not files) |
 | CHURN_DRIFT_PROFILING | true | count scored customers into the live drift profile |
 | CHURN_DRIFT_WINDOW_MINUTES | 60 | the rolling window of /v2/drift (at most a week) |
 
