@@ -43,13 +43,13 @@ class CallList:
     summary: BatchSummary
 
 
-def read_summary(spark: SparkSession, directory: str) -> BatchSummary:
-    if not io.exists(spark, f"{directory}/summary.json"):
+def read_summary(directory: str) -> BatchSummary:
+    if not io.exists(io.child(directory, "summary.json")):
         raise BadRequest(
             f"{directory} has no summary.json: score a book into it with `churn batch score` "
             "first (a run that did not finish writes none)."
         )
-    return BatchSummary.model_validate_json(io.read_bytes(spark, f"{directory}/summary.json"))
+    return BatchSummary.model_validate_json(io.read_bytes(io.child(directory, "summary.json")))
 
 
 def build_call_list(
@@ -61,7 +61,7 @@ def build_call_list(
     out: str | None = None,
 ) -> CallList:
     with spark_errors(), quiet_pyspark():
-        summary = read_summary(spark, directory)
+        summary = read_summary(directory)
         recorded = summary.model
         model = resolve(recorded.source)
         if model.ref.sha256 != recorded.sha256:
@@ -76,7 +76,7 @@ def build_call_list(
         target = out or f"{directory}/call-list.csv"
         buffer = stdio.BytesIO()
         pacsv.write_csv(table, buffer)
-        io.write_bytes(spark, target, buffer.getvalue())
+        io.write_bytes(target, buffer.getvalue())
     return CallList(table, target, summary)
 
 
