@@ -125,6 +125,8 @@ def start(
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
         "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
+        # Python workers forked with the scoring modules already imported.
+        "spark.python.daemon.module": "churn.spark.daemon",
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={_LOG_CONFIG.as_uri()} -Dchurn.spark.log={log_level}"
         ),
