@@ -254,16 +254,6 @@ def delete(uri: str) -> None:
             system.delete_file(path)
 
 
-def delete_if_empty(uri: str) -> None:
-    system, path = locate(uri)
-    with _errors(uri):
-        info = system.get_file_info(path)
-        if info.type == pafs.FileType.Directory and not system.get_file_info(
-            pafs.FileSelector(path)
-        ):
-            system.delete_dir(path)
-
-
 def _parent(path: str) -> str:
     return path.rsplit("/", 1)[0] if "/" in path.strip("/") else path
 

@@ -79,6 +79,10 @@ REJECTED_SCHEMA = pa.schema(
 SCORED_COLUMNS = tuple(SCORED_SCHEMA.names)
 _SCORED_AT = SCORED_SCHEMA.field("scored_at").type
 REJECTED_COLUMNS = tuple(REJECTED_SCHEMA.names)
+# Columns of few values, stored as dictionaries; the others plain (a dictionary of a
+# million distinct values is built, then dropped).
+_PLAIN = {CUSTOMER_ID, "churn_probability", "Balance", "EstimatedSalary"}
+_DICTIONARY = [name for name in SCORED_SCHEMA.names if name not in _PLAIN]
 # A rejected part whose rows still count from the start of their piece says which.
 _PIECE = pa.field("piece", pa.int64())
 _DIGITS = 6  # as the service rounds probabilities
@@ -224,13 +228,19 @@ class _Parts:
         if writer is None:
             io.make_dir(self.folder)
             path, system = _path(io.child(self.folder, f"{name}.parquet"))
-            writer = self.writers[name] = pq.ParquetWriter(path, table.schema, filesystem=system)
+            writer = self.writers[name] = pq.ParquetWriter(
+                path, table.schema, filesystem=system, use_dictionary=_dictionary(table.schema)
+            )
         writer.write_table(table)
         self.rows[name] = self.rows.get(name, 0) + table.num_rows
 
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
+
+
+def _dictionary(schema: pa.Schema) -> list[str] | bool:
+    return _DICTIONARY if schema.names == SCORED_SCHEMA.names else True
 
 
 def _owned_lines(piece: _Piece, data_start: int) -> Iterator[memoryview]:
@@ -479,6 +489,7 @@ def score_book(
         if io.exists(out) and not overwrite:
             raise InvalidInput(f"{out} exists; choose another --out or add --overwrite.")
         io.delete(io.child(out, "summary.json"))
+        io.delete(io.child(out, "_temporary"))
         book = io.discover(input_path)
         context = spark.sparkContext
         ship(context, model.path, model.ref, Path(folder))
@@ -491,8 +502,7 @@ def score_book(
             summary = _summary(book, blocks, model, scored_at, spark)
             _commit(spark, out, staging, done, _records_before(blocks))
         finally:
-            io.delete(staging)
-            io.delete_if_empty(io.child(out, "_temporary"))
+            io.delete(io.child(out, "_temporary"))  # attempts not chosen, or all of a failed run
         _check_written(out, summary)
         summary.seconds = round(time.monotonic() - started, 3)
         io.write_bytes(

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churn.record import errors
-from churn.record.csvio import BATCH_ROWS
 from churn.record.errors import BadRequest, ChurnError
 
 if TYPE_CHECKING:
@@ -124,7 +123,6 @@ def start(
         "spark.app.name": app_name,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
         # Python workers forked with the scoring modules already imported.
         "spark.python.daemon.module": "churn.spark.daemon",
         "spark.driver.extraJavaOptions": (
