@@ -12,7 +12,9 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -141,6 +143,8 @@ def start(
             recording = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
             defaults["spark.driver.extraJavaOptions"] += f" -XX:ArchiveClassesAtExit={recording}"
         defaults["spark.driver.extraJavaOptions"] += " " + " ".join(_QUIET_ARCHIVE)
+    if chosen.startswith("local") and SparkContext._active_spark_context is None:
+        _start_preloaded()
     builder = SparkSession.builder
     for key, value in defaults.items():
         if (master is not None and key == "spark.master") or not submitted.contains(key):
@@ -155,6 +159,41 @@ def start(
     if chosen.startswith("local") and recording is not None:
         _RECORDING[session.sparkContext.applicationId] = (recording, archive)
     return session
+
+
+_PRELOADED: list[tuple[subprocess.Popen[bytes], str]] = []
+
+
+def _start_preloaded() -> None:
+    """The Python workers' daemon, importing while the JVM starts (`churn.spark.daemon`).
+
+    The JVM's environment is this process's: the daemon it launches finds the socket
+    there. The process ends when this one closes its stdin, or ends."""
+    from churn.spark.daemon import PRELOAD_SOCKET
+
+    folder = tempfile.mkdtemp(prefix="churn-spark-")  # only this user may connect
+    path = os.path.join(folder, "daemon.sock")
+    # As Spark sets it for its Python workers, so that hashing agrees with theirs.
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+    python = os.environ["PYSPARK_PYTHON"]
+    process = subprocess.Popen(
+        [python, "-m", "churn.spark.daemon", "--preload", path], stdin=subprocess.PIPE, env=env
+    )
+    _PRELOADED.append((process, folder))
+    os.environ[PRELOAD_SOCKET] = path
+
+
+def _stop_preloaded() -> None:
+    os.environ.pop("CHURN_SPARK_PRELOADED", None)
+    while _PRELOADED:
+        process, folder = _PRELOADED.pop()
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def class_archive(java: str) -> Path:
@@ -186,6 +225,7 @@ def finish(session: SparkSession) -> None:
 
     recording = _RECORDING.pop(session.sparkContext.applicationId, None)
     session.stop()
+    _stop_preloaded()
     process = getattr(SparkContext._gateway, "proc", None)
     if recording is None or process is None or process.stdin is None:
         return
