@@ -182,20 +182,20 @@ class _Task:
         scorer = executor_scorer(self.model)
         blocks: dict[BlockKey, _Block] = {}
         parts = _Parts(folder)
-        numbered = True
-        for pieces in tasks:
-            for piece in pieces:
-                block = blocks[piece.file, piece.start] = _Block()
-                known = self.book.format == "parquet" or piece.start == 0
-                numbered &= known
-                for checked in self._batches(piece, block):
-                    scored, rejected = _results(scorer, checked, piece, block, self)
-                    parts.write("scored", scored)
-                    if not known:
-                        rejected = rejected.append_column(
-                            _PIECE, pa.array(np.full(rejected.num_rows, piece.start))
-                        )
-                    parts.write("rejected", rejected)
+        pieces = [piece for group in tasks for piece in group]
+        # Parquet pieces and a file's first CSV piece know their rows' numbers; a part
+        # with any other piece says which piece each row is from, for the driver.
+        numbered = self.book.format == "parquet" or all(piece.start == 0 for piece in pieces)
+        for piece in pieces:
+            block = blocks[piece.file, piece.start] = _Block()
+            for checked in self._batches(piece, block):
+                scored, rejected = _results(scorer, checked, piece, block, self)
+                parts.write("scored", scored)
+                if not numbered:
+                    rejected = rejected.append_column(
+                        _PIECE, pa.array(np.full(rejected.num_rows, piece.start))
+                    )
+                parts.write("rejected", rejected)
         parts.close()
         yield _Done(
             index, folder, blocks, parts.rows.get("scored", 0), parts.rows.get("rejected", 0),

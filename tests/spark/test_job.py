@@ -294,3 +294,26 @@ def test_only_the_attempt_spark_chose_is_committed(spark: SparkSession, tmp_path
     assert sorted(r["CustomerId"] for r in _rows(out, "scored")) == ["1", "2", "3"]
     assert _rows(out, "rejected") == []
     assert (staging / "task-00000-attempt-0" / "scored.parquet").exists()  # left to the cleanup
+
+
+def test_a_task_with_a_files_last_piece_and_the_next_files_first(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Two cores, no cost per file: a.csv in two pieces, the second one packed with b.csv
+    into one task, rejected rows in both; each keeps its number in its own file."""
+    rows = [BANK_COLUMNS, *(bank_row(r, r, Age=17 if r % 7 == 0 else 40) for r in range(1, 31))]
+    write_book("\n".join(rows) + "\n", "a.csv")
+    write_book("\n".join(rows[:4]) + "\n" + bank_row(4, 4, Geography="Mars") + "\n", "b.csv")
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        summary = score_book(spark, str(tmp_path), str(tmp_path / "out"), bundled_model)
+    finally:
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert summary.rows_in == 30 + 4
+    rejected = sorted(
+        (r["source_file"][-5:], r["row"]) for r in _rows(tmp_path / "out", "rejected")
+    )
+    assert rejected == [("a.csv", row) for row in range(7, 31, 7)] + [("b.csv", 4)]
