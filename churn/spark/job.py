@@ -330,6 +330,12 @@ def _check_text(text: memoryview, block: _Block, header: Header) -> CustomerBatc
         return "skip"
 
     columns = list(required_columns(True))
+    if not kept.any():  # Arrow refuses an empty CSV
+        empty = pa.array([], pa.string())
+        checked = validate_raw(dict.fromkeys(columns, empty), first_row=first_row)
+        checked.row_count = count
+        checked.problems = problems
+        return checked
     table = pacsv.read_csv(
         pa.BufferReader(source),
         read_options=pacsv.ReadOptions(

@@ -317,3 +317,18 @@ def test_a_task_with_a_files_last_piece_and_the_next_files_first(
         (r["source_file"][-5:], r["row"]) for r in _rows(tmp_path / "out", "rejected")
     )
     assert rejected == [("a.csv", row) for row in range(7, 31, 7)] + [("b.csv", 4)]
+
+
+def test_a_piece_whose_every_line_leaves_a_quote_open(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    line = bank_row(1, 7).replace("Hargrave", 'O"Brien')
+    path = write_book(BANK_COLUMNS + "\n" + line + "\n")
+    summary = score_book(spark, str(path), str(tmp_path / "out"), bundled_model)
+    assert (summary.rows_in, summary.rejected) == (1, 1)
+    [rejected] = _rows(tmp_path / "out", "rejected")
+    assert rejected["row"] == 1
+    assert rejected["reasons"].startswith("has a quote that is not closed on its line")
