@@ -97,6 +97,12 @@ def locate(uri: str) -> tuple[pafs.FileSystem, str]:
     return system, path
 
 
+def absolute(uri: str) -> str:
+    """A local path made absolute, as tasks (whose folder is not the driver's) need it."""
+    system, path = locate(uri)
+    return path if isinstance(system, pafs.LocalFileSystem) else uri
+
+
 def name_of(system: pafs.FileSystem, path: str, like: str) -> str:
     """A file's URI as rejected rows name it: Spark's spelling, `file:/a%20b` for a local file."""
     if isinstance(system, pafs.LocalFileSystem):

@@ -491,7 +491,7 @@ def score_book(
     started = time.monotonic()
     scored_at = datetime.now(UTC).replace(microsecond=0)
     with spark_errors(), quiet_pyspark(), shipping_folder() as folder:
-        io.locate(out)  # a scheme pyarrow cannot open is refused before any work
+        out = io.absolute(out)  # and a scheme pyarrow cannot open is refused before any work
         if io.exists(out) and not overwrite:
             raise InvalidInput(f"{out} exists; choose another --out or add --overwrite.")
         io.delete(io.child(out, "summary.json"))
