@@ -6,7 +6,7 @@ INPUT, DIR and the call list may be local paths or these URIs, on the driver and
 every executor alike:
 
 - `file:///path` or a plain path: the local file system (on a cluster, a shared mount);
-- `s3://bucket/key`: S3 (and compatible stores, `?endpoint_override=HOST:PORT`);
+- `s3://bucket/key`: S3 (and compatible stores, with AWS_ENDPOINT_URL);
 - `gs://bucket/key` (`gcs://`): Google Cloud Storage;
 - `abfs://container@account.dfs.core.windows.net/path` (`abfss://`): Azure Data Lake Gen2;
 - `hdfs://namenode:port/path` (`viewfs://`): HDFS, through libhdfs (ARROW_LIBHDFS_DIR,
@@ -47,7 +47,7 @@ Format = Literal["csv", "parquet"]
 
 SCHEMES = ("file", "s3", "gs", "gcs", "abfs", "abfss", "hdfs", "viewfs")
 # Hadoop's names for places pyarrow reaches under another scheme.
-_HADOOP_SCHEMES = {"s3a": "s3", "s3n": "s3", "wasb": "abfs", "wasbs": "abfss", "gcs": "gs"}
+_HADOOP_SCHEMES = {"s3a": "s3", "s3n": "s3", "wasb": "abfs", "wasbs": "abfss"}
 _COMPRESSED = (".gz", ".bz2", ".lz4", ".zst", ".br")
 
 
@@ -90,9 +90,7 @@ def locate(uri: str) -> tuple[pafs.FileSystem, str]:
             " (README: Score the whole book on Spark)."
         )
     with _errors(uri):
-        system = _file_system(
-            f"{scheme}://{parts.netloc}" + (f"?{parts.query}" * bool(parts.query))
-        )
+        system = _file_system(f"{scheme}://{parts.netloc}")
         _, path = pafs.FileSystem.from_uri(uri)
     return system, path
 
