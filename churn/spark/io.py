@@ -6,7 +6,7 @@ INPUT, DIR and the call list may be local paths or these URIs, on the driver and
 every executor alike:
 
 - `file:///path` or a plain path: the local file system (on a cluster, a shared mount);
-- `s3://bucket/key`: S3 (and compatible stores, with AWS_ENDPOINT_URL);
+- `s3://bucket/key`: Amazon S3;
 - `gs://bucket/key` (`gcs://`): Google Cloud Storage;
 - `abfs://container@account.dfs.core.windows.net/path` (`abfss://`): Azure Data Lake Gen2;
 - `hdfs://namenode:port/path` (`viewfs://`): HDFS, through libhdfs (ARROW_LIBHDFS_DIR,
