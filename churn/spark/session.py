@@ -143,8 +143,14 @@ def start(
             recording = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
             defaults["spark.driver.extraJavaOptions"] += f" -XX:ArchiveClassesAtExit={recording}"
         defaults["spark.driver.extraJavaOptions"] += " " + " ".join(_QUIET_ARCHIVE)
-    if chosen.startswith("local") and SparkContext._active_spark_context is None:
-        _start_preloaded()
+    from churn.spark.daemon import PRELOAD_SOCKET
+
+    # Only a JVM this process launches gets the socket, and only through its environment
+    # at launch: a stale one (from a parent process) is never passed on.
+    os.environ.pop(PRELOAD_SOCKET, None)
+    launching = SparkContext._gateway is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
+    if chosen.startswith("local") and launching:
+        os.environ[PRELOAD_SOCKET] = _start_preloaded()
     builder = SparkSession.builder
     for key, value in defaults.items():
         if (master is not None and key == "spark.master") or not submitted.contains(key):
@@ -153,8 +159,11 @@ def start(
         if key == "spark.driver.extraJavaOptions":  # as well as this package's, not instead
             value = f"{_without_collector(defaults[key], value)} {value}"
         builder = builder.config(key, value)
-    with quiet_pyspark(), spark_errors():
-        session = builder.getOrCreate()
+    try:
+        with quiet_pyspark(), spark_errors():
+            session = builder.getOrCreate()
+    finally:
+        os.environ.pop(PRELOAD_SOCKET, None)
     session.sparkContext.setLogLevel(log_level.upper())
     if chosen.startswith("local") and recording is not None:
         _RECORDING[session.sparkContext.applicationId] = (recording, archive)
@@ -164,13 +173,10 @@ def start(
 _PRELOADED: list[tuple[subprocess.Popen[bytes], str]] = []
 
 
-def _start_preloaded() -> None:
-    """The Python workers' daemon, importing while the JVM starts (`churn.spark.daemon`).
-
-    The JVM's environment is this process's: the daemon it launches finds the socket
-    there. The process ends when this one closes its stdin, or ends."""
-    from churn.spark.daemon import PRELOAD_SOCKET
-
+def _start_preloaded() -> str:
+    """The Python workers' daemon, importing while the JVM starts (`churn.spark.daemon`);
+    its socket, for the JVM's environment. It ends when this process closes its stdin,
+    or ends."""
     folder = tempfile.mkdtemp(prefix="churn-spark-")  # only this user may connect
     path = os.path.join(folder, "daemon.sock")
     # As Spark sets it for its Python workers, so that hashing agrees with theirs.
@@ -180,11 +186,10 @@ def _start_preloaded() -> None:
         [python, "-m", "churn.spark.daemon", "--preload", path], stdin=subprocess.PIPE, env=env
     )
     _PRELOADED.append((process, folder))
-    os.environ[PRELOAD_SOCKET] = path
+    return path
 
 
 def _stop_preloaded() -> None:
-    os.environ.pop("CHURN_SPARK_PRELOADED", None)
     while _PRELOADED:
         process, folder = _PRELOADED.pop()
         if process.stdin is not None:
