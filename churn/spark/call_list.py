@@ -3,8 +3,10 @@
 The N highest churn probabilities in DIR/scored, overall or per segment, one line per
 customer (an id scored twice counts once, at its higher risk; rows without an id are
 nobody to call and are left out). Ties go to the smaller id, so a list is the same
-every time. Each customer's reasons are exact TreeSHAP contributions from the model
-that scored DIR, reloaded by the tag or file recorded in summary.json and refused if
+every time. Each Spark task reads one part of DIR/scored with pyarrow and hands back
+its riskiest rows per segment (a top-k, not a sort of the book); the driver merges
+them. Each customer's reasons are exact TreeSHAP contributions from the model that
+scored DIR, reloaded by the tag or file recorded in summary.json and refused if
 its digest is not the recorded one; they come from `ChurnPredictor.explain`, the code
 behind /v2/explain, for the listed rows only. The reasons are the three features that
 push the customer's risk up the most, with their values and their effect on the
@@ -18,9 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-from pyspark.sql import DataFrame, SparkSession, Window
-from pyspark.sql import functions as F
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+from pyspark.sql import SparkSession
 
 from churn.record.answers import Explanation
 from churn.record.csvio import spreadsheet_safe
@@ -43,13 +47,13 @@ class CallList:
     summary: BatchSummary
 
 
-def read_summary(spark: SparkSession, directory: str) -> BatchSummary:
-    if not io.exists(spark, f"{directory}/summary.json"):
+def read_summary(directory: str) -> BatchSummary:
+    if not io.exists(io.child(directory, "summary.json")):
         raise BadRequest(
             f"{directory} has no summary.json: score a book into it with `churn batch score` "
             "first (a run that did not finish writes none)."
         )
-    return BatchSummary.model_validate_json(io.read_bytes(spark, f"{directory}/summary.json"))
+    return BatchSummary.model_validate_json(io.read_bytes(io.child(directory, "summary.json")))
 
 
 def build_call_list(
@@ -61,7 +65,7 @@ def build_call_list(
     out: str | None = None,
 ) -> CallList:
     with spark_errors(), quiet_pyspark():
-        summary = read_summary(spark, directory)
+        summary = read_summary(directory)
         recorded = summary.model
         model = resolve(recorded.source)
         if model.ref.sha256 != recorded.sha256:
@@ -70,42 +74,77 @@ def build_call_list(
                 f"{recorded.source} now holds {model.ref.sha256}, which cannot explain it."
             )
         predictor = ChurnPredictor(model.loaded)
-        scored = spark.read.parquet(f"{directory}/scored").where(F.col(CUSTOMER_ID).isNotNull())
-        rows = _top_rows(scored, top, by)
+        rows = _top_rows(spark, _parts(io.child(directory, "scored")), top, by)
         table = _table(rows, predictor, by)
         target = out or f"{directory}/call-list.csv"
         buffer = stdio.BytesIO()
         pacsv.write_csv(table, buffer)
-        io.write_bytes(spark, target, buffer.getvalue())
+        io.write_bytes(target, buffer.getvalue())
     return CallList(table, target, summary)
 
 
-def _top_rows(scored: DataFrame, top: int, by: str | None) -> list[dict[str, Any]]:
+def _parts(folder: str) -> list[str]:
+    system, path = io.locate(folder)
+    found = system.get_file_info(pafs.FileSelector(path, allow_not_found=True))
+    parts = sorted(info.path for info in found if info.path.endswith(".parquet"))
+    if not parts:
+        raise BadRequest(f"{folder} holds no Parquet files to list customers from.")
+    return [io.name_of(system, part, folder) for part in parts]
+
+
+def _top_rows(
+    spark: SparkSession, parts: list[str], top: int, by: str | None
+) -> list[dict[str, Any]]:
     """The `top` riskiest distinct ids per segment, without sorting the whole book.
 
-    Spark keeps the first `fetch` rows per segment in each task (a top-k, not a sort);
-    an id that appears more than once can leave a segment short, so fetch grows until
-    each segment has `top` distinct ids or holds no more.
+    Each task keeps the first `fetch` rows per segment of its part; an id that appears
+    more than once can leave a segment short, so fetch grows until each segment has
+    `top` distinct ids or holds no more.
     """
-    order = [F.col("churn_probability").desc(), F.col(CUSTOMER_ID).asc()]
     fetch = top
     while True:
-        if by is None:
-            rows = [row.asDict() for row in scored.orderBy(*order).limit(fetch).collect()]
-        else:
-            window = Window.partitionBy(by).orderBy(*order)
-            ranked = scored.withColumn("_rank", F.row_number().over(window))
-            rows = [
-                row.asDict()
-                for row in ranked.where(F.col("_rank") <= fetch)
-                .drop("_rank")
-                .orderBy(F.col(by).asc(), *order)
-                .collect()
-            ]
-        picked, short = _distinct(rows, top, fetch, by)
+        found = spark.sparkContext.parallelize(parts, len(parts)).flatMap(_Riskiest(fetch, by))
+        rows = sorted(found.collect(), key=lambda row: _order(row, by))
+        kept: dict[Any, int] = {}
+        riskiest = []
+        for row in rows:  # the first `fetch` of each segment, as one sort of the book has them
+            segment = row[by] if by else None
+            kept[segment] = kept.get(segment, 0) + 1
+            if kept[segment] <= fetch:
+                riskiest.append(row)
+        picked, short = _distinct(riskiest, top, fetch, by)
         if not short:
             return picked
         fetch *= 2
+
+
+def _order(row: dict[str, Any], by: str | None) -> tuple[Any, ...]:
+    return (row[by] if by else "", -row["churn_probability"], row[CUSTOMER_ID])
+
+
+@dataclass(frozen=True)
+class _Riskiest:
+    """One part's `fetch` riskiest rows with an id, per segment."""
+
+    fetch: int
+    by: str | None
+
+    def __call__(self, part: str) -> list[dict[str, Any]]:
+        system, path = io.locate(part)
+        table = pq.read_table(path, filesystem=system)
+        table = table.filter(pc.is_valid(table.column(CUSTOMER_ID)))
+        keys = [("churn_probability", "descending"), (CUSTOMER_ID, "ascending")]
+        segments = [table]
+        if self.by is not None:
+            values = pc.unique(table.column(self.by)).to_pylist()
+            segments = [table.filter(pc.equal(table.column(self.by), value)) for value in values]
+        rows: list[dict[str, Any]] = []
+        for segment in segments:
+            count = min(self.fetch, segment.num_rows)
+            if count:
+                chosen = pc.select_k_unstable(segment, k=count, sort_keys=keys)
+                rows += segment.take(chosen).to_pylist()
+        return rows
 
 
 def _distinct(

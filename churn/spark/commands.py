@@ -6,7 +6,9 @@ them, and a machine without the `spark` extra or Java gets one line saying so.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import click
@@ -83,19 +85,26 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         Every row is scored (DIR/scored) or rejected with the service's reasons
         (DIR/rejected); DIR/summary.json counts them, per Geography too.
         """
-        from churn.spark.model import resolve
-        from churn.spark.session import require_pyspark, start
+        from churn.spark.session import require_pyspark
 
         conf = _conf(conf_pairs)
         require_pyspark()
-        chosen = resolve(model)  # verified before Spark starts
-        from churn.spark.job import score_book
+        from churn.spark.model import resolve
+        from churn.spark.session import finish, start
 
-        spark = start(master=master, app_name="churn batch score", conf=conf, log_level=spark_log)
-        try:
-            summary = score_book(spark, input_path, out, chosen, overwrite=overwrite)
-        finally:
-            spark.stop()
+        chosen = resolve(model)  # verified before Spark starts (not unpickled here)
+        # The driver imports the job's modules (pandas, Arrow) while Spark's JVM starts.
+        with ThreadPoolExecutor(1, thread_name_prefix="churn-import") as pool:
+            importing = pool.submit(importlib.import_module, "churn.spark.job")
+            spark = start(master=master, app_name="churn batch score", conf=conf,
+                          log_level=spark_log, record_classes=True)  # fmt: skip
+            try:
+                importing.result()
+                from churn.spark.job import score_book
+
+                summary = score_book(spark, input_path, out, chosen, overwrite=overwrite)
+            finally:
+                finish(spark)
         click.echo(
             f"{summary.rows_in} rows: {summary.scored} scored, {summary.rejected} rejected, "
             f"in {summary.seconds:.1f} s with {summary.model.tag} (version "
@@ -121,18 +130,18 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         spark_log: str,
     ) -> None:
         """The riskiest customers of a scored DIR, each with the top three reasons."""
-        from churn.spark.session import require_pyspark, start
+        from churn.spark.session import finish, require_pyspark, start
 
         conf = _conf(conf_pairs)
         require_pyspark()
         from churn.spark.call_list import build_call_list
 
         spark = start(master=master, app_name="churn batch call-list", conf=conf,
-                      log_level=spark_log)  # fmt: skip
+                      log_level=spark_log, record_classes=True)  # fmt: skip
         try:
             result = build_call_list(spark, directory, top, by=by, out=out)
         finally:
-            spark.stop()
+            finish(spark)
         click.echo(f"{result.table.num_rows} customers to call, in {result.path}")
 
     return batch

@@ -1,29 +1,39 @@
 """`churn batch score`: every row of the book scored or rejected, never collected.
 
-Spark reads the files (CSV as lines, Parquet as columns) and hands each Python worker
-Arrow batches (`mapInArrow`). There each batch goes through the service's own code:
-`churn.record.csvio.validate_raw` checks every cell and gives a bad row the service's reasons,
-`churn.scoring.scorer.Scorer` scores the rest. A CSV's lines are split into fields by Arrow's
-CSV reader, as the service's are, and a line with too few or too many fields gets the
-service's reason for it.
+Spark plans and schedules the work; the rows never pass through its JVM. The driver
+lists the input with pyarrow (`churn.spark.io`), cuts it into pieces (a CSV into byte
+ranges, a Parquet file into its row groups) and packs them into tasks of about equal
+size, a whole number of rounds of the cores. Each task, in a Python worker, reads its
+pieces with pyarrow, checks each row with the service's `churn.record.csvio.validate_raw`
+(a bad row gets the service's reasons), scores the rest with
+`churn.scoring.scorer.Scorer`, and writes its own Parquet parts of scored/ and
+rejected/. A CSV's lines are split into fields by Arrow's CSV reader, as the service's
+are, and a line with too few or too many fields gets the service's reason for it.
 
-Rows are numbered per file from 1, the first record after the header, as the service
-numbers them. A Spark task reads a block of a file without knowing how many records
-came before it, so each task counts the records of its blocks; once all blocks are
-read the driver adds up those counts per file, and a rejected row's number is the
-records before its block plus its place in the block. The counts travel back as an
-accumulator keyed by block, so a task that runs twice reports the same numbers, not
-twice as many; they also give the summary, checked against what was written.
+A CSV piece owns the lines that start in it, as Hadoop's LineRecordReader splits text
+for Spark: one that does not start the file skips to its first line break, and the
+last line it owns may run on into the next piece. Rows are numbered per file from 1,
+the first record after the header, as the service numbers them. A task does not know
+how many records the pieces before its own hold, so it counts the records of each of
+its pieces and hands the counts back; the driver adds them up per file and renumbers
+the rejected rows of pieces that did not start their file (a second, small job over
+those parts only). A Parquet piece knows its first row from the file's footer.
+
+A task attempt writes under DIR/_temporary/JOB/, in a folder named after its task and
+attempt; Spark hands the driver exactly one finished attempt per task, whose parts the
+driver moves into scored/ and rejected/, so a retried or speculative attempt leaves
+neither duplicates nor half-written files. summary.json is written last.
 
 One difference from the service: a CSV line break inside a quoted cell splits that
-record in two here (Spark reads lines in parallel), and both halves are rejected.
+record in two here (pieces are read in parallel), and both halves are rejected.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,49 +43,56 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from pydantic import BaseModel
-from pyspark import Accumulator, AccumulatorParam, StorageLevel
-from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import SparkSession
 
 from churn.record.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
 from churn.record.errors import InvalidInput, Problem
 from churn.record.outcome import BANDS, LABELS
-from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES
+from churn.record.schema import CUSTOMER_ID, FEATURE_SPECS, GEOGRAPHIES
 from churn.spark import io
 from churn.spark.model import DriverModel, ModelRef, executor_scorer, ship, shipping_folder
 from churn.spark.session import quiet_pyspark, spark_errors
 
-_SPARK_TYPES = {"integer": ("long", pa.int64()), "number": ("double", pa.float64())}
-_FEATURE_TYPES = [
-    (spec.name, *_SPARK_TYPES.get(spec.kind, ("string", pa.string()))) for spec in FEATURE_SPECS
-]
-# What the Python workers hand back: a scored row has no reasons, a rejected one has
-# no probability or features, and says where it was.
-_RESULTS = pa.schema(
+_ARROW_TYPES = {"integer": pa.int64(), "number": pa.float64()}
+_FEATURES = [(spec.name, _ARROW_TYPES.get(spec.kind, pa.string())) for spec in FEATURE_SPECS]
+SCORED_SCHEMA = pa.schema(
     [
         (CUSTOMER_ID, pa.string()),
         ("churn_probability", pa.float64()),
         ("prediction", pa.string()),
         ("risk_band", pa.string()),
-        *[(name, arrow) for name, _, arrow in _FEATURE_TYPES],
+        ("model_version", pa.string()),
+        ("scored_at", pa.timestamp("us", tz="UTC")),
+        *_FEATURES,
+    ]
+)
+REJECTED_SCHEMA = pa.schema(
+    [
         ("source_file", pa.string()),
-        ("block", pa.int64()),
-        ("position", pa.int64()),
+        ("row", pa.int64()),
+        (CUSTOMER_ID, pa.string()),
         ("reasons", pa.string()),
     ]
 )
-SCORED_COLUMNS = (
-    CUSTOMER_ID,
-    "churn_probability",
-    "prediction",
-    "risk_band",
-    "model_version",
-    "scored_at",
-    *FEATURE_NAMES,
-)
-REJECTED_COLUMNS = ("source_file", "row", CUSTOMER_ID, "reasons")
+SCORED_COLUMNS = tuple(SCORED_SCHEMA.names)
+_SCORED_AT = SCORED_SCHEMA.field("scored_at").type
+REJECTED_COLUMNS = tuple(REJECTED_SCHEMA.names)
+# Columns of few values, stored as dictionaries; the others plain (a dictionary of a
+# million distinct values is built, then dropped).
+_PLAIN = {CUSTOMER_ID, "churn_probability", "Balance", "EstimatedSalary"}
+_DICTIONARY = [name for name in SCORED_SCHEMA.names if name not in _PLAIN]
+# A rejected part whose rows still count from the start of their piece says which.
+_PIECE = pa.field("piece", pa.int64())
 _DIGITS = 6  # as the service rounds probabilities
+_READ_BYTES = 16 << 20  # of CSV per check and scoring call: about 200,000 records
+_PARQUET_ROWS = 1 << 18
+_LF, _QUOTE = 0x0A, 0x22
+# First bytes of a line that may be blank: ASCII whitespace, or the start of a UTF-8
+# character (which may be a Unicode space).
+_MAYBE_BLANK = np.zeros(256, dtype=bool)
+_MAYBE_BLANK[[0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x20, *range(0x80, 0x100)]] = True
 
 
 class GeographyCounts(BaseModel):
@@ -111,90 +128,186 @@ class BatchSummary(BaseModel):
 
 @dataclass
 class _Block:
-    """One task's count of the records of one file block."""
+    """One task's count of the records of one piece of a file."""
 
     records: int = 0
     rejected: int = 0
-    lines: int = 0  # lines read, blank ones and the header included
     scored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GEOGRAPHIES, 0))
     churn: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GEOGRAPHIES, 0))
 
 
-BlockKey = tuple[str, int]  # Spark's name of the file, the block's first byte
-
-
-class _Blocks(AccumulatorParam[dict[BlockKey, _Block]]):
-    def zero(self, value: dict[BlockKey, _Block]) -> dict[BlockKey, _Block]:
-        return {}
-
-    def addInPlace(
-        self, value1: dict[BlockKey, _Block], value2: dict[BlockKey, _Block]
-    ) -> dict[BlockKey, _Block]:
-        value1.update(value2)  # a block counted twice (a retried task) counts the same
-        return value1
+BlockKey = tuple[str, int]  # the file's URI, the piece's first byte (CSV) or row (Parquet)
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _Piece:
+    """A CSV's bytes [start, stop), or a Parquet file's rows [start, stop) in one row group."""
+
+    file: str
+    start: int
+    stop: int
+    size: int  # bytes, to size the tasks
+    compressed: bool = False  # a compressed CSV is read whole, from its start
+    row_group: int = -1  # Parquet: the row group, and the file's row where it starts
+    group_start: int = 0
+
+
+@dataclass(frozen=True)
+class _Done:
+    """What a task attempt hands the driver: where its parts are, and its counts."""
+
+    index: int
+    folder: str
+    blocks: dict[BlockKey, _Block]
+    scored: int
+    rejected: int
+    numbered: bool  # its rejected rows carry their numbers in their file
+
+
+@dataclass(frozen=True)
+class _Task:
     """Everything a Python worker needs, pickled with the function Spark runs."""
 
     model: ModelRef
-    headers: dict[str, Header]
-    blocks: Accumulator[dict[BlockKey, _Block]]
+    book: io.BookInput
+    staging: str
+    scored_at: datetime
 
-    def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    def __call__(self, index: int, tasks: Iterable[tuple[_Piece, ...]]) -> Iterator[_Done]:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        attempt = context.attemptNumber() if context is not None else 0
+        folder = io.child(self.staging, f"task-{index:05d}-attempt-{attempt}")
         scorer = executor_scorer(self.model)
-        seen: dict[BlockKey, _Block] = {}
-        for batch in batches:
-            for key, piece in _runs(batch):
-                block = seen.setdefault(key, _Block())
-                checked = self._check(piece, key, block)
-                if checked is None:
+        blocks: dict[BlockKey, _Block] = {}
+        parts = _Parts(folder)
+        pieces = [piece for group in tasks for piece in group]
+        # Parquet pieces and a file's first CSV piece know their rows' numbers; a part
+        # with any other piece says which piece each row is from, for the driver.
+        numbered = self.book.format == "parquet" or all(piece.start == 0 for piece in pieces)
+        for piece in pieces:
+            block = blocks[piece.file, piece.start] = _Block()
+            for checked in self._batches(piece, block):
+                scored, rejected = _results(scorer, checked, piece, block, self)
+                parts.write("scored", scored)
+                if not numbered:
+                    rejected = rejected.append_column(
+                        _PIECE, pa.array(np.full(rejected.num_rows, piece.start))
+                    )
+                parts.write("rejected", rejected)
+        parts.close()
+        yield _Done(
+            index, folder, blocks, parts.rows.get("scored", 0), parts.rows.get("rejected", 0),
+            numbered,
+        )  # fmt: skip
+
+    def _batches(self, piece: _Piece, block: _Block) -> Iterator[CustomerBatch]:
+        if self.book.format == "parquet":
+            yield from _parquet_batches(piece, self.book.columns[piece.file], block)
+            return
+        header = self.book.headers[piece.file]
+        for text in _owned_lines(piece, header.end):
+            checked = _check_text(text, block, header)
+            if checked is not None:
+                yield checked
+
+
+class _Parts:
+    """A task attempt's Parquet parts, opened when their first rows come."""
+
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.rows: dict[str, int] = {}
+
+    def write(self, name: str, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        writer = self.writers.get(name)
+        if writer is None:
+            io.make_dir(self.folder)
+            path, system = _path(io.child(self.folder, f"{name}.parquet"))
+            writer = self.writers[name] = pq.ParquetWriter(
+                path, table.schema, filesystem=system, use_dictionary=_dictionary(table.schema)
+            )
+        writer.write_table(table)
+        self.rows[name] = self.rows.get(name, 0) + table.num_rows
+
+    def close(self) -> None:
+        for writer in self.writers.values():
+            writer.close()
+
+
+def _dictionary(schema: pa.Schema) -> list[str] | bool:
+    return _DICTIONARY if schema.names == SCORED_SCHEMA.names else True
+
+
+def _owned_lines(piece: _Piece, data_start: int) -> Iterator[memoryview]:
+    """The piece's whole lines, a few megabytes at a time: those that start in
+    (start, stop], or at 0 for the first piece, and not before the data (the header)."""
+    base = piece.start  # the file offset of buffer[0]
+    buffer = b""
+    skip_first = piece.start > 0
+    with io.open_input(piece.file, compressed=piece.compressed) as source:
+        if not piece.compressed:
+            source.seek(piece.start)
+        while True:
+            chunk = source.read(_READ_BYTES)
+            ended = not chunk
+            buffer = buffer + chunk if buffer else chunk
+            if skip_first:  # the line under way at `start` is the piece before's
+                first_break = buffer.find(b"\n")
+                if first_break < 0:
+                    if ended:
+                        return
                     continue
-                yield _results(scorer, checked, key, block)
-        self.blocks.add(seen)
-
-    def _check(self, piece: pa.RecordBatch, key: BlockKey, block: _Block) -> CustomerBatch | None:
-        first = block.records + 1
-        if "value" not in piece.schema.names:  # Parquet: typed columns, checked as text
-            raw = {
-                name: pc.fill_null(pc.cast(piece.column(name), pa.string()), "")
-                for name in required_columns(True)
-            }
-            block.records += piece.num_rows
-            return validate_raw(raw, first_row=first)
-        header = self.headers[io.file_key(key[0])]
-        lines = piece.column("value")
-        if key[1] == 0 and block.lines < header.lines:
-            # The header, and any blank lines before it, open the file's first block.
-            skip = min(header.lines - block.lines, len(lines))
-            block.lines += skip
-            lines = lines.slice(skip)
-        block.lines += len(lines)
-        records = lines.filter(pc.invert(pc.equal(pc.utf8_trim_whitespace(lines), "")))
-        block.records += len(records)
-        return _check_lines(records, first, header) if len(records) else None
+                base, buffer, skip_first = base + first_break + 1, buffer[first_break + 1 :], False
+            if base < data_start:
+                drop = min(data_start - base, len(buffer))
+                base, buffer = base + drop, buffer[drop:]
+                if base < data_start:
+                    if ended:
+                        return
+                    continue
+            if base > piece.stop or (ended and not buffer):
+                return
+            last = len(buffer) if ended else buffer.rfind(b"\n") + 1
+            # The first line that starts after `stop` is the next piece's.
+            after = buffer.find(b"\n", max(piece.stop - base, 0), last or None)
+            done = ended or after >= 0
+            if after >= 0:
+                last = after + 1
+            if last:
+                yield memoryview(buffer)[:last]
+                base, buffer = base + last, buffer[last:]
+            if done:
+                return
 
 
-def _runs(batch: pa.RecordBatch) -> Iterator[tuple[BlockKey, pa.RecordBatch]]:
-    """The batch cut where its rows pass from one file block to the next."""
-    files = pc.dictionary_encode(batch.column("source_file")).indices.to_numpy()
-    blocks = batch.column("block").to_numpy()
-    edges = np.flatnonzero((files[1:] != files[:-1]) | (blocks[1:] != blocks[:-1])) + 1
-    starts = [0, *edges.tolist()]
-    ends = [*edges.tolist(), batch.num_rows]
-    for start, end in zip(starts, ends, strict=True):
-        piece = batch.slice(start, end - start)
-        yield (str(piece.column("source_file")[0]), int(blocks[start])), piece
-
-
-def _check_lines(records: pa.Array, first_row: int, header: Header) -> CustomerBatch:
-    """A block's CSV records, one per line, split into fields by Arrow, then checked."""
-    rows = np.arange(first_row, first_row + len(records))
-    # A quote left open runs on into the next line, which here is another record.
-    unbalanced = np.asarray(
-        pc.bit_wise_and(pc.count_substring(records, '"'), 1).to_numpy(), dtype=bool
-    )
+def _check_text(text: memoryview, block: _Block, header: Header) -> CustomerBatch | None:
+    """Whole CSV lines, one record per line: blank lines dropped, each record numbered,
+    split into fields by Arrow, checked; a line whose quotes do not pair is rejected."""
+    data = np.frombuffer(text, dtype=np.uint8)
+    breaks = np.flatnonzero(data == _LF)
+    starts = np.concatenate(([0], breaks + 1))
+    if starts[-1] == len(data):
+        starts = starts[:-1]
+    ends = np.append(breaks, len(data))[: len(starts)]
+    records = ~_blank(text, data, starts, ends)
+    count = int(records.sum())
+    first_row = block.records + 1
+    block.records += count
+    if count == 0:
+        return None
+    rows = np.zeros(len(starts), dtype=np.int64)
+    rows[records] = np.arange(first_row, first_row + count)
+    unbalanced = np.zeros(len(starts), dtype=bool)
+    if _QUOTE in data:
+        quotes = np.flatnonzero(data == _QUOTE)
+        pairs = np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)
+        unbalanced = records & (pairs % 2 == 1)
+    # A quote left open would run on into the next line, which here is another record.
     problems = [
         Problem(
             "has a quote that is not closed on its line (a line break inside a cell "
@@ -204,20 +317,29 @@ def _check_lines(records: pa.Array, first_row: int, header: Header) -> CustomerB
         )
         for row in rows[unbalanced]
     ]
-    rows = rows[~unbalanced]
+    kept = records & ~unbalanced
+    kept_rows = rows[kept]
+    source = pa.py_buffer(text)
+    if not kept.all():
+        source = _lines(source, starts, kept)
     ragged: list[Problem] = []
 
     def refuse(row: Any) -> str:
-        number = rows[row.number - 1]
+        number = kept_rows[row.number - 1]
         ragged.append(ragged_record(row.actual_columns, len(header.names), int(number)))
         return "skip"
 
-    text = _joined(records.filter(pa.array(~unbalanced)))
     columns = list(required_columns(True))
+    if not kept.any():  # Arrow refuses an empty CSV
+        empty = pa.array([], pa.string())
+        checked = validate_raw(dict.fromkeys(columns, empty), first_row=first_row)
+        checked.row_count = count
+        checked.problems = problems
+        return checked
     table = pacsv.read_csv(
-        pa.BufferReader(text),
+        pa.BufferReader(source),
         read_options=pacsv.ReadOptions(
-            column_names=header.names, use_threads=False, block_size=max(text.size, 1) + 1
+            column_names=header.names, use_threads=False, block_size=max(source.size, 1) + 1
         ),
         parse_options=pacsv.ParseOptions(invalid_row_handler=refuse),
         convert_options=pacsv.ConvertOptions(
@@ -227,27 +349,60 @@ def _check_lines(records: pa.Array, first_row: int, header: Header) -> CustomerB
             quoted_strings_can_be_null=False,
         ),
     )
-    kept = np.setdiff1d(rows, [p.row for p in ragged], assume_unique=True)
+    good = np.setdiff1d(kept_rows, [p.row for p in ragged], assume_unique=True)
     raw = {name: table.column(name).combine_chunks() for name in columns}
-    checked = validate_raw(raw, first_row=first_row, row_numbers=kept)
-    checked.row_count = len(records)
+    checked = validate_raw(raw, first_row=first_row, row_numbers=good)
+    checked.row_count = count
     checked.problems = sorted(checked.problems + problems + ragged, key=lambda p: p.row or 0)
     return checked
 
 
-def _joined(lines: pa.Array) -> pa.Buffer:
-    """The lines as one buffer, each ending in a line break, without a Python loop."""
-    ended = pc.binary_join_element_wise(lines, "", "\n")
-    offsets = np.frombuffer(
-        ended.buffers()[1], dtype=np.int32, count=len(ended) + 1, offset=4 * ended.offset
+def _blank(text: memoryview, data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Lines of only whitespace (or nothing), which are no records."""
+    empty = ends == starts
+    first = data[np.minimum(starts, max(len(data) - 1, 0))] if len(data) else starts
+    blank: np.ndarray = empty.copy()
+    for line in np.flatnonzero(~empty & _MAYBE_BLANK[first]).tolist():
+        content = bytes(text[starts[line] : ends[line]])
+        blank[line] = not content.decode("utf-8", errors="replace").strip()
+    return blank
+
+
+def _lines(text: pa.Buffer, starts: np.ndarray, kept: np.ndarray) -> pa.Buffer:
+    """The kept lines, line breaks and all, as one buffer, without a Python loop."""
+    offsets = np.append(starts, text.size).astype(np.int64)
+    lines = pa.LargeBinaryArray.from_buffers(
+        pa.large_binary(), len(starts), [None, pa.py_buffer(offsets), text]
     )
-    data = ended.buffers()[2]
-    if data is None:
+    chosen = lines.filter(pa.array(kept))
+    bounds = np.frombuffer(chosen.buffers()[1], dtype=np.int64, count=len(chosen) + 1)
+    data = chosen.buffers()[2]
+    if data is None or len(chosen) == 0:
         return pa.py_buffer(b"")
-    return data.slice(int(offsets[0]), int(offsets[-1] - offsets[0]))
+    return data.slice(int(bounds[0]), int(bounds[-1] - bounds[0]))
 
 
-def _results(scorer: Any, checked: CustomerBatch, key: BlockKey, block: _Block) -> pa.RecordBatch:
+def _parquet_batches(
+    piece: _Piece, names: tuple[str, ...], block: _Block
+) -> Iterator[CustomerBatch]:
+    """A piece of a row group, its typed columns checked as the text they would be."""
+    group = io.parquet_file(piece.file).read_row_group(piece.row_group, columns=list(names))
+    rows = group.slice(piece.start - piece.group_start, piece.stop - piece.start)
+    for offset in range(0, rows.num_rows, _PARQUET_ROWS):
+        batch = rows.slice(offset, _PARQUET_ROWS)
+        raw = {
+            name: pc.fill_null(pc.cast(batch.column(actual), pa.string()), "").combine_chunks()
+            for name, actual in zip(required_columns(True), names, strict=True)
+        }
+        first = piece.start + block.records + 1
+        block.records += batch.num_rows
+        yield validate_raw(raw, first_row=first)
+
+
+def _results(
+    scorer: Any, checked: CustomerBatch, piece: _Piece, block: _Block, task: _Task
+) -> tuple[pa.Table, pa.Table]:
+    """The scored rows and the rejected ones, as their parts hold them."""
     probabilities = scorer.score_frame(checked.features)
     churn = scorer.labels(probabilities)
     geography = np.asarray(checked.features["Geography"].cat.codes)
@@ -255,59 +410,73 @@ def _results(scorer: Any, checked: CustomerBatch, key: BlockKey, block: _Block) 
         mine = geography == code
         block.scored[name] += int(mine.sum())
         block.churn[name] += int((mine & churn).sum())
+    count = len(probabilities)
+    columns: dict[str, pa.Array] = {
+        CUSTOMER_ID: checked.ids,
+        "churn_probability": pa.array(np.round(probabilities, _DIGITS)),
+        "prediction": pc.take(_LABELS, pa.array(churn.astype(np.int64))),
+        "risk_band": pc.take(_BANDS, pa.array(scorer.band_codes(probabilities))),
+        "model_version": pa.repeat(pa.scalar(task.model.version), count),
+        "scored_at": pa.repeat(
+            pa.scalar(task.scored_at, SCORED_SCHEMA.field("scored_at").type), count
+        ),
+    }
+    for name, arrow in _FEATURES:
+        columns[name] = pa.array(checked.features[name]).cast(arrow)  # a category: dictionary
+    scored = pa.Table.from_pydict(columns, schema=SCORED_SCHEMA)
+
     by_row = checked.rejected_rows
     block.rejected += len(by_row)
-    scored, rejected = len(probabilities), len(by_row)
-
-    def padded(values: pa.Array) -> pa.Array:
-        return pa.concat_arrays([values, pa.nulls(rejected, type=values.type)])
-
-    columns: dict[str, pa.Array] = {
-        CUSTOMER_ID: pa.concat_arrays(
-            [checked.ids, pa.array([checked.rejected_ids.get(r) for r in by_row], pa.string())]
-        ),
-        "churn_probability": padded(pa.array(np.round(probabilities, _DIGITS))),
-        "prediction": padded(pc.take(_LABELS, pa.array(churn.astype(np.int64)))),
-        "risk_band": padded(pc.take(_BANDS, pa.array(scorer.band_codes(probabilities)))),
-    }
-    for name, _, arrow in _FEATURE_TYPES:
-        values = pa.array(checked.features[name])  # a category comes as a dictionary
-        columns[name] = padded(values.cast(arrow))
-
-    # Rejected rows are few: their columns are built in Python, the scored rows' nulls not.
-    def after_nulls(values: list[Any], kind: pa.DataType) -> pa.Array:
-        return pa.concat_arrays([pa.nulls(scored, type=kind), pa.array(values, kind)])
-
-    columns["source_file"] = after_nulls([key[0]] * rejected, pa.string())
-    columns["block"] = after_nulls([key[1]] * rejected, pa.int64())
-    columns["position"] = after_nulls(list(by_row), pa.int64())
-    columns["reasons"] = after_nulls(
-        ["; ".join(problem.reason() for problem in problems) for problems in by_row.values()],
-        pa.string(),
+    # Parquet pieces and a file's first CSV piece know their first row; other CSV pieces
+    # count from 1 here, and the driver adds the records before them.
+    before = piece.start if task.book.format == "parquet" else 0
+    rejected = pa.Table.from_pydict(
+        {
+            "source_file": pa.repeat(pa.scalar(piece.file), len(by_row)),
+            "row": pa.array([before + row for row in by_row], pa.int64()),
+            CUSTOMER_ID: pa.array([checked.rejected_ids.get(r) for r in by_row], pa.string()),
+            "reasons": pa.array(
+                [
+                    "; ".join(problem.reason() for problem in problems)
+                    for problems in by_row.values()
+                ],
+                pa.string(),
+            ),
+        },
+        schema=REJECTED_SCHEMA,
     )
-    return pa.RecordBatch.from_pydict(columns, schema=_RESULTS)
+    return scored, rejected
 
 
 _LABELS = pa.array(LABELS)
 _BANDS = pa.array(list(BANDS))
 
 
-def _spark_schema() -> str:
-    kinds = {pa.string(): "string", pa.float64(): "double", pa.int64(): "long"}
-    return ", ".join(f"`{f.name}` {kinds[f.type]}" for f in _RESULTS)
+@dataclass(frozen=True)
+class _Renumber:
+    """Adds the records before each piece to the rows of one staged rejected part."""
+
+    before: dict[BlockKey, int]
+
+    def __call__(self, move: tuple[str, str]) -> None:
+        staged, target = move
+        path, system = _path(staged)
+        table = pq.read_table(path, filesystem=system)
+        files = table.column("source_file").to_pylist()
+        pieces = table.column("piece").to_numpy()
+        offsets = np.array(
+            [self.before[file, int(start)] for file, start in zip(files, pieces, strict=True)],
+            dtype=np.int64,
+        )
+        rows = pc.add(table.column("row"), pa.array(offsets))
+        table = table.drop_columns(["piece"]).set_column(1, "row", rows)
+        path, system = _path(target)
+        pq.write_table(table.cast(REJECTED_SCHEMA), path, filesystem=system)
 
 
-def _read(spark: SparkSession, book: io.BookInput) -> DataFrame:
-    where = [
-        F.col("_metadata.file_path").alias("source_file"),
-        F.col("_metadata.file_block_start").alias("block"),
-    ]
-    if book.format == "parquet":
-        frame = spark.read.parquet(book.path)
-        by_name = {name.strip(): name for name in frame.columns}
-        wanted = [F.col(f"`{by_name[name]}`").alias(name) for name in required_columns(True)]
-        return frame.select(*wanted, *where)
-    return spark.read.text(book.path).select("value", *where)
+def _path(uri: str) -> tuple[str, Any]:
+    system, path = io.locate(uri)
+    return path, system
 
 
 def score_book(
@@ -322,67 +491,135 @@ def score_book(
     started = time.monotonic()
     scored_at = datetime.now(UTC).replace(microsecond=0)
     with spark_errors(), quiet_pyspark(), shipping_folder() as folder:
-        if io.exists(spark, out) and not overwrite:
+        out = io.absolute(out)  # and a scheme pyarrow cannot open is refused before any work
+        if io.exists(out) and not overwrite:
             raise InvalidInput(f"{out} exists; choose another --out or add --overwrite.")
-        io.delete(spark, f"{out}/summary.json")
-        book = io.discover(spark, input_path)
-        ship(spark.sparkContext, model.path, model.ref, Path(folder))
-
-        blocks: Accumulator[dict[BlockKey, _Block]] = spark.sparkContext.accumulator({}, _Blocks())
-        plan = _Plan(model.ref, book.headers, blocks)
-        results = _read(spark, book).mapInArrow(plan, _spark_schema())
-        # Scored and rejected rows come out of one pass and go to two places: kept on
-        # the executors' disks, not recomputed, and not in their memory. Uncompressed:
-        # choosing each cached column's encoding cost a fifth of a task's time.
-        with _sql_conf(spark, "spark.sql.inMemoryColumnarStorage.compressed", "false"):
-            results.persist(StorageLevel.DISK_ONLY)
+        io.delete(io.child(out, "summary.json"))
+        io.delete(io.child(out, "_temporary"))
+        book = io.discover(input_path)
+        context = spark.sparkContext
+        ship(context, model.path, model.ref, Path(folder))
+        tasks = _plan(spark, book)
+        staging = io.child(out, "_temporary", uuid.uuid4().hex)
+        task = _Task(model.ref, book, staging, scored_at)
         try:
-            results.where(F.col("reasons").isNull()).select(
-                *[F.col(name) for name in SCORED_COLUMNS[:4]],
-                F.lit(model.ref.version).alias("model_version"),
-                F.lit(scored_at).alias("scored_at"),
-                *FEATURE_NAMES,
-            ).write.mode("overwrite").parquet(f"{out}/scored")
-            counted = blocks.value
-            before = _records_before(counted)
-            offsets = spark.createDataFrame(
-                [(file, start, count) for (file, start), count in before.items()] or None,
-                schema="source_file string, block long, before long",
-            )
-            results.where(F.col("reasons").isNotNull()).join(
-                F.broadcast(offsets), ["source_file", "block"]
-            ).select(
-                "source_file",
-                (F.col("before") + F.col("position")).alias("row"),
-                CUSTOMER_ID,
-                "reasons",
-            ).orderBy("source_file", "row").write.mode("overwrite").parquet(f"{out}/rejected")
+            done = context.parallelize(tasks, len(tasks)).mapPartitionsWithIndex(task).collect()
+            blocks = {key: block for result in done for key, block in result.blocks.items()}
+            summary = _summary(book, blocks, model, scored_at, spark)
+            _commit(spark, out, staging, done, _records_before(blocks))
         finally:
-            results.unpersist()
-        summary = _summary(book, counted, model, scored_at, time.monotonic() - started, spark)
-        _check_written(spark, out, summary)
+            io.delete(io.child(out, "_temporary"))  # attempts not chosen, or all of a failed run
+        _check_written(out, summary)
+        summary.seconds = round(time.monotonic() - started, 3)
         io.write_bytes(
-            spark, f"{out}/summary.json", (summary.model_dump_json(indent=2) + "\n").encode()
+            io.child(out, "summary.json"), (summary.model_dump_json(indent=2) + "\n").encode()
         )
     return summary
 
 
-@contextmanager
-def _sql_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
-    """A session setting for one step, then back to what the session had."""
-    before = spark.conf.get(key, None)
-    spark.conf.set(key, value)
-    try:
-        yield
-    finally:
-        if before is None:
-            spark.conf.unset(key)
-        else:
-            spark.conf.set(key, before)
+def _plan(spark: SparkSession, book: io.BookInput) -> list[tuple[_Piece, ...]]:
+    """The book in pieces, packed into tasks of about equal size (Spark's settings
+    spark.sql.files.maxPartitionBytes and openCostInBytes size them, as Spark's own
+    file sources do)."""
+    conf: Any = spark._jsparkSession.sessionState().conf()
+    largest, open_cost = int(conf.filesMaxPartitionBytes()), int(conf.filesOpenCostInBytes())
+    total = sum(file.size + open_cost for file in book.files)
+    target = io.task_bytes(total, largest, open_cost, spark.sparkContext.defaultParallelism)
+    pieces = (
+        _parquet_pieces(book, target) if book.format == "parquet" else _csv_pieces(book, target)
+    )
+    tasks: list[tuple[_Piece, ...]] = []
+    current: list[_Piece] = []
+    size = 0
+    for piece in pieces:
+        cost = piece.size + (open_cost if not current or current[-1].file != piece.file else 0)
+        # A piece goes to the task its middle falls in, as Spark gives a row group to
+        # the split that holds its middle.
+        if current and size + cost / 2 > target:
+            tasks.append(tuple(current))
+            current, size = [], 0
+            cost = piece.size + open_cost
+        current.append(piece)
+        size += cost
+    tasks.append(tuple(current))
+    return tasks
+
+
+def _csv_pieces(book: io.BookInput, target: int) -> list[_Piece]:
+    pieces = []
+    for file in book.files:
+        if file.compressed:  # read from its start by one task
+            pieces.append(_Piece(file.uri, 0, 1 << 62, file.size, compressed=True))
+            continue
+        count = max(1, math.ceil(file.size / target))
+        step = math.ceil(file.size / count) if file.size else 1
+        for start in range(0, max(file.size, 1), step):
+            stop = min(start + step, file.size)
+            pieces.append(_Piece(file.uri, start, stop, stop - start))
+    return pieces
+
+
+def _parquet_pieces(book: io.BookInput, target: int) -> list[_Piece]:
+    """Row groups; one larger than a task's share is read by several, each scoring a part."""
+    pieces = []
+    for file in book.files:
+        metadata = io.parquet_file(file.uri).metadata
+        first = 0
+        for group in range(metadata.num_row_groups):
+            info = metadata.row_group(group)
+            size = sum(info.column(c).total_compressed_size for c in range(info.num_columns))
+            count = max(1, min(math.ceil(size / target), info.num_rows))
+            step = math.ceil(info.num_rows / count) if info.num_rows else 1
+            for start in range(0, info.num_rows, step):
+                stop = min(start + step, info.num_rows)
+                part = size * (stop - start) // info.num_rows
+                pieces.append(
+                    _Piece(file.uri, first + start, first + stop, part, row_group=group,
+                           group_start=first)
+                )  # fmt: skip
+            first += info.num_rows
+    return pieces
+
+
+def _commit(
+    spark: SparkSession,
+    out: str,
+    staging: str,
+    done: list[_Done],
+    before: dict[BlockKey, int],
+) -> None:
+    """The chosen attempts' parts into scored/ and rejected/, renumbered where needed."""
+    for name in ("scored", "rejected"):
+        io.delete(io.child(out, name))
+        io.make_dir(io.child(out, name))
+    renumber: list[tuple[str, str]] = []
+    written = {"scored": 0, "rejected": 0}
+    for result in sorted(done, key=lambda result: result.index):
+        written["scored"] += result.scored
+        written["rejected"] += result.rejected
+        part = f"part-{result.index:05d}.parquet"
+        if result.scored:
+            io.move(io.child(result.folder, "scored.parquet"), io.child(out, "scored", part))
+        if result.rejected and result.numbered:
+            io.move(io.child(result.folder, "rejected.parquet"), io.child(out, "rejected", part))
+        elif result.rejected:
+            staged = io.child(staging, f"renumbered-{result.index:05d}.parquet")
+            renumber.append((io.child(result.folder, "rejected.parquet"), staged))
+    if renumber:
+        spark.sparkContext.parallelize(renumber, len(renumber)).foreach(_Renumber(before))
+        for _, staged in renumber:
+            index = staged.rsplit("-", 1)[-1]
+            io.move(staged, io.child(out, "rejected", f"part-{index}"))
+    for name, schema in (("scored", SCORED_SCHEMA), ("rejected", REJECTED_SCHEMA)):
+        if not written[name]:
+            # No rows: one empty part, so that the folder still reads as a table.
+            path, system = _path(io.child(out, name, "part-00000.parquet"))
+            pq.write_table(schema.empty_table(), path, filesystem=system)
+        io.write_bytes(io.child(out, name, "_SUCCESS"), b"")
 
 
 def _records_before(blocks: dict[BlockKey, _Block]) -> dict[BlockKey, int]:
-    """Per block, how many records its file holds before it."""
+    """Per piece, how many records its file holds before it."""
     before: dict[BlockKey, int] = {}
     running: dict[str, int] = {}
     for file, start in sorted(blocks):
@@ -396,7 +633,6 @@ def _summary(
     blocks: dict[BlockKey, _Block],
     model: DriverModel,
     scored_at: datetime,
-    seconds: float,
     spark: SparkSession,
 ) -> BatchSummary:
     rows_in = sum(block.records for block in blocks.values())
@@ -422,15 +658,15 @@ def _summary(
         by_geography=by_geography,
         model=ModelUsed(tag=ref.tag, version=ref.version, sha256=ref.sha256, source=ref.source),
         scored_at=scored_at.isoformat(),
-        seconds=round(seconds, 3),
+        seconds=0.0,  # set once the output is written
         master=spark.sparkContext.master,
     )
 
 
-def _check_written(spark: SparkSession, out: str, summary: BatchSummary) -> None:
+def _check_written(out: str, summary: BatchSummary) -> None:
     """rows_in = scored + rejected, by the rows the files hold, not only by the counts."""
-    scored = spark.read.parquet(f"{out}/scored").count()
-    rejected = spark.read.parquet(f"{out}/rejected").count()
+    scored = io.parquet_rows(io.child(out, "scored"))
+    rejected = io.parquet_rows(io.child(out, "rejected"))
     if (scored, rejected) != (summary.scored, summary.rejected) or (
         summary.rows_in != scored + rejected
     ):

@@ -2,28 +2,34 @@
 
 The model is the one the Bento packs, from the BentoML store by tag (by default the
 service's, CHURN_MODEL_TAG), or a joblib file with its metadata beside it. The driver
-checks its SHA-256 against the recorded one before unpickling it, then ships the file
-to the executors (`SparkContext.addFile`) with that digest; each executor checks the
-bytes it received before `joblib.load` (`churn.model.artifact.load_verified`), so a file
-swapped on the way is refused there too, and the job stops with that message.
+checks its SHA-256 against the recorded one, then ships the file to the executors
+(`SparkContext.addFile`) with that digest; each executor checks the bytes it received
+before `joblib.load` (`churn.model.artifact.load_verified`), so a file swapped on the
+way is refused there too, and the job stops with that message. Scoring needs only the
+recorded metadata on the driver: it unpickles the model (checking it again) only when
+asked for it (`DriverModel.loaded`, for the call list's explanations), so `churn batch
+score` starts without importing scikit-learn or XGBoost.
 """
 
 from __future__ import annotations
 
+import functools
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for, verify
-from churn.model.store import STORED_FILE, LoadedModel, load_stored, verify_stored
 from churn.record.errors import ModelIntegrityError
-from churn.scoring.scorer import Scorer
 from churn.settings import ServiceSettings
 
 if TYPE_CHECKING:
     from pyspark import SparkContext
+
+    from churn.model.store import LoadedModel
+    from churn.scoring.scorer import Scorer
 
 
 @dataclass(frozen=True)
@@ -40,9 +46,16 @@ class ModelRef:
 
 @dataclass(frozen=True)
 class DriverModel:
+    """A verified model: what the executors are told of it, and its file."""
+
     ref: ModelRef
-    loaded: LoadedModel
     path: Path
+    load: Callable[[], LoadedModel] = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def loaded(self) -> LoadedModel:
+        """The model unpickled, its digest checked again first."""
+        return self.load()
 
 
 def resolve(model: str | None) -> DriverModel:
@@ -51,31 +64,40 @@ def resolve(model: str | None) -> DriverModel:
     candidate = Path(name)
     if candidate.suffix == ".joblib" or candidate.is_file():
         return _from_file(candidate)
+    from churn.model.store import STORED_FILE, load_stored, verify_stored
+
     stored = verify_stored(name)
     path = Path(stored.path_of(STORED_FILE))
-    loaded = load_stored(stored)
-    # The digest recorded at import, which verify_stored and load_stored just checked.
-    digest = str(stored.info.metadata["stored_sha256"])
-    return DriverModel(_ref(path, digest, loaded, source=loaded.tag), loaded, path)
+    recorded: dict[str, Any] = dict(stored.info.metadata)
+    # The digest recorded at import, which verify_stored just checked.
+    digest = str(recorded.pop("stored_sha256"))
+    metadata = ModelMetadata.model_validate(recorded)
+    tag = str(stored.tag)
+    ref = _ref(path, digest, metadata, tag, source=tag)
+    return DriverModel(ref, path, functools.partial(load_stored, stored))
 
 
 def _from_file(path: Path) -> DriverModel:
     metadata = ModelMetadata.read(metadata_path_for(path))
     verify(path, metadata.artifact_sha256)
-    loaded = LoadedModel(
-        load_verified(path, metadata.artifact_sha256), metadata, tag=f"file:{path.name}"
-    )
-    source = str(path.resolve())
-    return DriverModel(_ref(path, metadata.artifact_sha256, loaded, source), loaded, path)
+    tag = f"file:{path.name}"
+    ref = _ref(path, metadata.artifact_sha256, metadata, tag, str(path.resolve()))
+    return DriverModel(ref, path, functools.partial(_load_file, path, metadata, tag))
 
 
-def _ref(path: Path, digest: str, loaded: LoadedModel, source: str) -> ModelRef:
+def _load_file(path: Path, metadata: ModelMetadata, tag: str) -> LoadedModel:
+    from churn.model.store import LoadedModel
+
+    return LoadedModel(load_verified(path, metadata.artifact_sha256), metadata, tag=tag)
+
+
+def _ref(path: Path, digest: str, metadata: ModelMetadata, tag: str, source: str) -> ModelRef:
     return ModelRef(
         file_name=f"churn-model-{digest[:16]}{path.suffix}",
         sha256=digest,
-        threshold=loaded.metadata.threshold,
-        version=loaded.metadata.model_version,
-        tag=loaded.tag,
+        threshold=metadata.threshold,
+        version=metadata.model_version,
+        tag=tag,
         source=source,
     )
 
@@ -99,6 +121,8 @@ def executor_scorer(ref: ModelRef) -> Scorer:
     scorer = _SCORERS.get(ref.sha256)
     if scorer is None:
         from pyspark import SparkFiles
+
+        from churn.scoring.scorer import Scorer
 
         path = Path(SparkFiles.get(ref.file_name))
         try:

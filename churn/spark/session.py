@@ -8,10 +8,13 @@ that fails its checksum there) comes back as the same error with the same messag
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from churn.record import errors
-from churn.record.csvio import BATCH_ROWS
 from churn.record.errors import BadRequest, ChurnError
 
 if TYPE_CHECKING:
@@ -30,6 +32,11 @@ LOG_LEVELS = ("off", "error", "warn", "info")
 # Measured on 1M rows (benchmarks/README.md): C2's compiling and G1's concurrent work
 # were a third of its CPU, which C1's code and the parallel collector do not pay back.
 LOCAL_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseParallelGC")
+# Its start is mostly loading and verifying Spark's classes from 200+ jars: a class-data
+# archive of them (JDK's AppCDS), written at the end of a machine's first `churn batch`
+# run, halves it. The JVM does not complain of an archive for another Java or Spark.
+_QUIET_ARCHIVE = ("-Xlog:cds=off", "-Xlog:cds+dynamic=off")
+_RECORDING: dict[str, tuple[Path, Path]] = {}  # by application id: the partial, the archive
 _LOG_CONFIG = Path(__file__).with_name("log4j2.properties")
 JAVA_HINT = (
     "Spark needs Java 17 or newer: install it (Debian: apt-get install default-jre-headless) "
@@ -89,13 +96,17 @@ def start(
     app_name: str,
     conf: Mapping[str, str] | None = None,
     log_level: str = "off",
+    record_classes: bool = False,
 ) -> SparkSession:
-    """A session on `master`, or on the master spark-submit gave, or on local[*]."""
+    """A session on `master`, or on the master spark-submit gave, or on local[*].
+
+    In local mode the JVM starts from the class-data archive if there is one; without
+    one, `record_classes` has it written when the session ends (`finish`)."""
     require_pyspark()
     from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
-    find_java()
+    java = find_java()
     if os.environ.get("PYSPARK_GATEWAY_PORT"):
         # spark-submit started this process and its JVM: read the settings it was given.
         SparkContext._ensure_initialized()
@@ -114,7 +125,8 @@ def start(
         "spark.app.name": app_name,
         "spark.ui.enabled": "false",
         "spark.ui.showConsoleProgress": str(sys.stderr.isatty()).lower(),
-        "spark.sql.execution.arrow.maxRecordsPerBatch": str(BATCH_ROWS),
+        # Python workers forked with the scoring modules already imported.
+        "spark.python.daemon.module": "churn.spark.daemon",
         "spark.driver.extraJavaOptions": (
             f"-Dlog4j2.configurationFile={_LOG_CONFIG.as_uri()} -Dchurn.spark.log={log_level}"
         ),
@@ -123,6 +135,22 @@ def start(
         # No lookup of this host's name, which can take seconds where DNS is slow.
         defaults |= {"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"}
         defaults["spark.driver.extraJavaOptions"] += " " + " ".join(LOCAL_JVM)
+        archive = class_archive(java)
+        recording = None
+        if archive.is_file():
+            defaults["spark.driver.extraJavaOptions"] += f" -XX:SharedArchiveFile={archive}"
+        elif record_classes and _writable(archive.parent):
+            recording = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
+            defaults["spark.driver.extraJavaOptions"] += f" -XX:ArchiveClassesAtExit={recording}"
+        defaults["spark.driver.extraJavaOptions"] += " " + " ".join(_QUIET_ARCHIVE)
+    from churn.spark.daemon import PRELOAD_SOCKET
+
+    # Only a JVM this process launches gets the socket, and only through its environment
+    # at launch: a stale one (from a parent process) is never passed on.
+    os.environ.pop(PRELOAD_SOCKET, None)
+    launching = SparkContext._gateway is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
+    if chosen.startswith("local") and launching:
+        os.environ[PRELOAD_SOCKET] = _start_preloaded()
     builder = SparkSession.builder
     for key, value in defaults.items():
         if (master is not None and key == "spark.master") or not submitted.contains(key):
@@ -131,10 +159,91 @@ def start(
         if key == "spark.driver.extraJavaOptions":  # as well as this package's, not instead
             value = f"{_without_collector(defaults[key], value)} {value}"
         builder = builder.config(key, value)
-    with quiet_pyspark(), spark_errors():
-        session = builder.getOrCreate()
+    try:
+        with quiet_pyspark(), spark_errors():
+            session = builder.getOrCreate()
+    finally:
+        os.environ.pop(PRELOAD_SOCKET, None)
     session.sparkContext.setLogLevel(log_level.upper())
+    if chosen.startswith("local") and recording is not None:
+        _RECORDING[session.sparkContext.applicationId] = (recording, archive)
     return session
+
+
+_PRELOADED: list[tuple[subprocess.Popen[bytes], str]] = []
+
+
+def _start_preloaded() -> str:
+    """The Python workers' daemon, importing while the JVM starts (`churn.spark.daemon`);
+    its socket, for the JVM's environment. It ends when this process closes its stdin,
+    or ends."""
+    folder = tempfile.mkdtemp(prefix="churn-spark-")  # only this user may connect
+    path = os.path.join(folder, "daemon.sock")
+    # As Spark sets it for its Python workers, so that hashing agrees with theirs.
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+    python = os.environ["PYSPARK_PYTHON"]
+    process = subprocess.Popen(
+        [python, "-m", "churn.spark.daemon", "--preload", path], stdin=subprocess.PIPE, env=env
+    )
+    _PRELOADED.append((process, folder))
+    return path
+
+
+def _stop_preloaded() -> None:
+    while _PRELOADED:
+        process, folder = _PRELOADED.pop()
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def class_archive(java: str) -> Path:
+    """Where the class-data archive of this Java, this Spark and these options is kept."""
+    import pyspark
+    from pyspark.find_spark_home import _find_spark_home
+
+    real = Path(java).resolve()
+    found = real.stat()
+    identity = [str(real), str(found.st_size), str(found.st_mtime_ns), pyspark.__version__,
+                _find_spark_home(), *LOCAL_JVM]  # fmt: skip
+    key = hashlib.sha256("\n".join(identity).encode()).hexdigest()[:16]
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "churn"
+    return cache / f"spark-classes-{key}.jsa"
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK)
+
+
+def finish(session: SparkSession) -> None:
+    """Stop the session; if its JVM is recording its classes, let it write them and exit,
+    then put the archive in place whole (a JVM given half an archive crashes)."""
+    from pyspark import SparkContext
+
+    recording = _RECORDING.pop(session.sparkContext.applicationId, None)
+    session.stop()
+    _stop_preloaded()
+    process = getattr(SparkContext._gateway, "proc", None)
+    if recording is None or process is None or process.stdin is None:
+        return
+    partial, archive = recording
+    try:
+        process.stdin.close()  # the gateway's JVM exits when its stdin closes
+        process.wait(timeout=300)
+        if process.returncode == 0 and partial.is_file():
+            partial.replace(archive)
+    except (OSError, TimeoutError):
+        pass
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _without_collector(ours: str, theirs: str) -> str:

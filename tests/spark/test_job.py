@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import shutil
 from collections.abc import Callable
@@ -19,7 +20,15 @@ from churn.clients.client import ChurnClient
 from churn.record.errors import BadRequest, InvalidInput, ModelIntegrityError
 from churn.scoring.files import score_file
 from churn.scoring.predictor import ChurnPredictor
-from churn.spark.job import REJECTED_COLUMNS, SCORED_COLUMNS, BatchSummary, score_book
+from churn.spark.job import (
+    REJECTED_COLUMNS,
+    SCORED_COLUMNS,
+    SCORED_SCHEMA,
+    BatchSummary,
+    _commit,
+    _Done,
+    score_book,
+)
 from churn.spark.model import DriverModel
 from tests.conftest import LiveService
 from tests.factories import BANK_COLUMNS, bank_row
@@ -232,3 +241,94 @@ def test_an_existing_output_is_kept_unless_told(
     shutil.copytree(out, copy)
     again = score_book(spark, str(book), str(copy), bundled_model, overwrite=True)
     assert again.rows_in == ROWS_IN
+
+
+def test_hadoop_connector_schemes_are_refused_in_one_line(
+    spark: SparkSession, bundled_model: DriverModel, tmp_path: Path
+) -> None:
+    with pytest.raises(BadRequest) as caught:
+        score_book(spark, "s3a://bank/book.csv", str(tmp_path / "out"), bundled_model)
+    message = caught.value.message
+    assert "write s3://bank/book.csv for it" in message
+    assert "\n" not in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_compressed_and_crlf_files_are_numbered_as_the_plain_one(
+    spark: SparkSession, book: Path, bundled_model: DriverModel, tmp_path: Path
+) -> None:
+    """A gzip CSV, read whole by one task; a CRLF one without a last line break, cut into
+    pieces of a few hundred bytes, each line owned by the piece it starts in."""
+    text = book.read_bytes()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.csv.gz").write_bytes(gzip.compress(text))
+    (folder / "b.csv").write_bytes(text.replace(b"\n", b"\r\n").rstrip(b"\r\n"))
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "700")
+    try:
+        summary = score_book(spark, str(folder), str(tmp_path / "out"), bundled_model)
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+    assert (summary.files, summary.rows_in) == (2, 2 * ROWS_IN)
+    assert summary.rejected == 2 * len(REJECTED_ROWS)
+    rows: dict[str, set[int]] = {}
+    for rejected in _rows(tmp_path / "out", "rejected"):
+        rows.setdefault(rejected["source_file"].rsplit("/", 1)[-1], set()).add(rejected["row"])
+    assert rows == {"a.csv.gz": REJECTED_ROWS, "b.csv": REJECTED_ROWS}
+    assert not (tmp_path / "out" / "_temporary").exists()
+
+
+def test_only_the_attempt_spark_chose_is_committed(spark: SparkSession, tmp_path: Path) -> None:
+    """A retried or speculative task leaves another attempt's folder behind; the driver
+    moves the parts of the one attempt Spark returned, whole, and nothing else."""
+    out = tmp_path / "out"
+    staging = out / "_temporary" / "job"
+    for attempt, ids in ((0, ["1", "2"]), (1, ["1", "2", "3"])):
+        folder = staging / f"task-00000-attempt-{attempt}"
+        folder.mkdir(parents=True)
+        table = SCORED_SCHEMA.empty_table().to_pydict()
+        table = {name: [None] * len(ids) for name in table} | {"CustomerId": ids}
+        pq.write_table(pa.table(table, schema=SCORED_SCHEMA), folder / "scored.parquet")
+    chosen = _Done(0, str(staging / "task-00000-attempt-1"), {}, 3, 0, numbered=True)
+    _commit(spark, str(out), str(staging), [chosen], {})
+    assert sorted(r["CustomerId"] for r in _rows(out, "scored")) == ["1", "2", "3"]
+    assert _rows(out, "rejected") == []
+    assert (staging / "task-00000-attempt-0" / "scored.parquet").exists()  # left to the cleanup
+
+
+def test_a_task_with_a_files_last_piece_and_the_next_files_first(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    """Two cores, no cost per file: a.csv in two pieces, the second one packed with b.csv
+    into one task, rejected rows in both; each keeps its number in its own file."""
+    rows = [BANK_COLUMNS, *(bank_row(r, r, Age=17 if r % 7 == 0 else 40) for r in range(1, 31))]
+    write_book("\n".join(rows) + "\n", "a.csv")
+    write_book("\n".join(rows[:4]) + "\n" + bank_row(4, 4, Geography="Mars") + "\n", "b.csv")
+    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    try:
+        summary = score_book(spark, str(tmp_path), str(tmp_path / "out"), bundled_model)
+    finally:
+        spark.conf.unset("spark.sql.files.openCostInBytes")
+    assert summary.rows_in == 30 + 4
+    rejected = sorted(
+        (r["source_file"][-5:], r["row"]) for r in _rows(tmp_path / "out", "rejected")
+    )
+    assert rejected == [("a.csv", row) for row in range(7, 31, 7)] + [("b.csv", 4)]
+
+
+def test_a_piece_whose_every_line_leaves_a_quote_open(
+    spark: SparkSession,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    line = bank_row(1, 7).replace("Hargrave", 'O"Brien')
+    path = write_book(BANK_COLUMNS + "\n" + line + "\n")
+    summary = score_book(spark, str(path), str(tmp_path / "out"), bundled_model)
+    assert (summary.rows_in, summary.rejected) == (1, 1)
+    [rejected] = _rows(tmp_path / "out", "rejected")
+    assert rejected["row"] == 1
+    assert rejected["reasons"].startswith("has a quote that is not closed on its line")
