@@ -229,6 +229,7 @@ def warm_class_archive() -> None:
         return
     small = BUILD / "book-1000.csv"
     if not small.exists():
+        BUILD.mkdir(parents=True, exist_ok=True)
         pacsv.write_csv(pa.Table.from_pandas(synthesize(1000, seed=0), preserve_index=False), small)
     started = time.monotonic()
     measure("spark", 1000, "csv", small)
