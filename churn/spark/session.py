@@ -79,8 +79,8 @@ def find_java() -> str:
 
 @contextmanager
 def quiet_pyspark() -> Iterator[None]:
-    # pyspark 4 warns that it does not fully support pandas 3. This package hands Spark
-    # Arrow batches (mapInArrow), not pandas frames, so that support is not used.
+    # pyspark 4 warns that it does not fully support pandas 3. No pandas frame passes
+    # through Spark here (each task reads and writes with pyarrow): that support is unused.
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
