@@ -131,12 +131,11 @@ class Binner:
         self.edges = np.asarray(edges, dtype=np.float64)
         self.shift = np.arange(self.columns, dtype=np.float64) * SPAN
         self._column_bins = [
-            _ColumnBins.of(self.edges[start:stop], float(shift), _whole_values(name))
+            _ColumnBins.of(start, self.edges[start:stop], float(shift), _whole_values(name))
             for start, stop, shift, name in zip(
                 starts, [*starts[1:], self.width], self.shift, [None, *columns], strict=True
             )
         ]
-        self._starts = starts
         self._customers = slice(starts[0], starts[1])
         self._gather = {profile.score.name: np.arange(starts[0], starts[1], dtype=np.intp)}
         start_of = dict(zip(columns, starts[1:], strict=True))
@@ -152,10 +151,8 @@ class Binner:
     def counts(self, matrix: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """The flat count array of the rows of the model's input matrix and their scores."""
         counts = np.zeros(self.width, dtype=np.int64)
-        for start, bins, values in zip(
-            self._starts, self._column_bins, (scores, *matrix.T), strict=True
-        ):
-            counts[start : start + len(bins.edges)] += bins.count(values)
+        for bins, values in zip(self._column_bins, (scores, *matrix.T), strict=True):
+            counts[bins.start : bins.start + len(bins.edges)] += bins.count(values)
         return counts
 
     def customers(self, counts: np.ndarray) -> int:
@@ -169,21 +166,25 @@ class Binner:
 
 @dataclass(frozen=True)
 class _ColumnBins:
-    """One column's shifted edges (its sentinel last), and for a whole-valued column the
-    bin of each of its values, found by the same search on the same shifted values."""
+    """One column's place in the flat count array, its shifted edges (its sentinel last),
+    and for a whole-valued column the bin of each of its values, found by the same search
+    on the same shifted values."""
 
+    start: int
     edges: np.ndarray
     shift: float
     lowest: int = 0
     bin_of_value: np.ndarray | None = None
 
     @classmethod
-    def of(cls, edges: np.ndarray, shift: float, whole: tuple[int, int] | None) -> _ColumnBins:
+    def of(
+        cls, start: int, edges: np.ndarray, shift: float, whole: tuple[int, int] | None
+    ) -> _ColumnBins:
         if whole is None:
-            return cls(edges, shift)
+            return cls(start, edges, shift)
         lowest, highest = whole
         values = np.arange(lowest, highest + 1, dtype=np.float64) + shift
-        return cls(edges, shift, lowest, np.searchsorted(edges, values, side="right"))
+        return cls(start, edges, shift, lowest, np.searchsorted(edges, values, side="right"))
 
     def count(self, values: np.ndarray) -> np.ndarray:
         """How many values fall in each of this column's bins."""

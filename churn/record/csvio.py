@@ -65,6 +65,13 @@ class CustomerBatch:
             by_row.setdefault(problem.row or 0, []).append(problem)
         return by_row
 
+    def rejected_reasons(self) -> dict[int, str]:
+        """Each rejected row's problems as one text, in the order they were found."""
+        return {
+            row: "; ".join(problem.reason() for problem in problems)
+            for row, problems in self.rejected_rows.items()
+        }
+
 
 class _RaggedFile(Exception):
     """Arrow met a record with the wrong number of fields: switch to the exact reader."""

@@ -24,6 +24,8 @@ LEGACY_BATCH_LABELS: tuple[LegacyBatchLabel, LegacyBatchLabel] = ("Not Churn", "
 RiskBand = Literal["low", "medium", "high"]
 BANDS: tuple[RiskBand, RiskBand, RiskBand] = ("low", "medium", "high")
 HIGH_RISK = 0.5
+# Probabilities and contributions in every answer: the service, its files, Spark.
+ANSWER_DIGITS = 6
 BAND_RULE = "low: below the threshold; medium: at or above it but below 0.5; high: 0.5 or more."
 
 Direction = Literal["up", "down"]

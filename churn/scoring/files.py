@@ -28,7 +28,7 @@ import pyarrow.csv as pacsv
 from churn.record.answers import FileSummary
 from churn.record.csvio import CustomerBatch, read_customer_batches, spreadsheet_safe
 from churn.record.errors import InvalidInput, PayloadTooLarge, Problem
-from churn.record.outcome import BANDS, LABELS, LEGACY_BATCH_LABELS
+from churn.record.outcome import ANSWER_DIGITS, BANDS, LABELS, LEGACY_BATCH_LABELS
 from churn.record.schema import CUSTOMER_ID
 from churn.scoring.predictor import ChurnPredictor
 
@@ -195,7 +195,7 @@ def score_file(
                 probabilities = scorer.probabilities(matrix, bulk=False, observe=False)
                 scored += len(probabilities)
                 rejected += len(batch.rejected_rows)
-                churners += int(predictor.scorer.labels(probabilities).sum())
+                churners += int(scorer.labels(probabilities).sum())
                 write_behind(batch, matrix, probabilities)
         if rows_in == 0:
             raise InvalidInput(_NO_ROWS)
@@ -344,9 +344,9 @@ def _results_table(
     predictor: ChurnPredictor, batch: CustomerBatch, probabilities: np.ndarray
 ) -> pa.Table:
     """One table for the batch, valid and rejected rows together in file order."""
-    by_row = batch.rejected_rows
+    by_row = batch.rejected_reasons()
     rejected_rows = np.fromiter(by_row, dtype=np.int64, count=len(by_row))
-    reasons = ["; ".join(problem.reason() for problem in by_row[row]) for row in by_row]
+    reasons = list(by_row.values())
     rows = np.concatenate([batch.rows.astype(np.int64), rejected_rows])
     rejected_ids = pa.array([batch.rejected_ids.get(row) for row in by_row], type=pa.string())
     ids = pa.concat_arrays([batch.ids, rejected_ids])
@@ -358,7 +358,9 @@ def _results_table(
             CUSTOMER_ID: ids,
             "status": _words(_STATUSES, np.repeat([0, 1], [valid_count, len(by_row)])),
             "churn_probability": pa.array(
-                np.concatenate([np.round(probabilities, 6), np.full(len(by_row), np.nan)]),
+                np.concatenate(
+                    [np.round(probabilities, ANSWER_DIGITS), np.full(len(by_row), np.nan)]
+                ),
                 mask=np.arange(len(rows)) >= valid_count,
             ),
             "prediction": _words(

@@ -6,11 +6,9 @@ from collections.abc import Sequence
 
 from churn.model.store import LoadedModel
 from churn.record.answers import Explanation, ModelInfo, Prediction, RiskBands
-from churn.record.outcome import label_of
+from churn.record.outcome import ANSWER_DIGITS, label_of
 from churn.record.schema import Customer, CustomerFeatures
 from churn.scoring.scorer import Scorer
-
-_DIGITS = 6
 
 
 class ChurnPredictor:
@@ -29,7 +27,7 @@ class ChurnPredictor:
         return [
             Prediction(
                 CustomerId=customer.CustomerId,
-                churn_probability=round(float(probability), _DIGITS),
+                churn_probability=round(float(probability), ANSWER_DIGITS),
                 prediction=label_of(bool(is_churn)),
                 risk_band=band,
                 model_version=self.version,
@@ -46,7 +44,7 @@ class ChurnPredictor:
         base, factors = self.scorer.explain(customer)
         return Explanation(
             prediction=self.predict([customer])[0],
-            base_value=round(base, _DIGITS),
+            base_value=round(base, ANSWER_DIGITS),
             factors=factors,
         )
 

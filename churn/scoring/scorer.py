@@ -21,7 +21,7 @@ from sklearn.pipeline import Pipeline
 
 from churn.record.answers import Factor
 from churn.record.errors import ModelIntegrityError
-from churn.record.outcome import BANDS, direction_of, high_risk_from
+from churn.record.outcome import ANSWER_DIGITS, BANDS, direction_of, high_risk_from
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
 from churn.scoring.trees import TreeEnsemble
 
@@ -140,7 +140,7 @@ class Scorer:
         per_feature = dict.fromkeys(FEATURE_NAMES, 0.0)
         for column, value in zip(self._columns, contributions[:-1], strict=True):
             per_feature[column.feature] += float(value)
-        rounded = {name: round(value, 6) for name, value in per_feature.items()}
+        rounded = {name: round(value, ANSWER_DIGITS) for name, value in per_feature.items()}
         factors = [
             Factor(
                 feature=name,

@@ -49,7 +49,7 @@ from pyspark.sql import SparkSession
 
 from churn.record.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
 from churn.record.errors import InvalidInput, Problem
-from churn.record.outcome import BANDS, LABELS
+from churn.record.outcome import ANSWER_DIGITS, BANDS, LABELS
 from churn.record.schema import CUSTOMER_ID, FEATURE_SPECS, GEOGRAPHIES
 from churn.spark import io
 from churn.spark.model import DriverModel, ModelRef, executor_scorer, ship, shipping_folder
@@ -85,7 +85,6 @@ _PLAIN = {CUSTOMER_ID, "churn_probability", "Balance", "EstimatedSalary"}
 _DICTIONARY = [name for name in SCORED_SCHEMA.names if name not in _PLAIN]
 # A rejected part whose rows still count from the start of their piece says which.
 _PIECE = pa.field("piece", pa.int64())
-_DIGITS = 6  # as the service rounds probabilities
 _READ_BYTES = 16 << 20  # of CSV per check and scoring call: about 200,000 records
 _PARQUET_ROWS = 1 << 18
 _LF, _QUOTE = 0x0A, 0x22
@@ -413,7 +412,7 @@ def _results(
     count = len(probabilities)
     columns: dict[str, pa.Array] = {
         CUSTOMER_ID: checked.ids,
-        "churn_probability": pa.array(np.round(probabilities, _DIGITS)),
+        "churn_probability": pa.array(np.round(probabilities, ANSWER_DIGITS)),
         "prediction": pc.take(_LABELS, pa.array(churn.astype(np.int64))),
         "risk_band": pc.take(_BANDS, pa.array(scorer.band_codes(probabilities))),
         "model_version": pa.repeat(pa.scalar(task.model.version), count),
@@ -425,7 +424,7 @@ def _results(
         columns[name] = pa.array(checked.features[name]).cast(arrow)  # a category: dictionary
     scored = pa.Table.from_pydict(columns, schema=SCORED_SCHEMA)
 
-    by_row = checked.rejected_rows
+    by_row = checked.rejected_reasons()
     block.rejected += len(by_row)
     # Parquet pieces and a file's first CSV piece know their first row; other CSV pieces
     # count from 1 here, and the driver adds the records before them.
@@ -435,13 +434,7 @@ def _results(
             "source_file": pa.repeat(pa.scalar(piece.file), len(by_row)),
             "row": pa.array([before + row for row in by_row], pa.int64()),
             CUSTOMER_ID: pa.array([checked.rejected_ids.get(r) for r in by_row], pa.string()),
-            "reasons": pa.array(
-                [
-                    "; ".join(problem.reason() for problem in problems)
-                    for problems in by_row.values()
-                ],
-                pa.string(),
-            ),
+            "reasons": pa.array(list(by_row.values()), pa.string()),
         },
         schema=REJECTED_SCHEMA,
     )
