@@ -10,6 +10,10 @@ MODEL := models/churn_prediction_model_v$(subst .,_,$(MODEL_VERSION)).joblib
 SYNTHETIC := build/synthetic_customers.csv
 # uv must trust the system's CA store where HTTPS goes through a corporate proxy.
 export UV_SYSTEM_CERTS ?= 1
+# Installed packages get their bytecode at install, as in an image: a process that
+# imports pandas, scikit-learn or pyspark (the service, each Spark worker, every CLI
+# call) does not compile them again where PYTHONDONTWRITEBYTECODE keeps no cache.
+export UV_COMPILE_BYTECODE ?= 1
 
 .PHONY: help setup sync import model test lint typecheck pytest clean
 

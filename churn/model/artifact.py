@@ -12,7 +12,6 @@ import hmac
 from pathlib import Path
 from typing import Any
 
-import joblib
 from pydantic import BaseModel, ConfigDict, Field
 
 from churn.record.errors import ModelIntegrityError
@@ -91,18 +90,41 @@ def verify(path: Path, expected_sha256: str) -> None:
     """Raise `ModelIntegrityError` unless the file exists and has the expected digest."""
     if not path.is_file():
         raise ModelIntegrityError(f"Model file {path} is missing.")
+    expected = _digest(expected_sha256)
+    _compare(path.name, sha256_file(path), expected, _PICKLE)
+
+
+def verified_bytes(path: Path, expected_sha256: str) -> bytes:
+    """The file's bytes, read once, if they have the expected digest."""
+    expected = _digest(expected_sha256)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelIntegrityError(f"Model file {path} is missing.") from None
+    _compare(path.name, hashlib.sha256(data).hexdigest(), expected, "")
+    return data
+
+
+def _digest(expected_sha256: str) -> str:
     expected = expected_sha256.strip().lower()
     if len(expected) != 64 or any(c not in "0123456789abcdef" for c in expected):
         raise ModelIntegrityError(f"{expected_sha256!r} is not a SHA-256 hex digest.")
-    actual = sha256_file(path)
+    return expected
+
+
+_PICKLE = "; a joblib file is a pickle and loading an unknown one runs arbitrary code"
+
+
+def _compare(name: str, actual: str, expected: str, why: str) -> None:
     if not hmac.compare_digest(actual, expected):
         raise ModelIntegrityError(
-            f"Refusing to load {path.name}: its SHA-256 is {actual}, expected {expected}. "
-            "The file was changed or replaced after it was recorded; a joblib file is a "
-            "pickle and loading an unknown one runs arbitrary code."
+            f"Refusing to load {name}: its SHA-256 is {actual}, expected {expected}. "
+            f"The file was changed or replaced after it was recorded{why}."
         )
 
 
 def load_verified(path: Path, expected_sha256: str) -> Any:
     verify(path, expected_sha256)
+    import joblib  # here, so that what only checks digests never imports it
+
     return joblib.load(path)

@@ -4,17 +4,19 @@ Import verifies the joblib file's SHA-256 before unpickling it, then saves it wi
 `bentoml.sklearn.save_model`, which writes its own pickle of the pipeline into the
 store. The digest of that stored pickle is recorded in the model's metadata
 (`stored_sha256`), so that the service, too, verifies the bytes before it unpickles them.
+Beside it goes the booster with its input columns (`churn.model.booster`), a file that
+is not a pickle, with its digest (`booster_sha256`): what a Spark executor scores with.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bentoml
-from sklearn.pipeline import Pipeline
 
 from churn.model.artifact import (
     MODEL_NAME,
@@ -26,8 +28,14 @@ from churn.model.artifact import (
 )
 from churn.record.errors import ModelIntegrityError
 
+if TYPE_CHECKING:
+    from sklearn.pipeline import Pipeline
+
 OWNER = "customer-analytics-retention"
 STORED_FILE = "saved_model.pkl"  # the name bentoml.sklearn gives its pickle
+STORED_BOOSTER = "booster.ubj"
+# Recorded beside the model's own metadata, not part of it.
+STORE_DIGESTS = ("stored_sha256", "booster_sha256")
 
 
 @dataclass(frozen=True)
@@ -80,8 +88,12 @@ def import_model(
         )
     existing = None if force else find_imported(expected)
     if existing is not None:
+        if not existing.info.metadata.get("booster_sha256"):  # imported before it existed
+            _store_booster(existing, load_stored(verify_stored(str(existing.tag))).pipeline)
         return existing, False
     pipeline = load_verified(model_path, expected)
+    from sklearn.pipeline import Pipeline  # loaded by now: the pickle names it
+
     if not isinstance(pipeline, Pipeline):
         raise ModelIntegrityError(
             f"{model_path.name} holds a {type(pipeline).__name__}, not a scikit-learn Pipeline."
@@ -95,8 +107,17 @@ def import_model(
     )
     stored = bentoml.models.get(saved.tag)
     stored.info.metadata["stored_sha256"] = sha256_file(Path(stored.path_of(STORED_FILE)))
-    stored.flush()
+    _store_booster(stored, pipeline)
     return stored, True
+
+
+def _store_booster(model: bentoml.Model, pipeline: Pipeline) -> None:
+    from churn.model.booster import TreeModel
+
+    data = TreeModel.from_pipeline(pipeline).to_bytes()
+    Path(model.path_of(STORED_BOOSTER)).write_bytes(data)
+    model.info.metadata["booster_sha256"] = hashlib.sha256(data).hexdigest()
+    model.flush()
 
 
 def load_model(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:
@@ -127,7 +148,13 @@ def verify_stored(tag: str) -> bentoml.Model:
 
 
 def load_stored(model: bentoml.Model) -> LoadedModel:
-    recorded: dict[str, Any] = dict(model.info.metadata)
-    recorded.pop("stored_sha256", None)
     pipeline = load_verified(Path(model.path_of(STORED_FILE)), _recorded_digest(model))
-    return LoadedModel(pipeline, ModelMetadata.model_validate(recorded), str(model.tag))
+    return LoadedModel(pipeline, stored_model_metadata(model), str(model.tag))
+
+
+def stored_model_metadata(model: bentoml.Model) -> ModelMetadata:
+    """The model's own metadata, without the digests the store records beside it."""
+    recorded: dict[str, Any] = dict(model.info.metadata)
+    for key in STORE_DIGESTS:
+        recorded.pop(key, None)
+    return ModelMetadata.model_validate(recorded)

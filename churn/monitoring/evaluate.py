@@ -25,7 +25,7 @@ import pyarrow.csv as pacsv
 from pydantic import BaseModel, Field
 
 from churn.model.artifact import ModelMetadata
-from churn.model.store import verify_stored
+from churn.model.store import stored_model_metadata, verify_stored
 from churn.monitoring.card import (
     ALL_CUSTOMERS,
     Document,
@@ -214,9 +214,7 @@ def evaluate(
 def stored_metadata(tag: str) -> tuple[ModelMetadata, str]:
     """A stored model's metadata and full tag; its pickle is checked, never loaded."""
     model = verify_stored(tag)
-    recorded = dict(model.info.metadata)
-    recorded.pop("stored_sha256", None)
-    return ModelMetadata.model_validate(recorded), str(model.tag)
+    return stored_model_metadata(model), str(model.tag)
 
 
 def _geography(matched: pd.DataFrame, customers: Path | None) -> np.ndarray:

@@ -2,28 +2,31 @@
 
 The pipeline's `predict_proba` builds a DataFrame, runs the ColumnTransformer and
 copies data several times; for one customer that costs far more than the trees. The
-`Scorer` reads the fitted one-hot encoder once, builds the model's input matrix
-directly, and asks the XGBoost booster for probabilities, or for small batches the
-same trees walked with NumPy (`churn.scoring.trees`). Tests check that both agree with
-`pipeline.predict_proba` on the same customers.
+`Scorer` reads the fitted one-hot encoder once (`churn.model.booster.TreeModel`),
+builds the model's input matrix directly, and asks the XGBoost booster for
+probabilities, or for small batches the same trees walked with NumPy
+(`churn.scoring.trees`). Tests check that both agree with `pipeline.predict_proba` on
+the same customers.
 The risk bands are `churn.record.outcome`'s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 import xgboost
-from sklearn.pipeline import Pipeline
 
+from churn.model.booster import TreeModel
 from churn.record.answers import Factor
-from churn.record.errors import ModelIntegrityError
 from churn.record.outcome import ANSWER_DIGITS, BANDS, direction_of, high_risk_from
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
 from churn.scoring.trees import TreeEnsemble
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from sklearn.pipeline import Pipeline
 
 # Up to this many rows NumPy's tree walk beats XGBoost's fixed cost per call.
 SMALL_BATCH = 64
@@ -31,20 +34,15 @@ SMALL_BATCH = 64
 BULK_BATCH = 10_000
 
 
-@dataclass(frozen=True)
-class _Column:
-    """One input column of the booster: a passthrough feature or a one-hot category."""
-
-    feature: str
-    category: str | None = None
-
-
 class Scorer:
-    def __init__(self, pipeline: Pipeline, threshold: float, *, bulk_threads: int = 1) -> None:
+    def __init__(
+        self, model: Pipeline | TreeModel, threshold: float, *, bulk_threads: int = 1
+    ) -> None:
+        """`model`: the fitted pipeline, or its booster and columns (a Spark executor's)."""
         self.threshold = threshold
         self.high_risk = high_risk_from(threshold)
-        columns = pipeline.named_steps["columns"]
-        self._booster: xgboost.Booster = pipeline.named_steps["classifier"].get_booster()
+        trees = model if isinstance(model, TreeModel) else TreeModel.from_pipeline(model)
+        self._booster: xgboost.Booster = trees.booster
         # One thread per call: a server worker owns one core, and OpenMP's start-up cost
         # for a one-row request is larger than the prediction itself.
         self._booster.set_param({"nthread": 1})
@@ -56,12 +54,7 @@ class Scorer:
             self._bulk_booster = self._booster.copy()
             self._bulk_booster.set_param({"nthread": bulk_threads})
         self._trees = TreeEnsemble(self._booster)
-        self._columns = _columns_of(columns)
-        expected = [
-            c.feature if c.category is None else f"{c.feature}_{c.category}" for c in self._columns
-        ]
-        if list(columns.get_feature_names_out()) != expected:
-            raise ModelIntegrityError("The model's input columns do not match the schema.")
+        self._columns = trees.columns
 
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         out = np.empty((len(features), len(self._columns)), dtype=np.float32)
@@ -152,21 +145,3 @@ class Scorer:
         ]
         factors.sort(key=lambda factor: abs(factor.contribution), reverse=True)
         return float(contributions[-1]), factors
-
-
-def _columns_of(transformer: object) -> list[_Column]:
-    columns: list[_Column] = []
-    for name, step, features in transformer.transformers_:  # type: ignore[attr-defined]
-        if name == "remainder":
-            # scikit-learn stores the passthrough remainder as an identity transformer.
-            if step != "passthrough" and getattr(step, "func", None) is not None:
-                raise ModelIntegrityError("The model transforms numeric features unexpectedly.")
-            columns += [_Column(str(feature)) for feature in features]
-        elif step == "drop":
-            continue
-        else:
-            for feature, categories in zip(features, step.categories_, strict=True):
-                columns += [_Column(feature, str(category)) for category in categories]
-    if sorted({c.feature for c in columns}) != sorted(FEATURE_NAMES):
-        raise ModelIntegrityError("The model's features do not match the customer schema.")
-    return columns

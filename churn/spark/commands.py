@@ -9,11 +9,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from churn.record.schema import CATEGORICAL_FEATURES
+
+if TYPE_CHECKING:
+    from churn.spark.model import DriverModel
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -26,6 +29,13 @@ def _conf(pairs: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{pair!r} is not KEY=VALUE.", param_hint="--conf")
         conf[key.strip()] = value
     return conf
+
+
+def _prepare(model: str | None) -> DriverModel:
+    from churn.spark.model import resolve
+
+    importlib.import_module("churn.spark.job")
+    return resolve(model)
 
 
 def _spark_options(command: F) -> F:
@@ -89,22 +99,23 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
 
         conf = _conf(conf_pairs)
         require_pyspark()
-        from churn.spark.model import resolve
+        from churn.spark.model import check
         from churn.spark.session import finish, start
 
-        chosen = resolve(model)  # verified before Spark starts (not unpickled here)
-        # The driver imports the job's modules (pandas, Arrow) while Spark's JVM starts.
-        with ThreadPoolExecutor(1, thread_name_prefix="churn-import") as pool:
-            importing = pool.submit(importlib.import_module, "churn.spark.job")
+        check(model)  # a model that fails its checksum is refused before Spark starts
+        # The driver prepares the model for the executors and imports the job's modules
+        # (pandas, Arrow) while Spark's JVM starts.
+        with ThreadPoolExecutor(1, thread_name_prefix="churn-prepare") as pool:
+            preparing = pool.submit(_prepare, model)
             spark = start(master=master, app_name="churn batch score", conf=conf,
                           log_level=spark_log, record_classes=True)  # fmt: skip
             try:
-                importing.result()
+                chosen = preparing.result()
                 from churn.spark.job import score_book
 
                 summary = score_book(spark, input_path, out, chosen, overwrite=overwrite)
             finally:
-                finish(spark)
+                finish(spark, exiting=True)
         click.echo(
             f"{summary.rows_in} rows: {summary.scored} scored, {summary.rejected} rejected, "
             f"in {summary.seconds:.1f} s with {summary.model.tag} (version "
@@ -141,7 +152,7 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         try:
             result = build_call_list(spark, directory, top, by=by, out=out)
         finally:
-            finish(spark)
+            finish(spark, exiting=True)
         click.echo(f"{result.table.num_rows} customers to call, in {result.path}")
 
     return batch

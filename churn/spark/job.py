@@ -491,7 +491,7 @@ def score_book(
         io.delete(io.child(out, "_temporary"))
         book = io.discover(input_path)
         context = spark.sparkContext
-        ship(context, model.path, model.ref, Path(folder))
+        ship(context, model, Path(folder))
         tasks = _plan(spark, book)
         staging = io.child(out, "_temporary", uuid.uuid4().hex)
         task = _Task(model.ref, book, staging, scored_at)

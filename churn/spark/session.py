@@ -179,12 +179,21 @@ def _writable(folder: Path) -> bool:
     return os.access(folder, os.W_OK)
 
 
-def finish(session: SparkSession) -> None:
+def finish(session: SparkSession, *, exiting: bool = False) -> None:
     """Stop the session; if its JVM is recording its classes, let it write them and exit,
-    then put the archive in place whole (a JVM given half an archive crashes)."""
+    then put the archive in place whole (a JVM given half an archive crashes).
+
+    `exiting`: this process ends next (a `churn batch` command). Its JVM stops the
+    context itself then, as under spark-submit: the JVM exits when this process's end
+    closes its stdin, and Spark's shutdown hook stops the context. pyspark's own stop
+    would first wait up to a second for its accumulator server, which polls once a
+    second (pyspark/accumulators.py): a sixth of a 1M-row run.
+    """
     from pyspark import SparkContext
 
     recording = _RECORDING.pop(session.sparkContext.applicationId, None)
+    if exiting and recording is None:
+        return
     session.stop()
     process = getattr(SparkContext._gateway, "proc", None)
     if recording is None or process is None or process.stdin is None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import shutil
@@ -10,7 +11,8 @@ import bentoml
 import pytest
 
 from churn.model.artifact import metadata_path_for
-from churn.model.store import STORED_FILE, import_model, load_model
+from churn.model.booster import TreeModel
+from churn.model.store import STORED_BOOSTER, STORED_FILE, import_model, load_model
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
 from tests.conftest import run_churn
@@ -110,3 +112,28 @@ def test_cli_import_and_tamper(trained: TrainingResult, model_store: Path, tmp_p
     assert refused.returncode == 1
     assert "Refusing to load" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_the_store_keeps_the_booster_file_with_its_digest(
+    trained: TrainingResult, model_store: Path
+) -> None:
+    model, _ = import_model(trained.model_path)
+    data = Path(model.path_of(STORED_BOOSTER)).read_bytes()
+    assert model.info.metadata["booster_sha256"] == hashlib.sha256(data).hexdigest()
+    pipeline = load_model().pipeline
+    assert data == TreeModel.from_pipeline(pipeline).to_bytes()
+
+
+def test_importing_again_adds_the_booster_file_to_an_older_import(
+    trained: TrainingResult, model_store: Path
+) -> None:
+    """A model imported before the store kept the booster file gets it from `make setup`."""
+    model, _ = import_model(trained.model_path)
+    Path(model.path_of(STORED_BOOSTER)).unlink()
+    del model.info.metadata["booster_sha256"]
+    model.flush()  # type: ignore[no-untyped-call]
+    again, imported = import_model(trained.model_path)
+    assert (again.tag, imported) == (model.tag, False)
+    stored = bentoml.models.get(model.tag)
+    data = Path(stored.path_of(STORED_BOOSTER)).read_bytes()
+    assert stored.info.metadata["booster_sha256"] == hashlib.sha256(data).hexdigest()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import run_churn
-from tests.spark.conftest import BUNDLED_MODEL
+import psutil  # type: ignore[import-untyped]
+
+from tests.conftest import run_churn, wait_until
+from tests.spark.conftest import BUNDLED_MODEL, REJECTED_ROWS, ROWS_IN
 
 
 def _one_line_error(stderr: str) -> str:
@@ -54,3 +57,24 @@ def test_a_bad_conf_is_a_usage_error(book: Path, tmp_path: Path) -> None:
     result = run_churn("batch", "score", str(book), "--out", str(tmp_path), "--conf", "nokey")
     assert result.returncode == 2
     assert "is not KEY=VALUE" in result.stderr
+
+
+def _javas() -> set[int]:
+    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "java"}
+
+
+def test_a_run_on_the_stored_model_ends_with_its_jvm(
+    book: Path, bundled_store: Path, tmp_path: Path
+) -> None:
+    """The default model, from the store as `make setup` imports it; the command leaves
+    its JVM to stop Spark, and the JVM ends by itself once the command has."""
+    before = _javas()
+    out = tmp_path / "out"
+    result = run_churn("batch", "score", str(book), "--out", str(out),
+                       env={"BENTOML_HOME": str(bundled_store)})  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    scored = ROWS_IN - len(REJECTED_ROWS)
+    assert result.stdout.startswith(f"{ROWS_IN} rows: {scored} scored, {len(REJECTED_ROWS)} ")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["model"]["tag"].startswith("churn_model:")
+    wait_until(lambda: not (_javas() - before), "the command's JVM to end", timeout=60)

@@ -220,7 +220,7 @@ def test_an_executor_refuses_a_model_that_fails_its_checksum(
     spark: SparkSession, book: Path, bundled_model: DriverModel, tmp_path: Path
 ) -> None:
     """The driver's copy is fine; the digest the executors are told to expect is not its."""
-    wrong = dataclasses.replace(bundled_model.ref, sha256="0" * 64)
+    wrong = dataclasses.replace(bundled_model.ref, booster_sha256="0" * 64)
     tampered = dataclasses.replace(bundled_model, ref=wrong)
     with pytest.raises(ModelIntegrityError) as caught:
         score_book(spark, str(book), str(tmp_path / "out"), tampered)
