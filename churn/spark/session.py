@@ -12,7 +12,9 @@ import hashlib
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -141,6 +143,14 @@ def start(
             recording = archive.with_name(f"{archive.name}.{os.getpid()}.partial")
             defaults["spark.driver.extraJavaOptions"] += f" -XX:ArchiveClassesAtExit={recording}"
         defaults["spark.driver.extraJavaOptions"] += " " + " ".join(_QUIET_ARCHIVE)
+    from churn.spark.daemon import PRELOAD_SOCKET
+
+    # Only a JVM this process launches gets the socket, and only through its environment
+    # at launch: a stale one (from a parent process) is never passed on.
+    os.environ.pop(PRELOAD_SOCKET, None)
+    launching = SparkContext._gateway is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
+    if chosen.startswith("local") and launching:
+        os.environ[PRELOAD_SOCKET] = _start_preloaded()
     builder = SparkSession.builder
     for key, value in defaults.items():
         if (master is not None and key == "spark.master") or not submitted.contains(key):
@@ -149,12 +159,50 @@ def start(
         if key == "spark.driver.extraJavaOptions":  # as well as this package's, not instead
             value = f"{_without_collector(defaults[key], value)} {value}"
         builder = builder.config(key, value)
-    with quiet_pyspark(), spark_errors():
-        session = builder.getOrCreate()
+    try:
+        with quiet_pyspark(), spark_errors():
+            session = builder.getOrCreate()
+    except BaseException:
+        _stop_preloaded(wait=False)
+        raise
+    finally:
+        os.environ.pop(PRELOAD_SOCKET, None)
     session.sparkContext.setLogLevel(log_level.upper())
     if chosen.startswith("local") and recording is not None:
         _RECORDING[session.sparkContext.applicationId] = (recording, archive)
     return session
+
+
+_PRELOADED: list[tuple[subprocess.Popen[bytes], str]] = []
+
+
+def _start_preloaded() -> str:
+    """The Python workers' daemon, importing while the JVM starts (`churn.spark.daemon`);
+    its socket, for the JVM's environment. It ends when this process closes its stdin,
+    or ends."""
+    folder = tempfile.mkdtemp(prefix="churn-spark-")  # only this user may connect
+    path = os.path.join(folder, "daemon.sock")
+    # As Spark sets it for its Python workers, so that hashing agrees with theirs.
+    env = {**os.environ, "PYTHONHASHSEED": os.environ.get("PYTHONHASHSEED", "0")}
+    python = os.environ["PYSPARK_PYTHON"]
+    process = subprocess.Popen(
+        [python, "-m", "churn.spark.daemon", "--preload", path], stdin=subprocess.PIPE, env=env
+    )
+    _PRELOADED.append((process, folder))
+    return path
+
+
+def _stop_preloaded(*, wait: bool = True) -> None:
+    while _PRELOADED:
+        process, folder = _PRELOADED.pop()
+        if process.stdin is not None:
+            process.stdin.close()
+        if wait:
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def class_archive(java: str) -> Path:
@@ -193,8 +241,10 @@ def finish(session: SparkSession, *, exiting: bool = False) -> None:
 
     recording = _RECORDING.pop(session.sparkContext.applicationId, None)
     if exiting and recording is None:
+        _stop_preloaded(wait=False)  # it ends with this process's end of its stdin
         return
     session.stop()
+    _stop_preloaded()
     process = getattr(SparkContext._gateway, "proc", None)
     if recording is None or process is None or process.stdin is None:
         return

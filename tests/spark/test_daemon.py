@@ -7,6 +7,7 @@ If an XGBoost release stops working that way, these tests say so.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +18,7 @@ from pyspark.sql import SparkSession
 from churn.model.synth import synthesize
 from churn.record.schema import CustomerFeatures
 from churn.scoring.scorer import Scorer
+from churn.spark import session
 from churn.spark.model import DriverModel
 
 _SCORE_AFTER_PRELOAD = """
@@ -61,3 +63,17 @@ def test_the_sessions_workers_come_from_that_daemon(spark: SparkSession) -> None
         return "xgboost" in sys.modules, sys.modules.get("sklearn", False) is None
 
     assert spark.sparkContext.parallelize([0, 1], 2).map(modules).collect() == [(True, True)] * 2
+
+
+def test_local_workers_come_from_the_daemon_the_driver_preloaded(spark: SparkSession) -> None:
+    """The JVM's daemon hands over to the process the driver started importing the
+    scoring modules while the JVM started: a worker's daemon is that process's child."""
+
+    def parent_of(pid: int) -> int:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+    [daemon_parent] = (
+        spark.sparkContext.parallelize([0], 1).map(lambda _: parent_of(os.getppid())).collect()
+    )
+    [(preloaded, _)] = session._PRELOADED
+    assert daemon_parent == preloaded.pid
