@@ -7,10 +7,12 @@ For each size (default 1M and 10M generated rows) and format (CSV, Parquet), thr
 ways of scoring the whole file, each in a process of its own, one after another:
 
 - **spark**: `churn batch score INPUT --master local[2]`, as a user runs it (JVM start
-  included), into scored/ and rejected/ Parquet. A machine's first run also writes the
-  JVM's class-data archive (`churn.spark.session.class_archive`); if it is missing, a
-  run on a 1,000-row book writes it first, unmeasured, so every size is measured as
-  every run after the first;
+  included), into scored/ and rejected/ Parquet, with the service's model from the
+  BentoML store, imported first as `make setup` does (`--spark-model file`: with
+  `--model` the joblib file, whose booster the driver then derives from the pickle).
+  A machine's first run also writes the JVM's class-data archive
+  (`churn.spark.session.class_archive`); if it is missing, a run on a 1,000-row book
+  writes it first, unmeasured, so every size is measured as every run after the first;
 - **file**: `churn.scoring.files.score_file`, the single-process scorer behind
   /v2/predict-file, into a results CSV (CSV input only: the service reads CSV);
 - **pandas**: the old app's /v1/customerbatch, `pd.read_csv` (or `read_parquet`), the
@@ -197,13 +199,15 @@ def one_process(_: psutil.Process, __: int) -> str:
     return "process"
 
 
-def measure(method: str, rows: int, kind: str, source: Path) -> Result:
+def measure(method: str, rows: int, kind: str, source: Path, model: str = "store") -> Result:
     out = BUILD / f"out-{method}"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     if method == "spark":
         command = [str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
-                   "--master", "local[2]", "--model", str(MODEL)]  # fmt: skip
+                   "--master", "local[2]"]  # fmt: skip
+        if model == "file":
+            command += ["--model", str(MODEL)]
         seconds, cpu, peaks, _ = run(command, spark_roles)
         summary = json.loads((out / "dir" / "summary.json").read_text())
         counted = summary["rows_in"]
@@ -243,11 +247,17 @@ def main() -> int:
     parser.add_argument("--only", default="spark,file,pandas")
     parser.add_argument("--formats", default="csv,parquet")
     parser.add_argument("--json", type=Path, default=BUILD / "results.json")
+    parser.add_argument(
+        "--spark-model", choices=("store", "file"), default="store",
+        help="Spark's model: the service's, from the store (default), or the joblib file",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = [int(size) for size in args.rows.split(",")]
     methods = [m for m in ("spark", "file", "pandas") if m in args.only.split(",")]
     results: list[Result] = []
     if "spark" in methods:
+        if args.spark_model == "store":
+            subprocess.run([str(BIN / "churn"), "import-model", str(MODEL)], check=True)
         warm_class_archive()
     for rows in sizes:
         files = data_files(rows)
@@ -255,7 +265,7 @@ def main() -> int:
             for method in methods:
                 if method == "file" and kind != "csv":
                     continue
-                result = measure(method, rows, kind, files[kind])
+                result = measure(method, rows, kind, files[kind], args.spark_model)
                 results.append(result)
                 print(_line(result), flush=True)
     args.json.parent.mkdir(parents=True, exist_ok=True)
