@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
-from pyspark.sql import SparkSession
+from pyspark import SparkContext
 
 from churn.record.answers import Explanation
 from churn.record.csvio import spreadsheet_safe
@@ -57,7 +57,7 @@ def read_summary(directory: str) -> BatchSummary:
 
 
 def build_call_list(
-    spark: SparkSession,
+    context: SparkContext,
     directory: str,
     top: int,
     *,
@@ -74,7 +74,7 @@ def build_call_list(
                 f"{recorded.source} now holds {model.ref.sha256}, which cannot explain it."
             )
         predictor = ChurnPredictor(model.loaded)
-        rows = _top_rows(spark, _parts(io.child(directory, "scored")), top, by)
+        rows = _top_rows(context, _parts(io.child(directory, "scored")), top, by)
         table = _table(rows, predictor, by)
         target = out or f"{directory}/call-list.csv"
         buffer = stdio.BytesIO()
@@ -93,7 +93,7 @@ def _parts(folder: str) -> list[str]:
 
 
 def _top_rows(
-    spark: SparkSession, parts: list[str], top: int, by: str | None
+    context: SparkContext, parts: list[str], top: int, by: str | None
 ) -> list[dict[str, Any]]:
     """The `top` riskiest distinct ids per segment, without sorting the whole book.
 
@@ -103,7 +103,7 @@ def _top_rows(
     """
     fetch = top
     while True:
-        found = spark.sparkContext.parallelize(parts, len(parts)).flatMap(_Riskiest(fetch, by))
+        found = context.parallelize(parts, len(parts)).flatMap(_Riskiest(fetch, by))
         rows = sorted(found.collect(), key=lambda row: _order(row, by))
         kept: dict[Any, int] = {}
         riskiest = []

@@ -107,15 +107,15 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         # (pandas, Arrow) while Spark's JVM starts.
         with ThreadPoolExecutor(1, thread_name_prefix="churn-prepare") as pool:
             preparing = pool.submit(_prepare, model)
-            spark = start(master=master, app_name="churn batch score", conf=conf,
+            context = start(master=master, app_name="churn batch score", conf=conf,
                           log_level=spark_log, record_classes=True)  # fmt: skip
             try:
                 chosen = preparing.result()
                 from churn.spark.job import score_book
 
-                summary = score_book(spark, input_path, out, chosen, overwrite=overwrite)
+                summary = score_book(context, input_path, out, chosen, overwrite=overwrite)
             finally:
-                finish(spark, exiting=True)
+                finish(context, exiting=True)
         click.echo(
             f"{summary.rows_in} rows: {summary.scored} scored, {summary.rejected} rejected, "
             f"in {summary.seconds:.1f} s with {summary.model.tag} (version "
@@ -147,12 +147,12 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         require_pyspark()
         from churn.spark.call_list import build_call_list
 
-        spark = start(master=master, app_name="churn batch call-list", conf=conf,
+        context = start(master=master, app_name="churn batch call-list", conf=conf,
                       log_level=spark_log, record_classes=True)  # fmt: skip
         try:
-            result = build_call_list(spark, directory, top, by=by, out=out)
+            result = build_call_list(context, directory, top, by=by, out=out)
         finally:
-            finish(spark, exiting=True)
+            finish(context, exiting=True)
         click.echo(f"{result.table.num_rows} customers to call, in {result.path}")
 
     return batch

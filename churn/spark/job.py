@@ -31,6 +31,7 @@ record in two here (pieces are read in parallel), and both halves are rejected.
 from __future__ import annotations
 
 import math
+import re
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -45,7 +46,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import BaseModel
-from pyspark.sql import SparkSession
+from pyspark import SparkContext
 
 from churn.record.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
 from churn.record.errors import InvalidInput, Problem
@@ -473,7 +474,7 @@ def _path(uri: str) -> tuple[str, Any]:
 
 
 def score_book(
-    spark: SparkSession,
+    context: SparkContext,
     input_path: str,
     out: str,
     model: DriverModel,
@@ -490,16 +491,15 @@ def score_book(
         io.delete(io.child(out, "summary.json"))
         io.delete(io.child(out, "_temporary"))
         book = io.discover(input_path)
-        context = spark.sparkContext
         ship(context, model, Path(folder))
-        tasks = _plan(spark, book)
+        tasks = _plan(context, book)
         staging = io.child(out, "_temporary", uuid.uuid4().hex)
         task = _Task(model.ref, book, staging, scored_at)
         try:
             done = context.parallelize(tasks, len(tasks)).mapPartitionsWithIndex(task).collect()
             blocks = {key: block for result in done for key, block in result.blocks.items()}
-            summary = _summary(book, blocks, model, scored_at, spark)
-            _commit(spark, out, staging, done, _records_before(blocks))
+            summary = _summary(book, blocks, model, scored_at, context)
+            _commit(context, out, staging, done, _records_before(blocks))
         finally:
             io.delete(io.child(out, "_temporary"))  # attempts not chosen, or all of a failed run
         _check_written(out, summary)
@@ -510,14 +510,14 @@ def score_book(
     return summary
 
 
-def _plan(spark: SparkSession, book: io.BookInput) -> list[tuple[_Piece, ...]]:
+def _plan(context: SparkContext, book: io.BookInput) -> list[tuple[_Piece, ...]]:
     """The book in pieces, packed into tasks of about equal size (Spark's settings
     spark.sql.files.maxPartitionBytes and openCostInBytes size them, as Spark's own
-    file sources do)."""
-    conf: Any = spark._jsparkSession.sessionState().conf()
-    largest, open_cost = int(conf.filesMaxPartitionBytes()), int(conf.filesOpenCostInBytes())
+    file sources do: from --conf, or a thread's local property)."""
+    largest = _bytes_setting(context, "spark.sql.files.maxPartitionBytes", "128m")
+    open_cost = _bytes_setting(context, "spark.sql.files.openCostInBytes", "4m")
     total = sum(file.size + open_cost for file in book.files)
-    target = io.task_bytes(total, largest, open_cost, spark.sparkContext.defaultParallelism)
+    target = io.task_bytes(total, largest, open_cost, context.defaultParallelism)
     pieces = (
         _parquet_pieces(book, target) if book.format == "parquet" else _csv_pieces(book, target)
     )
@@ -536,6 +536,19 @@ def _plan(spark: SparkSession, book: io.BookInput) -> list[tuple[_Piece, ...]]:
         size += cost
     tasks.append(tuple(current))
     return tasks
+
+
+_BYTE_UNITS = {"": 0, "b": 0, "k": 10, "m": 20, "g": 30, "t": 40, "p": 50}
+_BYTE_STRING = re.compile(r"\s*(\d+)\s*([kmgtp]?)b?\s*", re.IGNORECASE)
+
+
+def _bytes_setting(context: SparkContext, key: str, default: str) -> int:
+    """A size setting as Spark reads one: `4096`, `4k`, `128m`, `1g` (binary units)."""
+    text = context.getLocalProperty(key) or context.getConf().get(key) or default
+    found = _BYTE_STRING.fullmatch(text)
+    if found is None:
+        raise InvalidInput(f"{key}={text!r} is not a size such as 4096, 64m or 1g.")
+    return int(found.group(1)) << _BYTE_UNITS[found.group(2).lower()]
 
 
 def _csv_pieces(book: io.BookInput, target: int) -> list[_Piece]:
@@ -575,7 +588,7 @@ def _parquet_pieces(book: io.BookInput, target: int) -> list[_Piece]:
 
 
 def _commit(
-    spark: SparkSession,
+    context: SparkContext,
     out: str,
     staging: str,
     done: list[_Done],
@@ -599,7 +612,7 @@ def _commit(
             staged = io.child(staging, f"renumbered-{result.index:05d}.parquet")
             renumber.append((io.child(result.folder, "rejected.parquet"), staged))
     if renumber:
-        spark.sparkContext.parallelize(renumber, len(renumber)).foreach(_Renumber(before))
+        context.parallelize(renumber, len(renumber)).foreach(_Renumber(before))
         for _, staged in renumber:
             index = staged.rsplit("-", 1)[-1]
             io.move(staged, io.child(out, "rejected", f"part-{index}"))
@@ -626,7 +639,7 @@ def _summary(
     blocks: dict[BlockKey, _Block],
     model: DriverModel,
     scored_at: datetime,
-    spark: SparkSession,
+    context: SparkContext,
 ) -> BatchSummary:
     rows_in = sum(block.records for block in blocks.values())
     if rows_in == 0:
@@ -652,7 +665,7 @@ def _summary(
         model=ModelUsed(tag=ref.tag, version=ref.version, sha256=ref.sha256, source=ref.source),
         scored_at=scored_at.isoformat(),
         seconds=0.0,  # set once the output is written
-        master=spark.sparkContext.master,
+        master=context.master,
     )
 
 

@@ -6,12 +6,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark import SparkContext
 
 from churn.model.synth import write_synthetic_csv
 from churn.spark.job import BatchSummary, score_book
 from churn.spark.model import DriverModel, resolve
-from churn.spark.session import start
+from churn.spark.session import finish, start
 from tests.conftest import ROOT
 from tests.factories import bank_row
 
@@ -40,10 +40,10 @@ REJECTED_ROWS = {41, 42, 43, 44, 45, 46, 48}
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
-    session = start(master="local[2]", app_name="churn tests", conf=TEST_CONF)
-    yield session
-    session.stop()
+def spark() -> Iterator[SparkContext]:
+    context = start(master="local[2]", app_name="churn tests", conf=TEST_CONF)
+    yield context
+    finish(context)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +62,7 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def scored(
-    spark: SparkSession,
+    spark: SparkContext,
     book: Path,
     bundled_model: DriverModel,
     tmp_path_factory: pytest.TempPathFactory,

@@ -10,7 +10,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import SparkSession
+from pyspark import SparkContext
 
 from churn.clients.client import ChurnClient
 from churn.record.errors import BadRequest, ModelIntegrityError
@@ -42,7 +42,7 @@ def _reasons_from(predictor: ChurnPredictor, row: dict[str, Any]) -> list[str]:
 
 
 def test_the_riskiest_customers_with_their_reasons(
-    spark: SparkSession, scored: tuple[Path, BatchSummary], bundled_model: DriverModel
+    spark: SparkContext, scored: tuple[Path, BatchSummary], bundled_model: DriverModel
 ) -> None:
     out, _ = scored
     result = build_call_list(spark, str(out), 5)
@@ -66,7 +66,7 @@ def test_the_riskiest_customers_with_their_reasons(
     assert "'=HYPERLINK(1)" in [row["CustomerId"] for row in listed]
 
 
-def test_per_segment(spark: SparkSession, scored: tuple[Path, BatchSummary]) -> None:
+def test_per_segment(spark: SparkContext, scored: tuple[Path, BatchSummary]) -> None:
     out, _ = scored
     result = build_call_list(spark, str(out), 2, by="Geography", out=str(out / "by.csv"))
     listed = result.table.to_pylist()
@@ -82,7 +82,7 @@ def test_per_segment(spark: SparkSession, scored: tuple[Path, BatchSummary]) -> 
 
 @pytest.mark.slow
 def test_reasons_are_the_services_explanations(
-    spark: SparkSession, scored: tuple[Path, BatchSummary], live_service: LiveService
+    spark: SparkContext, scored: tuple[Path, BatchSummary], live_service: LiveService
 ) -> None:
     """/v2/explain of the running service, for the listed customers."""
     out, _ = scored
@@ -100,7 +100,7 @@ def test_reasons_are_the_services_explanations(
 
 
 def test_an_id_scored_twice_is_listed_once(
-    spark: SparkSession, bundled_model: DriverModel, tmp_path: Path
+    spark: SparkContext, bundled_model: DriverModel, tmp_path: Path
 ) -> None:
     risky = {"Geography": "Germany", "NumOfProducts": 3, "IsActiveMember": 0}
     lines = [
@@ -118,7 +118,7 @@ def test_an_id_scored_twice_is_listed_once(
 
 
 def test_a_model_that_is_not_the_scoring_one_is_refused(
-    spark: SparkSession, scored: tuple[Path, BatchSummary], tmp_path: Path
+    spark: SparkContext, scored: tuple[Path, BatchSummary], tmp_path: Path
 ) -> None:
     out, summary = scored
     copy = tmp_path / "copy"

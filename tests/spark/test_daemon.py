@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from pyspark.sql import SparkSession
+from pyspark import SparkContext
 
 from churn.model.synth import synthesize
 from churn.record.schema import CustomerFeatures
@@ -58,22 +58,20 @@ def test_xgboost_scores_without_scikit_learn_after_the_preload(
     np.testing.assert_array_equal(found["scores"], service.probabilities(np.load(matrix)))
 
 
-def test_the_sessions_workers_come_from_that_daemon(spark: SparkSession) -> None:
+def test_the_sessions_workers_come_from_that_daemon(spark: SparkContext) -> None:
     def modules(_: int) -> tuple[bool, bool]:
         return "xgboost" in sys.modules, sys.modules.get("sklearn", False) is None
 
-    assert spark.sparkContext.parallelize([0, 1], 2).map(modules).collect() == [(True, True)] * 2
+    assert spark.parallelize([0, 1], 2).map(modules).collect() == [(True, True)] * 2
 
 
-def test_local_workers_come_from_the_daemon_the_driver_preloaded(spark: SparkSession) -> None:
+def test_local_workers_come_from_the_daemon_the_driver_preloaded(spark: SparkContext) -> None:
     """The JVM's daemon hands over to the process the driver started importing the
     scoring modules while the JVM started: a worker's daemon is that process's child."""
 
     def parent_of(pid: int) -> int:
         return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
 
-    [daemon_parent] = (
-        spark.sparkContext.parallelize([0], 1).map(lambda _: parent_of(os.getppid())).collect()
-    )
+    [daemon_parent] = spark.parallelize([0], 1).map(lambda _: parent_of(os.getppid())).collect()
     [(preloaded, _)] = session._PRELOADED
     assert daemon_parent == preloaded.pid

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
-from pyspark.sql import SparkSession
+from pyspark import SparkContext
 
 from churn.clients.client import ChurnClient
 from churn.record.errors import BadRequest, InvalidInput, ModelIntegrityError
@@ -25,6 +25,7 @@ from churn.spark.job import (
     SCORED_COLUMNS,
     SCORED_SCHEMA,
     BatchSummary,
+    _bytes_setting,
     _commit,
     _Done,
     score_book,
@@ -112,7 +113,7 @@ def test_same_answers_as_the_service(
 
 
 def test_parquet_scores_as_the_csv_does(
-    spark: SparkSession,
+    spark: SparkContext,
     book: Path,
     scored: tuple[Path, BatchSummary],
     bundled_model: DriverModel,
@@ -144,7 +145,7 @@ def test_parquet_scores_as_the_csv_does(
 
 
 def test_rows_are_numbered_per_file_across_blocks(
-    spark: SparkSession,
+    spark: SparkContext,
     bundled_model: DriverModel,
     write_book: Callable[..., Path],
     tmp_path: Path,
@@ -157,13 +158,13 @@ def test_rows_are_numbered_per_file_across_blocks(
             lines.append("")
     first = write_book("\n".join(lines) + "\n", "a.csv")
     write_book("\n\n" + "\n".join(lines[:60]) + "\n", "b.csv")  # 58 records
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "4096")
-    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    spark.setLocalProperty("spark.sql.files.maxPartitionBytes", "4096")
+    spark.setLocalProperty("spark.sql.files.openCostInBytes", "0")
     try:
         summary = score_book(spark, str(tmp_path), str(tmp_path / "out"), bundled_model)
     finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
-        spark.conf.unset("spark.sql.files.openCostInBytes")
+        spark.setLocalProperty("spark.sql.files.maxPartitionBytes", None)  # type: ignore[arg-type]
+        spark.setLocalProperty("spark.sql.files.openCostInBytes", None)  # type: ignore[arg-type]
     assert summary.files == 2
     assert summary.rows_in == 300 + 58
     rejected = sorted(
@@ -176,7 +177,7 @@ def test_rows_are_numbered_per_file_across_blocks(
 
 
 def test_a_missing_column_is_named(
-    spark: SparkSession,
+    spark: SparkContext,
     bundled_model: DriverModel,
     write_book: Callable[..., Path],
     tmp_path: Path,
@@ -199,7 +200,7 @@ def test_a_missing_column_is_named(
     ids=["missing", "binary", "empty folder"],
 )
 def test_unreadable_input_is_one_line(
-    spark: SparkSession,
+    spark: SparkContext,
     bundled_model: DriverModel,
     tmp_path: Path,
     content: bytes | None,
@@ -217,7 +218,7 @@ def test_unreadable_input_is_one_line(
 
 
 def test_an_executor_refuses_a_model_that_fails_its_checksum(
-    spark: SparkSession, book: Path, bundled_model: DriverModel, tmp_path: Path
+    spark: SparkContext, book: Path, bundled_model: DriverModel, tmp_path: Path
 ) -> None:
     """The driver's copy is fine; the digest the executors are told to expect is not its."""
     wrong = dataclasses.replace(bundled_model.ref, booster_sha256="0" * 64)
@@ -232,7 +233,7 @@ def test_an_executor_refuses_a_model_that_fails_its_checksum(
 
 
 def test_an_existing_output_is_kept_unless_told(
-    spark: SparkSession, scored: tuple[Path, BatchSummary], book: Path, bundled_model: DriverModel
+    spark: SparkContext, scored: tuple[Path, BatchSummary], book: Path, bundled_model: DriverModel
 ) -> None:
     out, _ = scored
     with pytest.raises(InvalidInput, match="exists"):
@@ -244,7 +245,7 @@ def test_an_existing_output_is_kept_unless_told(
 
 
 def test_hadoop_connector_schemes_are_refused_in_one_line(
-    spark: SparkSession, bundled_model: DriverModel, tmp_path: Path
+    spark: SparkContext, bundled_model: DriverModel, tmp_path: Path
 ) -> None:
     with pytest.raises(BadRequest) as caught:
         score_book(spark, "s3a://bank/book.csv", str(tmp_path / "out"), bundled_model)
@@ -255,7 +256,7 @@ def test_hadoop_connector_schemes_are_refused_in_one_line(
 
 
 def test_compressed_and_crlf_files_are_numbered_as_the_plain_one(
-    spark: SparkSession, book: Path, bundled_model: DriverModel, tmp_path: Path
+    spark: SparkContext, book: Path, bundled_model: DriverModel, tmp_path: Path
 ) -> None:
     """A gzip CSV, read whole by one task; a CRLF one without a last line break, cut into
     pieces of a few hundred bytes, each line owned by the piece it starts in."""
@@ -264,11 +265,11 @@ def test_compressed_and_crlf_files_are_numbered_as_the_plain_one(
     folder.mkdir()
     (folder / "a.csv.gz").write_bytes(gzip.compress(text))
     (folder / "b.csv").write_bytes(text.replace(b"\n", b"\r\n").rstrip(b"\r\n"))
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "700")
+    spark.setLocalProperty("spark.sql.files.maxPartitionBytes", "700")
     try:
         summary = score_book(spark, str(folder), str(tmp_path / "out"), bundled_model)
     finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
+        spark.setLocalProperty("spark.sql.files.maxPartitionBytes", None)  # type: ignore[arg-type]
     assert (summary.files, summary.rows_in) == (2, 2 * ROWS_IN)
     assert summary.rejected == 2 * len(REJECTED_ROWS)
     rows: dict[str, set[int]] = {}
@@ -278,7 +279,7 @@ def test_compressed_and_crlf_files_are_numbered_as_the_plain_one(
     assert not (tmp_path / "out" / "_temporary").exists()
 
 
-def test_only_the_attempt_spark_chose_is_committed(spark: SparkSession, tmp_path: Path) -> None:
+def test_only_the_attempt_spark_chose_is_committed(spark: SparkContext, tmp_path: Path) -> None:
     """A retried or speculative task leaves another attempt's folder behind; the driver
     moves the parts of the one attempt Spark returned, whole, and nothing else."""
     out = tmp_path / "out"
@@ -297,7 +298,7 @@ def test_only_the_attempt_spark_chose_is_committed(spark: SparkSession, tmp_path
 
 
 def test_a_task_with_a_files_last_piece_and_the_next_files_first(
-    spark: SparkSession,
+    spark: SparkContext,
     bundled_model: DriverModel,
     write_book: Callable[..., Path],
     tmp_path: Path,
@@ -307,11 +308,11 @@ def test_a_task_with_a_files_last_piece_and_the_next_files_first(
     rows = [BANK_COLUMNS, *(bank_row(r, r, Age=17 if r % 7 == 0 else 40) for r in range(1, 31))]
     write_book("\n".join(rows) + "\n", "a.csv")
     write_book("\n".join(rows[:4]) + "\n" + bank_row(4, 4, Geography="Mars") + "\n", "b.csv")
-    spark.conf.set("spark.sql.files.openCostInBytes", "0")
+    spark.setLocalProperty("spark.sql.files.openCostInBytes", "0")
     try:
         summary = score_book(spark, str(tmp_path), str(tmp_path / "out"), bundled_model)
     finally:
-        spark.conf.unset("spark.sql.files.openCostInBytes")
+        spark.setLocalProperty("spark.sql.files.openCostInBytes", None)  # type: ignore[arg-type]
     assert summary.rows_in == 30 + 4
     rejected = sorted(
         (r["source_file"][-5:], r["row"]) for r in _rows(tmp_path / "out", "rejected")
@@ -320,7 +321,7 @@ def test_a_task_with_a_files_last_piece_and_the_next_files_first(
 
 
 def test_a_piece_whose_every_line_leaves_a_quote_open(
-    spark: SparkSession,
+    spark: SparkContext,
     bundled_model: DriverModel,
     write_book: Callable[..., Path],
     tmp_path: Path,
@@ -332,3 +333,27 @@ def test_a_piece_whose_every_line_leaves_a_quote_open(
     [rejected] = _rows(tmp_path / "out", "rejected")
     assert rejected["row"] == 1
     assert rejected["reasons"].startswith("has a quote that is not closed on its line")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("4096", 4096), ("4k", 4096), ("64MB", 64 << 20), ("1g", 1 << 30), (" 2 m ", 2 << 20)],
+)
+def test_sizes_are_read_as_spark_reads_them(spark: SparkContext, text: str, expected: int) -> None:
+    key = "spark.sql.files.maxPartitionBytes"
+    spark.setLocalProperty(key, text)
+    try:
+        assert _bytes_setting(spark, key, "128m") == expected
+    finally:
+        spark.setLocalProperty(key, None)  # type: ignore[arg-type]
+    assert _bytes_setting(spark, key, "128m") == 128 << 20
+
+
+def test_a_size_spark_would_not_read_is_refused(spark: SparkContext) -> None:
+    key = "spark.sql.files.openCostInBytes"
+    spark.setLocalProperty(key, "1.5m")
+    try:
+        with pytest.raises(InvalidInput, match="is not a size such as 4096"):
+            _bytes_setting(spark, key, "4m")
+    finally:
+        spark.setLocalProperty(key, None)  # type: ignore[arg-type]
