@@ -20,7 +20,7 @@ export UV_COMPILE_BYTECODE ?= 1
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-setup: sync import ## virtual environment, locked dependencies, bundled model in the BentoML store
+setup: sync import s3-emulator ## virtual environment, locked dependencies, bundled model in the BentoML store
 
 sync: ## install the locked dependencies into .venv
 	$(UV) sync --frozen --all-extras
@@ -160,7 +160,7 @@ SPARK_ENV := build/spark-env
 SPARK_ENV_ARCHIVE := build/churn-spark-env.tar.gz
 BENCH_SPARK_ARGS ?=
 
-.PHONY: spark-env spark-cluster bench-spark
+.PHONY: spark-env spark-cluster bench-spark s3-emulator
 
 spark-env: sync ## pack the locked environment for Spark executors (build/churn-spark-env.tar.gz)
 	rm -rf $(SPARK_ENV) $(SPARK_ENV_ARCHIVE)
@@ -170,8 +170,16 @@ spark-env: sync ## pack the locked environment for Spark executors (build/churn-
 	tar -czf $(SPARK_ENV_ARCHIVE) -C $(SPARK_ENV) .
 	@echo "$(SPARK_ENV_ARCHIVE): --conf spark.archives=$(SPARK_ENV_ARCHIVE)#env --conf spark.pyspark.python=./env/bin/python"
 
+# An S3 emulator for the object-store test (tests/spark/test_object_store.py), in an
+# environment of its own: botocore's pins (python-dateutil<3) stay out of the service's lock.
+S3_EMULATOR := build/s3-emulator
+
+s3-emulator: sync ## moto's S3 server for the tests, from tests/spark/s3/requirements.txt (hashed)
+	$(UV) venv --quiet --allow-existing --python $(BIN)/python $(S3_EMULATOR)
+	$(UV) pip sync --quiet --python $(S3_EMULATOR)/bin/python tests/spark/s3/requirements.txt
+
 spark-cluster: spark-env ## churn batch on a standalone Spark master + worker on 127.0.0.1
-	CHURN_SPARK_CLUSTER=1 CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v
+	CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v
 
 bench-spark: sync ## Spark local[2] vs the service's file scorer vs pandas + predict (1M, 10M rows)
 	$(BIN)/python -m benchmarks.spark $(BENCH_SPARK_ARGS)

@@ -20,15 +20,13 @@ ACTIVE_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH',
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(
-    not os.environ.get("CHURN_SPARK_CLUSTER"),
-    reason="four JVMs on 2 cores: `make spark-cluster` runs it (CHURN_SPARK_CLUSTER=1)",
-)
 def test_score_and_call_list_on_a_standalone_cluster(
     book: Path, bundled_store: Path, tmp_path: Path
 ) -> None:
     """`churn batch` as a user runs it, with the service's model from the store by its
-    default tag; the executor is a JVM of the worker's, with its own Python workers."""
+    default tag; the executor is a JVM of the worker's, with its own Python workers. In
+    `make test` the executors run this environment's Python; `make spark-cluster` runs
+    the same test with the packed environment (CHURN_SPARK_ENV), as a cluster gets it."""
     spark = [
         "--conf", "spark.driver.host=127.0.0.1",
         "--conf", "spark.executor.memory=512m",
