@@ -238,7 +238,7 @@ def finish(context: SparkContext, *, exiting: bool = False) -> None:
     context itself then, as under spark-submit: the JVM exits when this process's end
     closes its stdin, and Spark's shutdown hook stops the context. pyspark's own stop
     would first wait up to a second for its accumulator server, which polls once a
-    second (pyspark/accumulators.py): a sixth of a 1M-row run.
+    second (pyspark/accumulators.py): a quarter of a 1M-row run.
     """
     from pyspark import SparkContext
 
