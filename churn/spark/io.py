@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import math
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,6 +66,10 @@ class BookInput:
     files: tuple[BookFile, ...]
     headers: dict[str, Header]  # by uri, CSV only: names and where the data starts
     columns: dict[str, tuple[str, ...]]  # by uri, Parquet only: the required columns' names
+
+    def places(self) -> dict[str, int]:
+        """Each file's place in the book, by uri: what its output parts are named after."""
+        return {file.uri: place for place, file in enumerate(self.files)}
 
 
 @functools.cache
@@ -222,6 +227,26 @@ def open_input(uri: str, *, compressed: bool) -> pa.NativeFile:
     if compressed:
         return system.open_input_stream(path, compression="detect")
     return system.open_input_file(path)
+
+
+@contextmanager
+def local_copy(uri: str) -> Iterator[Path]:
+    """The file as a local path: itself, or a copy (decompressed) in a temporary folder."""
+    system, path = locate(uri)
+    compressed = path.endswith(_COMPRESSED)
+    if isinstance(system, pafs.LocalFileSystem) and not compressed:
+        yield Path(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="churn-spark-file-") as folder:
+        copy = Path(folder) / "book.csv"
+        with (
+            _errors(uri),
+            open_input(uri, compressed=compressed) as source,
+            copy.open("wb") as target,
+        ):
+            while chunk := source.read(1 << 24):
+                target.write(chunk)
+        yield copy
 
 
 def read_bytes(uri: str) -> bytes:

@@ -24,8 +24,12 @@ attempt; Spark hands the driver exactly one finished attempt per task, whose par
 driver moves into scored/ and rejected/, so a retried or speculative attempt leaves
 neither duplicates nor half-written files. summary.json is written last.
 
-One difference from the service: a CSV line break inside a quoted cell splits that
-record in two here (pieces are read in parallel), and both halves are rejected.
+A line break inside a quoted cell (a spreadsheet's cell with Alt+Enter) makes a record
+that spans lines, which pieces read in parallel cannot see whole: a task that meets a
+line whose quotes do not pair says so, and the driver then scores each such file again,
+whole, in one task, with the service's own reader (`csvio.read_customer_batches`), and
+keeps that file's results from that task only. Such a file gets the service's answers
+and row numbers exactly; one whose quote never closes is refused, as the service refuses it.
 """
 
 from __future__ import annotations
@@ -48,7 +52,14 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel
 from pyspark import SparkContext
 
-from churn.record.csvio import CustomerBatch, Header, ragged_record, required_columns, validate_raw
+from churn.record.csvio import (
+    CustomerBatch,
+    Header,
+    ragged_record,
+    read_customer_batches,
+    required_columns,
+    validate_raw,
+)
 from churn.record.errors import InvalidInput, Problem
 from churn.record.outcome import ANSWER_DIGITS, BANDS, LABELS
 from churn.record.schema import CUSTOMER_ID, FEATURE_SPECS, GEOGRAPHIES
@@ -132,6 +143,7 @@ class _Block:
 
     records: int = 0
     rejected: int = 0
+    spans_lines: bool = False  # a line whose quotes do not pair: a record may span lines
     scored: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GEOGRAPHIES, 0))
     churn: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GEOGRAPHIES, 0))
 
@@ -152,6 +164,9 @@ class _Piece:
     group_start: int = 0
 
 
+PartKey = tuple[str, int]  # scored or rejected, and the file's place in the book
+
+
 @dataclass(frozen=True)
 class _Done:
     """What a task attempt hands the driver: where its parts are, and its counts."""
@@ -159,9 +174,13 @@ class _Done:
     index: int
     folder: str
     blocks: dict[BlockKey, _Block]
-    scored: int
-    rejected: int
+    rows: dict[PartKey, int]  # rows in each part, one part per output and file
     numbered: bool  # its rejected rows carry their numbers in their file
+
+    def without(self, files: set[int]) -> _Done:
+        """The same attempt, its parts of these files left out."""
+        rows = {key: count for key, count in self.rows.items() if key[1] not in files}
+        return _Done(self.index, self.folder, self.blocks, rows, self.numbered)
 
 
 @dataclass(frozen=True)
@@ -182,6 +201,7 @@ class _Task:
         scorer = executor_scorer(self.model)
         blocks: dict[BlockKey, _Block] = {}
         parts = _Parts(folder)
+        places = self.book.places()
         pieces = [piece for group in tasks for piece in group]
         # Parquet pieces and a file's first CSV piece know their rows' numbers; a part
         # with any other piece says which piece each row is from, for the driver.
@@ -190,17 +210,14 @@ class _Task:
             block = blocks[piece.file, piece.start] = _Block()
             for checked in self._batches(piece, block):
                 scored, rejected = _results(scorer, checked, piece, block, self)
-                parts.write("scored", scored)
+                parts.write("scored", places[piece.file], scored)
                 if not numbered:
                     rejected = rejected.append_column(
                         _PIECE, pa.array(np.full(rejected.num_rows, piece.start))
                     )
-                parts.write("rejected", rejected)
+                parts.write("rejected", places[piece.file], rejected)
         parts.close()
-        yield _Done(
-            index, folder, blocks, parts.rows.get("scored", 0), parts.rows.get("rejected", 0),
-            numbered,
-        )  # fmt: skip
+        yield _Done(index, folder, blocks, parts.rows, numbered)
 
     def _batches(self, piece: _Piece, block: _Block) -> Iterator[CustomerBatch]:
         if self.book.format == "parquet":
@@ -214,33 +231,90 @@ class _Task:
 
 
 class _Parts:
-    """A task attempt's Parquet parts, opened when their first rows come."""
+    """A task attempt's Parquet parts, one per output and input file, opened when their
+    first rows come."""
 
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        self.writers: dict[str, pq.ParquetWriter] = {}
-        self.rows: dict[str, int] = {}
+        self.writers: dict[PartKey, pq.ParquetWriter] = {}
+        self.rows: dict[PartKey, int] = {}
 
-    def write(self, name: str, table: pa.Table) -> None:
+    def write(self, name: str, place: int, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        writer = self.writers.get(name)
+        key = (name, place)
+        writer = self.writers.get(key)
         if writer is None:
             io.make_dir(self.folder)
-            path, system = _path(io.child(self.folder, f"{name}.parquet"))
-            writer = self.writers[name] = pq.ParquetWriter(
+            path, system = _path(io.child(self.folder, _part_name(key)))
+            writer = self.writers[key] = pq.ParquetWriter(
                 path, table.schema, filesystem=system, use_dictionary=_dictionary(table.schema)
             )
         writer.write_table(table)
-        self.rows[name] = self.rows.get(name, 0) + table.num_rows
+        self.rows[key] = self.rows.get(key, 0) + table.num_rows
 
     def close(self) -> None:
         for writer in self.writers.values():
             writer.close()
 
 
+def _part_name(key: PartKey) -> str:
+    name, place = key
+    return f"{name}-{place:05d}.parquet"
+
+
 def _dictionary(schema: pa.Schema) -> list[str] | bool:
     return _DICTIONARY if schema.names == SCORED_SCHEMA.names else True
+
+
+@dataclass(frozen=True)
+class _WholeFile:
+    """A CSV whose records may span lines, scored whole with the service's own reader."""
+
+    task: _Task
+
+    def __call__(self, files: Iterable[tuple[int, str]]) -> Iterator[_Done]:
+        from pyspark import TaskContext
+
+        context = TaskContext.get()
+        attempt = context.attemptNumber() if context is not None else 0
+        scorer = executor_scorer(self.task.model)
+        places = self.task.book.places()
+        for index, uri in files:
+            folder = io.child(self.task.staging, f"whole-{index:05d}-attempt-{attempt}")
+            parts = _Parts(folder)
+            block = _Block()
+            piece = _Piece(uri, 0, 0, 0)
+            with io.local_copy(uri) as path:
+                try:
+                    for checked in read_customer_batches(path, require_id=True):
+                        block.records += checked.row_count
+                        scored, rejected = _results(scorer, checked, piece, block, self.task)
+                        parts.write("scored", places[uri], scored)
+                        parts.write("rejected", places[uri], rejected)
+                except InvalidInput as error:  # a quote that never closes, as the service says
+                    raise InvalidInput(f"{io.short(uri)}: {error.message}") from None
+            parts.close()
+            yield _Done(index, folder, {(uri, 0): block}, parts.rows, numbered=True)
+
+
+def _score_whole(
+    context: SparkContext,
+    task: _Task,
+    done: list[_Done],
+    blocks: dict[BlockKey, _Block],
+    files: list[str],
+) -> tuple[list[_Done], dict[BlockKey, _Block]]:
+    """The files whose records may span lines, scored again whole (one task each), in
+    place of their pieces' results."""
+    whole = [(len(done) + number, uri) for number, uri in enumerate(files)]
+    redone = context.parallelize(whole, len(whole)).mapPartitions(_WholeFile(task)).collect()
+    places = task.book.places()
+    replaced = {places[uri] for uri in files}
+    kept = {key: block for key, block in blocks.items() if key[0] not in files}
+    for result in redone:
+        kept |= result.blocks
+    return [result.without(replaced) for result in done] + redone, kept
 
 
 def _owned_lines(piece: _Piece, data_start: int) -> Iterator[memoryview]:
@@ -307,11 +381,13 @@ def _check_text(text: memoryview, block: _Block, header: Header) -> CustomerBatc
         quotes = np.flatnonzero(data == _QUOTE)
         pairs = np.searchsorted(quotes, ends) - np.searchsorted(quotes, starts)
         unbalanced = records & (pairs % 2 == 1)
+        block.spans_lines |= bool(unbalanced.any())
     # A quote left open would run on into the next line, which here is another record.
+    # These counts stand only until the driver scores the file again whole
+    # (`_score_whole`), which replaces all of this file's results.
     problems = [
         Problem(
-            "has a quote that is not closed on its line (a line break inside a cell "
-            "cannot be scored in batch)",
+            "has a quote that is not closed on its line",
             row=int(row),
             allowed="a value for every column in the header",
         )
@@ -498,6 +574,9 @@ def score_book(
         try:
             done = context.parallelize(tasks, len(tasks)).mapPartitionsWithIndex(task).collect()
             blocks = {key: block for result in done for key, block in result.blocks.items()}
+            spanning = sorted({file for (file, _), block in blocks.items() if block.spans_lines})
+            if spanning:
+                done, blocks = _score_whole(context, task, done, blocks, spanning)
             summary = _summary(book, blocks, model, scored_at, context)
             _commit(context, out, staging, done, _records_before(blocks))
         finally:
@@ -601,21 +680,19 @@ def _commit(
     renumber: list[tuple[str, str]] = []
     written = {"scored": 0, "rejected": 0}
     for result in sorted(done, key=lambda result: result.index):
-        written["scored"] += result.scored
-        written["rejected"] += result.rejected
-        part = f"part-{result.index:05d}.parquet"
-        if result.scored:
-            io.move(io.child(result.folder, "scored.parquet"), io.child(out, "scored", part))
-        if result.rejected and result.numbered:
-            io.move(io.child(result.folder, "rejected.parquet"), io.child(out, "rejected", part))
-        elif result.rejected:
-            staged = io.child(staging, f"renumbered-{result.index:05d}.parquet")
-            renumber.append((io.child(result.folder, "rejected.parquet"), staged))
+        for (name, place), rows in sorted(result.rows.items()):
+            written[name] += rows
+            staged = io.child(result.folder, _part_name((name, place)))
+            part = f"part-{result.index:05d}-{place:05d}.parquet"
+            if name == "rejected" and not result.numbered:
+                renumber.append((staged, io.child(staging, f"renumbered-{part}")))
+            else:
+                io.move(staged, io.child(out, name, part))
     if renumber:
         context.parallelize(renumber, len(renumber)).foreach(_Renumber(before))
         for _, staged in renumber:
-            index = staged.rsplit("-", 1)[-1]
-            io.move(staged, io.child(out, "rejected", f"part-{index}"))
+            part = staged.rsplit("/", 1)[-1].removeprefix("renumbered-")
+            io.move(staged, io.child(out, "rejected", part))
     for name, schema in (("scored", SCORED_SCHEMA), ("rejected", REJECTED_SCHEMA)):
         if not written[name]:
             # No rows: one empty part, so that the folder still reads as a table.

@@ -289,12 +289,12 @@ def test_only_the_attempt_spark_chose_is_committed(spark: SparkContext, tmp_path
         folder.mkdir(parents=True)
         table = SCORED_SCHEMA.empty_table().to_pydict()
         table = {name: [None] * len(ids) for name in table} | {"CustomerId": ids}
-        pq.write_table(pa.table(table, schema=SCORED_SCHEMA), folder / "scored.parquet")
-    chosen = _Done(0, str(staging / "task-00000-attempt-1"), {}, 3, 0, numbered=True)
+        pq.write_table(pa.table(table, schema=SCORED_SCHEMA), folder / "scored-00000.parquet")
+    chosen = _Done(0, str(staging / "task-00000-attempt-1"), {}, {("scored", 0): 3}, True)
     _commit(spark, str(out), str(staging), [chosen], {})
     assert sorted(r["CustomerId"] for r in _rows(out, "scored")) == ["1", "2", "3"]
     assert _rows(out, "rejected") == []
-    assert (staging / "task-00000-attempt-0" / "scored.parquet").exists()  # left to the cleanup
+    assert (staging / "task-00000-attempt-0" / "scored-00000.parquet").exists()  # left to cleanup
 
 
 def test_a_task_with_a_files_last_piece_and_the_next_files_first(
@@ -320,19 +320,70 @@ def test_a_task_with_a_files_last_piece_and_the_next_files_first(
     assert rejected == [("a.csv", row) for row in range(7, 31, 7)] + [("b.csv", 4)]
 
 
-def test_a_piece_whose_every_line_leaves_a_quote_open(
+def _service_answers(
+    bundled_model: DriverModel, path: Path, folder: Path
+) -> tuple[dict[str, float], dict[int, str]]:
+    """The service's file scorer on one file: probability by id, reasons by row."""
+    score_file(ChurnPredictor(bundled_model.loaded), path, folder / f"{path.name}.results.csv")
+    answers = pacsv.read_csv(
+        folder / f"{path.name}.results.csv",
+        convert_options=pacsv.ConvertOptions(column_types={"CustomerId": pa.string()}),
+    ).to_pylist()
+    scored = {r["CustomerId"]: r["churn_probability"] for r in answers if r["status"] == "scored"}
+    return scored, {r["row"]: r["errors"] for r in answers if r["status"] == "rejected"}
+
+
+def test_records_that_span_lines_get_the_services_answers_and_rows(
     spark: SparkContext,
     bundled_model: DriverModel,
     write_book: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
-    line = bank_row(1, 7).replace("Hargrave", 'O"Brien')
-    path = write_book(BANK_COLUMNS + "\n" + line + "\n")
-    summary = score_book(spark, str(path), str(tmp_path / "out"), bundled_model)
-    assert (summary.rows_in, summary.rejected) == (1, 1)
-    [rejected] = _rows(tmp_path / "out", "rejected")
-    assert rejected["row"] == 1
-    assert rejected["reasons"].startswith("has a quote that is not closed on its line")
+    """A spreadsheet's cell with a line break (Alt+Enter), a stray quote inside a cell,
+    a rejected row after them: cut into small pieces, a.csv (and its gzip copy) is
+    scored again whole with the service's reader; b.csv keeps its pieces' results."""
+    rows = [bank_row(r, 1000 + r, Age=17 if r in (12, 27) else 40) for r in range(1, 31)]
+    rows[4] = rows[4].replace("Hargrave", '"Mac\nDonald, of\r\nSkye"')
+    rows[8] = rows[8].replace("Hargrave", 'O"Brien')
+    a = write_book(BANK_COLUMNS + "\n" + "\n".join(rows) + "\n", "a.csv")
+    (tmp_path / "a.csv.gz").write_bytes(gzip.compress(a.read_bytes()))
+    plain = [bank_row(r, 2000 + r, Geography="Mars" if r == 3 else "Spain") for r in range(1, 6)]
+    b = write_book(BANK_COLUMNS + "\n" + "\n".join(plain) + "\n", "b.csv")
+    out = tmp_path / "out"
+    spark.setLocalProperty("spark.sql.files.maxPartitionBytes", "700")
+    try:
+        summary = score_book(spark, str(tmp_path), str(out), bundled_model)
+    finally:
+        spark.setLocalProperty("spark.sql.files.maxPartitionBytes", None)  # type: ignore[arg-type]
+    assert (summary.files, summary.rows_in) == (3, 30 + 30 + 5)
+    scored = {r["CustomerId"]: r["churn_probability"] for r in _rows(out, "scored")}
+    rejected: dict[str, dict[int, str]] = {}
+    for row in _rows(out, "rejected"):
+        rejected.setdefault(row["source_file"].rsplit("/", 1)[-1], {})[row["row"]] = row["reasons"]
+    service_a, reasons_a = _service_answers(bundled_model, a, tmp_path)
+    service_b, reasons_b = _service_answers(bundled_model, b, tmp_path)
+    assert set(reasons_a) == {12, 27}
+    assert rejected == {"a.csv": reasons_a, "a.csv.gz": reasons_a, "b.csv": reasons_b}
+    assert scored == service_a | service_b
+    assert summary.scored == 2 * len(service_a) + len(service_b)
+    assert not (out / "_temporary").exists()
+
+
+def test_a_quote_that_never_closes_is_refused_as_the_service_refuses_it(
+    spark: SparkContext,
+    bundled_model: DriverModel,
+    write_book: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    rows = [bank_row(r, r) for r in range(1, 6)]
+    rows[2] = rows[2].replace("Hargrave", '"Hargrave')
+    path = write_book(BANK_COLUMNS + "\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InvalidInput) as caught:
+        score_book(spark, str(path), str(tmp_path / "out"), bundled_model)
+    message = caught.value.message
+    assert message.startswith(f"{path}: A quote opens in Surname on row 3")
+    assert "Nothing was scored" in message
+    assert not (tmp_path / "out" / "summary.json").exists()
 
 
 @pytest.mark.parametrize(

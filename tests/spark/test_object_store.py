@@ -20,6 +20,7 @@ import pytest
 
 from churn.spark.job import BatchSummary
 from tests.conftest import ROOT, free_port, run_churn, stop, wait_for
+from tests.factories import BANK_COLUMNS, bank_row
 
 EMULATOR = ROOT / "build" / "s3-emulator" / "bin" / "python"
 CREDENTIALS = {
@@ -119,3 +120,21 @@ def test_an_object_store_that_does_not_answer_is_one_line(
     assert len(errors) == 1, result.stderr
     assert "s3://bank/book/2026-11-29/" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+def test_a_record_that_spans_lines_on_s3_is_read_whole(
+    object_store: dict[str, str], tmp_path: Path
+) -> None:
+    """The whole-file pass copies an object to the task's disk for the service's reader."""
+    rows = [bank_row(r, 3000 + r, Age=17 if r == 4 else 40) for r in range(1, 6)]
+    rows[1] = rows[1].replace("Hargrave", '"Mac\nDonald"')
+    store = _store(object_store)
+    with store.open_output_stream("bank/spans/book.csv") as target:
+        target.write((BANK_COLUMNS + "\n" + "\n".join(rows) + "\n").encode())
+    result = run_churn("batch", "score", "s3://bank/spans/book.csv", "--out", str(tmp_path / "out"),
+                       "--model", str(ROOT / "models" / "churn_prediction_model_v1_0.joblib"),
+                       env=object_store)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("5 rows: 4 scored, 1 rejected")
+    [rejected] = pq.read_table(tmp_path / "out" / "rejected").to_pylist()
+    assert (rejected["source_file"], rejected["row"]) == ("s3://bank/spans/book.csv", 4)
