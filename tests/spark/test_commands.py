@@ -77,4 +77,7 @@ def test_a_run_on_the_stored_model_ends_with_its_jvm(
     assert result.stdout.startswith(f"{ROWS_IN} rows: {scored} scored, {len(REJECTED_ROWS)} ")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"]["tag"].startswith("churn_model:")
+    # Spark's log is off by default: not reset to WARN by pyspark's gateway, as it was.
+    assert "Setting default log level" not in result.stderr
+    assert " WARN " not in result.stderr
     wait_until(lambda: not (_javas() - before), "the command's JVM to end", timeout=60)
