@@ -107,8 +107,10 @@ def serve(path: str) -> None:
         _accept(listener)
     finally:
         if os.getpid() == server:
-            with contextlib.suppress(OSError):  # the driver may have removed its folder
+            # The socket's folder too, for a driver that was killed before it could.
+            with contextlib.suppress(OSError):
                 os.unlink(path)
+                os.rmdir(os.path.dirname(path))
     os._exit(0)  # no interpreter teardown of all those modules
 
 
