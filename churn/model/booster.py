@@ -1,7 +1,7 @@
 """The fitted model as scoring needs it: XGBoost's booster and the columns of its input.
 
-The pipeline's ColumnTransformer only one-hot encodes Geography and Gender and passes the
-numbers through, so scoring needs two things from it: the booster, and which feature (and
+The pipeline's ColumnTransformer only one-hot encodes Geography and passes the numbers
+through, so scoring needs two things from it: the booster, and which feature (and
 which category of it) each of the booster's input columns is. `TreeModel` holds those.
 
 Its file (`TreeModel.to_bytes`) is XGBoost's own UBJSON model, with the columns in one

@@ -89,7 +89,7 @@ def import_model(
     existing = None if force else find_imported(expected)
     if existing is not None:
         if not existing.info.metadata.get("booster_sha256"):  # imported before it existed
-            _store_booster(existing, load_stored(verify_stored(str(existing.tag))).pipeline)
+            _store_booster(existing, load_stored(existing).pipeline)
         return existing, False
     pipeline = load_verified(model_path, expected)
     from sklearn.pipeline import Pipeline  # loaded by now: the pickle names it

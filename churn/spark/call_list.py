@@ -22,7 +22,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark import SparkContext
 
@@ -84,12 +83,10 @@ def build_call_list(
 
 
 def _parts(folder: str) -> list[str]:
-    system, path = io.locate(folder)
-    found = system.get_file_info(pafs.FileSelector(path, allow_not_found=True))
-    parts = sorted(info.path for info in found if info.path.endswith(".parquet"))
+    parts = io.parquet_parts(folder, missing_ok=True)
     if not parts:
         raise BadRequest(f"{folder} holds no Parquet files to list customers from.")
-    return [io.name_of(system, part, folder) for part in parts]
+    return parts
 
 
 def _top_rows(

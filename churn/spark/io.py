@@ -230,10 +230,9 @@ def open_input(uri: str, *, compressed: bool) -> pa.NativeFile:
 
 
 @contextmanager
-def local_copy(uri: str) -> Iterator[Path]:
+def local_copy(uri: str, *, compressed: bool) -> Iterator[Path]:
     """The file as a local path: itself, or a copy (decompressed) in a temporary folder."""
     system, path = locate(uri)
-    compressed = path.endswith(_COMPRESSED)
     if isinstance(system, pafs.LocalFileSystem) and not compressed:
         yield Path(path)
         return
@@ -305,16 +304,27 @@ def make_dir(uri: str) -> None:
         system.create_dir(path, recursive=True)
 
 
-def parquet_rows(folder: str) -> int:
-    """The rows the Parquet files of a folder hold, by their footers."""
+def parquet_parts(folder: str, *, missing_ok: bool = False) -> list[str]:
+    """The URIs of the Parquet files directly in a folder, in name order."""
     system, path = locate(folder)
     with _errors(folder):
-        found = system.get_file_info(pafs.FileSelector(path))
-        return sum(
-            pq.read_metadata(info.path, filesystem=system).num_rows
-            for info in found
-            if info.type == pafs.FileType.File and info.path.endswith(".parquet")
-        )
+        found = system.get_file_info(pafs.FileSelector(path, allow_not_found=missing_ok))
+    parts = sorted(
+        info.path
+        for info in found
+        if info.type == pafs.FileType.File and info.path.endswith(".parquet")
+    )
+    return [name_of(system, part, folder) for part in parts]
+
+
+def parquet_rows(folder: str) -> int:
+    """The rows the Parquet files of a folder hold, by their footers."""
+    total = 0
+    for part in parquet_parts(folder):
+        system, path = locate(part)
+        with _errors(part):
+            total += pq.read_metadata(path, filesystem=system).num_rows
+    return total
 
 
 def task_bytes(total: int, largest: int, open_cost: int, parallelism: int) -> int:

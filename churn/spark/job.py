@@ -193,11 +193,7 @@ class _Task:
     scored_at: datetime
 
     def __call__(self, index: int, tasks: Iterable[tuple[_Piece, ...]]) -> Iterator[_Done]:
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
-        attempt = context.attemptNumber() if context is not None else 0
-        folder = io.child(self.staging, f"task-{index:05d}-attempt-{attempt}")
+        folder = _attempt_folder(self.staging, f"task-{index:05d}")
         scorer = executor_scorer(self.model)
         blocks: dict[BlockKey, _Block] = {}
         parts = _Parts(folder)
@@ -228,6 +224,15 @@ class _Task:
             checked = _check_text(text, block, header)
             if checked is not None:
                 yield checked
+
+
+def _attempt_folder(staging: str, name: str) -> str:
+    """Where this task attempt writes: a folder of its own, under the job's staging."""
+    from pyspark import TaskContext
+
+    context = TaskContext.get()
+    attempt = context.attemptNumber() if context is not None else 0
+    return io.child(staging, f"{name}-attempt-{attempt}")
 
 
 class _Parts:
@@ -273,29 +278,25 @@ class _WholeFile:
 
     task: _Task
 
-    def __call__(self, files: Iterable[tuple[int, str]]) -> Iterator[_Done]:
-        from pyspark import TaskContext
-
-        context = TaskContext.get()
-        attempt = context.attemptNumber() if context is not None else 0
+    def __call__(self, files: Iterable[tuple[int, int]]) -> Iterator[_Done]:
         scorer = executor_scorer(self.task.model)
-        places = self.task.book.places()
-        for index, uri in files:
-            folder = io.child(self.task.staging, f"whole-{index:05d}-attempt-{attempt}")
-            parts = _Parts(folder)
+        for index, place in files:
+            file = self.task.book.files[place]
+            uri = file.uri
+            parts = _Parts(_attempt_folder(self.task.staging, f"whole-{index:05d}"))
             block = _Block()
             piece = _Piece(uri, 0, 0, 0)
-            with io.local_copy(uri) as path:
+            with io.local_copy(uri, compressed=file.compressed) as path:
                 try:
                     for checked in read_customer_batches(path, require_id=True):
                         block.records += checked.row_count
                         scored, rejected = _results(scorer, checked, piece, block, self.task)
-                        parts.write("scored", places[uri], scored)
-                        parts.write("rejected", places[uri], rejected)
+                        parts.write("scored", place, scored)
+                        parts.write("rejected", place, rejected)
                 except InvalidInput as error:  # a quote that never closes, as the service says
                     raise InvalidInput(f"{io.short(uri)}: {error.message}") from None
             parts.close()
-            yield _Done(index, folder, {(uri, 0): block}, parts.rows, numbered=True)
+            yield _Done(index, parts.folder, {(uri, 0): block}, parts.rows, numbered=True)
 
 
 def _score_whole(
@@ -307,14 +308,14 @@ def _score_whole(
 ) -> tuple[list[_Done], dict[BlockKey, _Block]]:
     """The files whose records may span lines, scored again whole (one task each), in
     place of their pieces' results."""
-    whole = [(len(done) + number, uri) for number, uri in enumerate(files)]
-    redone = context.parallelize(whole, len(whole)).mapPartitions(_WholeFile(task)).collect()
     places = task.book.places()
-    replaced = {places[uri] for uri in files}
+    replaced = [places[uri] for uri in files]
+    whole = [(len(done) + number, place) for number, place in enumerate(replaced)]
+    redone = context.parallelize(whole, len(whole)).mapPartitions(_WholeFile(task)).collect()
     kept = {key: block for key, block in blocks.items() if key[0] not in files}
     for result in redone:
         kept |= result.blocks
-    return [result.without(replaced) for result in done] + redone, kept
+    return [result.without(set(replaced)) for result in done] + redone, kept
 
 
 def _owned_lines(piece: _Piece, data_start: int) -> Iterator[memoryview]:
@@ -493,9 +494,7 @@ def _results(
         "prediction": pc.take(_LABELS, pa.array(churn.astype(np.int64))),
         "risk_band": pc.take(_BANDS, pa.array(scorer.band_codes(probabilities))),
         "model_version": pa.repeat(pa.scalar(task.model.version), count),
-        "scored_at": pa.repeat(
-            pa.scalar(task.scored_at, SCORED_SCHEMA.field("scored_at").type), count
-        ),
+        "scored_at": pa.repeat(pa.scalar(task.scored_at, _SCORED_AT), count),
     }
     for name, arrow in _FEATURES:
         columns[name] = pa.array(checked.features[name]).cast(arrow)  # a category: dictionary

@@ -86,7 +86,6 @@ def resolve(model: str | None) -> DriverModel:
         return _from_file(Path(name))
     from churn.model.store import (
         STORED_BOOSTER,
-        STORED_FILE,
         load_stored,
         stored_model_metadata,
         verify_stored,
@@ -104,7 +103,7 @@ def resolve(model: str | None) -> DriverModel:
     # The digest recorded at import, which verify_stored just checked.
     digest = str(stored.info.metadata["stored_sha256"])
     tag = str(stored.tag)
-    ref = _ref(Path(stored.path_of(STORED_FILE)), digest, booster, metadata, tag, source=tag)
+    ref = _ref(digest, booster, metadata, tag, source=tag)
     return DriverModel(ref, booster, load)
 
 
@@ -120,7 +119,7 @@ def _from_file(path: Path) -> DriverModel:
     tag = f"file:{path.name}"
     loaded = _load_file(path, metadata, tag)
     booster = _booster_of(loaded.pipeline)
-    ref = _ref(path, metadata.artifact_sha256, booster, metadata, tag, str(path.resolve()))
+    ref = _ref(metadata.artifact_sha256, booster, metadata, tag, str(path.resolve()))
     return DriverModel(ref, booster, functools.partial(_same, loaded))
 
 
@@ -140,9 +139,7 @@ def _booster_of(pipeline: Any) -> bytes:
     return TreeModel.from_pipeline(pipeline).to_bytes()
 
 
-def _ref(
-    path: Path, digest: str, booster: bytes, metadata: ModelMetadata, tag: str, source: str
-) -> ModelRef:
+def _ref(digest: str, booster: bytes, metadata: ModelMetadata, tag: str, source: str) -> ModelRef:
     booster_digest = hashlib.sha256(booster).hexdigest()
     return ModelRef(
         file_name=f"churn-model-{digest[:16]}-booster.ubj",

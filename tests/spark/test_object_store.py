@@ -43,24 +43,19 @@ def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
             [str(EMULATOR), "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
             stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-    endpoint = f"http://127.0.0.1:{port}"
+    env = {**CREDENTIALS, "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
     try:
-        wait_for(f"{endpoint}/moto-api/", server, timeout=60)
-        store = pafs.S3FileSystem(
-            endpoint_override=endpoint, access_key=CREDENTIALS["AWS_ACCESS_KEY_ID"],
-            secret_key=CREDENTIALS["AWS_SECRET_ACCESS_KEY"], region="eu-west-1",
-            allow_bucket_creation=True,
-        )  # fmt: skip
-        store.create_dir("bank")
-        yield {**CREDENTIALS, "AWS_ENDPOINT_URL": endpoint}
+        wait_for(f"{env['AWS_ENDPOINT_URL']}/moto-api/", server, timeout=60)
+        _store(env, allow_bucket_creation=True).create_dir("bank")
+        yield env
     finally:
         stop(server)
 
 
-def _store(env: dict[str, str]) -> pafs.S3FileSystem:
+def _store(env: dict[str, str], **options: bool) -> pafs.S3FileSystem:
     return pafs.S3FileSystem(
         endpoint_override=env["AWS_ENDPOINT_URL"], access_key=env["AWS_ACCESS_KEY_ID"],
-        secret_key=env["AWS_SECRET_ACCESS_KEY"], region=env["AWS_DEFAULT_REGION"],
+        secret_key=env["AWS_SECRET_ACCESS_KEY"], region=env["AWS_DEFAULT_REGION"], **options,
     )  # fmt: skip
 
 
