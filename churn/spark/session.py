@@ -257,8 +257,8 @@ def finish(context: SparkContext, *, exiting: bool = False) -> None:
         process.wait(timeout=300)
         if process.returncode == 0 and partial.is_file():
             partial.replace(archive)
-    except (OSError, TimeoutError):
-        pass
+    except (OSError, subprocess.TimeoutExpired):
+        pass  # no archive this time; the next run records one
     finally:
         partial.unlink(missing_ok=True)
 
