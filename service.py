@@ -107,13 +107,13 @@ class ChurnService:
 
     def __init__(self) -> None:
         # Raises ModelIntegrityError, and the worker does not start, unless the stored
-        # pickle still has the digest recorded when it was imported.
+        # booster file still has the digest recorded when it was saved.
         loaded = load_stored(self.model)
         self.predictor = ChurnPredictor(
             loaded,
             # Model health: each customer scored is counted into the live drift profile.
             scorer=scorer_for(
-                loaded.pipeline,
+                loaded.tree,
                 loaded.metadata,
                 profiling=settings.drift_profiling,
                 window_minutes=settings.drift_window_minutes,

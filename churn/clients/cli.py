@@ -69,9 +69,14 @@ def synth(rows: int, out: Path, seed: int) -> None:
 )  # fmt: skip
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--version", "model_version", default="1.0", show_default=True)
+@click.option(
+    "--store/--no-store", default=True, show_default=True,
+    help="Save the model into the BentoML model store as well.",
+)  # fmt: skip
 @reports_errors
-def train(data_path: Path, out: Path, seed: int, model_version: str) -> None:
-    """Train the churn pipeline and write the joblib model with its metadata."""
+def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool) -> None:
+    """Train the churn pipeline, write the joblib model with its metadata (for data
+    scientists), and save its booster and metadata into the BentoML model store."""
     from churn.model.training import train as run_training
 
     result = run_training(
@@ -79,6 +84,11 @@ def train(data_path: Path, out: Path, seed: int, model_version: str) -> None:
         progress=lambda message: click.echo(f"[train] {message}", err=True),
     )  # fmt: skip
     metrics = result.metadata.metrics
+    assert metrics is not None  # training measures them
+    if store:
+        from churn.model.store import save_tree_model
+
+        click.echo(f"stored {save_tree_model(result.tree, result.metadata).tag}")
     click.echo(
         f"model {result.model_path}\n"
         f"threshold {result.metadata.threshold}\n"

@@ -15,6 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from churn.record.errors import ModelIntegrityError
+from churn.record.outcome import LabelRule
+from churn.record.provenance import Parity, Provenance, imported_origin, trained_origin
+
+__all__ = ["LabelRule", "Metrics", "ModelMetadata", "Parity", "Provenance"]
 
 MODEL_NAME = "churn_model"
 DEFAULT_VERSION = "1.0"
@@ -44,29 +48,49 @@ class Metrics(BaseModel):
 
 
 class ModelMetadata(BaseModel):
-    """Everything recorded beside the joblib file; also the model's BentoML metadata."""
+    """Everything recorded about a model: beside `churn train`'s joblib file, and in its
+    store entry (`churn.model.store`).
+
+    A model imported from elsewhere has `provenance` and lacks what only training here
+    knows (`trained_at`, `seed`, `data_*`, `metrics`); `artifact_file` and
+    `artifact_sha256` are then the original file's.
+    """
 
     model_config = ConfigDict(frozen=True, protected_namespaces=())
 
     model_name: str = MODEL_NAME
     model_version: str
-    trained_at: str
-    seed: int
     artifact_file: str
     artifact_sha256: str
-    data_file: str
-    data_sha256: str
-    data_rows: int
     threshold: float
     threshold_rule: str
-    metrics: Metrics
+    # Churn at or above the threshold (">=", ours), or strictly above it (">": `predict()`).
+    label_rule: LabelRule = ">="
     libraries: dict[str, str]
     features: list[str]
     feature_schema: list[dict[str, Any]]
+    # Known only to a model `churn train` made here.
+    trained_at: str | None = None
+    seed: int | None = None
+    data_file: str | None = None
+    data_sha256: str | None = None
+    data_rows: int | None = None
+    metrics: Metrics | None = None
+    provenance: Provenance | None = None
     # Model health (churn.monitoring): the training data's profile that drift is measured
-    # against, and the model card's figures. Empty for models trained before them.
+    # against, and the model card's figures. Empty for a model that has none.
     reference_profile: dict[str, Any] = Field(default_factory=dict)
     model_card: dict[str, Any] = Field(default_factory=dict)
+
+    def origin(self) -> str:
+        """Where the model came from, in a sentence for people (/v2/model, the UI)."""
+        if self.provenance is not None:
+            return imported_origin(self.provenance)
+        return trained_origin(self.data_file)
+
+    def stored(self) -> dict[str, Any]:
+        """As BentoML's model metadata keeps it: JSON values, no nulls."""
+        return self.model_dump(mode="json", exclude_none=True)
 
     def write(self, path: Path) -> None:
         path.write_text(self.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -53,6 +53,7 @@ from churn.model.artifact import (
     metadata_path_for,
     sha256_file,
 )
+from churn.model.booster import TreeModel
 from churn.monitoring.card import build_card, write_card
 from churn.monitoring.profile import build_reference, input_columns
 from churn.record.csvio import check_columns, validate_raw
@@ -167,6 +168,7 @@ def load_training_data(path: Path) -> TrainingData:
 class TrainingResult:
     model_path: Path
     metadata: ModelMetadata
+    tree: TreeModel  # what the store keeps (`churn.model.store.save_tree_model`)
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -227,17 +229,17 @@ def train(
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = out_dir / artifact_name(version)
     joblib.dump(pipeline, model_path)
-    # Model health (churn.monitoring), after the dump: a Scorer sets the booster's threads.
-    matrix = Scorer(pipeline, threshold).matrix
+    tree = TreeModel.from_pipeline(pipeline)
+    matrix = Scorer(tree, threshold).matrix
     progress("profiling the training data; the model card")
     reference = build_reference(
         matrix(pd.concat([x_train, x_test])),
-        input_columns(pipeline),
+        input_columns(tree),
         np.concatenate([out_of_fold, scores]),
         score_source=REFERENCE_SCORES,
     )
     card = build_card(
-        pipeline,
+        tree,
         matrix(x_test),
         y_test,
         scores,
@@ -266,7 +268,7 @@ def train(
     metadata.write(metadata_path_for(model_path))
     write_card(metadata, model_path)
     progress(f"wrote {model_path} (ROC-AUC {metrics.roc_auc:.4f}, threshold {threshold})")
-    return TrainingResult(model_path, metadata)
+    return TrainingResult(model_path, metadata, tree)
 
 
 def library_versions() -> dict[str, str]:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import xgboost
 from pydantic import BaseModel, Field
-from sklearn.pipeline import Pipeline
 
 from churn.model.artifact import ModelMetadata
+from churn.model.booster import TreeModel
 from churn.monitoring.drift import DRIFT_PSI, MIN_CUSTOMERS, WARN_PSI
 from churn.monitoring.performance import (
     CalibrationBin,
@@ -29,6 +29,7 @@ from churn.monitoring.performance import (
     segments,
 )
 from churn.monitoring.profile import input_columns, reference_of
+from churn.record.provenance import made_with_text
 from churn.record.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 
 ALL_CUSTOMERS = "all customers"
@@ -49,7 +50,7 @@ class ModelCard(BaseModel):
 
 
 def build_card(
-    pipeline: Pipeline,
+    model: TreeModel,
     matrix: np.ndarray,
     labels: np.ndarray,
     scores: np.ndarray,
@@ -60,21 +61,20 @@ def build_card(
     return ModelCard(
         holdout=segments(labels, scores, threshold, groups),
         calibration=calibration(labels, scores),
-        drivers=drivers(pipeline, matrix, groups.get(SHAP_GROUP)),
+        drivers=drivers(model, matrix, groups.get(SHAP_GROUP)),
     )
 
 
 def drivers(
-    pipeline: Pipeline, matrix: np.ndarray, countries: np.ndarray | None
+    model: TreeModel, matrix: np.ndarray, countries: np.ndarray | None
 ) -> dict[str, dict[str, float]]:
     """Mean absolute TreeSHAP contribution of each feature, overall and per country.
 
     Exact contributions from XGBoost, Geography's one-hot columns folded into one
     feature, as /v2/explain gives them for one customer.
     """
-    booster: xgboost.Booster = pipeline.named_steps["classifier"].get_booster()
-    contributions = booster.predict(xgboost.DMatrix(matrix), pred_contribs=True)[:, :-1]
-    columns = input_columns(pipeline)
+    contributions = model.booster.predict(xgboost.DMatrix(matrix), pred_contribs=True)[:, :-1]
+    columns = input_columns(model)
     folded = np.zeros((len(matrix), len(FEATURE_NAMES)))
     for index, column in enumerate(columns):
         folded[:, FEATURE_NAMES.index(_feature_of(column))] += contributions[:, index]
@@ -142,8 +142,10 @@ def card_document(metadata: ModelMetadata) -> Document:
     sections = [_about(metadata), _threshold(metadata)]
     if card is not None:
         sections += [_performance(card), _calibration(card), _drivers(card)]
-    else:
+    elif metadata.metrics is not None:
         sections.append(Section("Holdout performance", [_metrics_line(metadata), _NO_CARD_FIGURES]))
+    else:
+        sections.append(Section("Performance", [_NO_FIGURES]))
     sections.append(_monitoring(metadata))
     return Document(f"Model card: {metadata.model_name} {metadata.model_version}", sections)
 
@@ -152,54 +154,82 @@ _NO_CARD_FIGURES = (
     "This model was trained before the card's per-segment figures were recorded; "
     "retrain it with `churn train` to add them."
 )
+_NO_FIGURES = (
+    "No performance figures were recorded for this model: it was imported without "
+    "reference data with outcomes (`churn import-model --reference-data`)."
+)
 
 
 def _about(meta: ModelMetadata) -> Section:
     libraries = ", ".join(f"{name} {version}" for name, version in meta.libraries.items())
+    rows = [["Version", meta.model_version], ["Origin", meta.origin()]]
+    if meta.trained_at is not None:
+        rows.append(["Trained", f"{meta.trained_at} (seed {meta.seed})"])
+    if meta.data_file is not None:
+        rows += [
+            ["Training data", f"{meta.data_file}, {meta.data_rows or 0:,} customers"],
+            ["Data SHA-256", meta.data_sha256 or ""],
+        ]
+    if meta.metrics is not None:
+        rows.append(
+            [
+                "Holdout",
+                f"{meta.metrics.holdout_rows:,} customers (stratified 25%), "
+                "never used for fitting or for the threshold",
+            ]
+        )
+    rows += [
+        ["Model file", meta.artifact_file],
+        ["Model file SHA-256", meta.artifact_sha256],
+        ["Libraries", libraries],
+    ]
+    if meta.provenance is not None:
+        parity = meta.provenance.parity
+        rows += [
+            ["Made with", made_with_text(meta.provenance.made_with)],
+            ["Imported", meta.provenance.imported_at],
+            [
+                "Parity",
+                f"{parity.customers:,} customers ({parity.probe}): {parity.labels_differ:,} "
+                f"labels differ, largest probability difference "
+                f"{parity.max_abs_probability_diff:.2g} (tolerance {parity.tolerance:g})",
+            ],
+        ]
     return Section(
         "The model",
         [
             "Estimates the probability that a retail bank customer leaves the bank (churns), "
-            "so that retention teams can call the customers most at risk. A scikit-learn "
-            "pipeline: Geography one-hot encoded, then XGBoost. Inputs: "
+            "so that retention teams can call the customers most at risk. Geography one-hot "
+            "encoded, then XGBoost's trees, served from XGBoost's own model file. Inputs: "
             + ", ".join(meta.features)
             + ".",
-            Table(
-                ["", ""],
-                [
-                    ["Version", meta.model_version],
-                    ["Trained", f"{meta.trained_at} (seed {meta.seed})"],
-                    ["Training data", f"{meta.data_file}, {meta.data_rows:,} customers"],
-                    ["Data SHA-256", meta.data_sha256],
-                    [
-                        "Holdout",
-                        f"{meta.metrics.holdout_rows:,} customers (stratified 25%), "
-                        "never used for fitting or for the threshold",
-                    ],
-                    ["Model file", meta.artifact_file],
-                    ["Model file SHA-256", meta.artifact_sha256],
-                    ["Libraries", libraries],
-                ],
-            ),
+            Table(["", ""], rows),
         ],
     )
 
 
 def _threshold(meta: ModelMetadata) -> Section:
     high = max(0.5, meta.threshold)
+    if meta.label_rule == ">":
+        flagged = f"above {meta.threshold:g} (strictly)"
+        low = f"low up to and including {meta.threshold:g} (not flagged); medium above it"
+    else:
+        flagged = f"of {meta.threshold:g} or more"
+        low = f"low below {meta.threshold:g} (not flagged); medium from {meta.threshold:g}"
     return Section(
         "Decision threshold",
         [
-            f"A customer is flagged as churn at a probability of {meta.threshold:g} or more. "
+            f"A customer is flagged as churn at a probability {flagged}. "
             f"Why: {meta.threshold_rule}.",
-            f"Risk bands: low below {meta.threshold:g} (not flagged); medium from "
-            f"{meta.threshold:g} to below {high:g}; high from {high:g}.",
+            f"Risk bands: {low} to below {high:g}; high from {high:g}"
+            + (" among those flagged." if meta.label_rule == ">" else "."),
         ],
     )
 
 
 def _metrics_line(meta: ModelMetadata) -> str:
     m = meta.metrics
+    assert m is not None  # card_document asks only then
     return (
         f"Holdout ROC-AUC {m.roc_auc:.3f}, PR-AUC {m.pr_auc:.3f}, precision {m.precision:.3f} "
         f"and recall {m.recall:.3f} at the threshold, Brier {m.brier:.3f}."

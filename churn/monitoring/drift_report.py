@@ -62,8 +62,8 @@ def file_drift(
 ) -> tuple[FileDrift, dict[str, np.ndarray], list[Problem]]:
     """The file's drift, its counts per bin, and the first problems of rejected rows."""
     profile = reference_of(loaded.metadata)
-    scorer = Scorer(loaded.pipeline, loaded.metadata.threshold)
-    binner = Binner(profile, input_columns(loaded.pipeline))
+    scorer = Scorer(loaded.tree, loaded.metadata.threshold, label_rule=loaded.metadata.label_rule)
+    binner = Binner(profile, input_columns(loaded.tree))
     counts = np.zeros(binner.width, dtype=np.int64)
     rows = rejected = 0
     problems: list[Problem] = []

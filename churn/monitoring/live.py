@@ -46,9 +46,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.pipeline import Pipeline
 
 from churn.model.artifact import ModelMetadata
+from churn.model.booster import TreeModel
 from churn.monitoring.drift import STATUS_CODES, THRESHOLDS, compare
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns, reference_of
 from churn.record.answers import DriftReport, RollingDrift, WindowDrift
@@ -228,9 +228,11 @@ class ProfilingScorer(Scorer):
     """A `Scorer` that counts every customer it scores into the live profile."""
 
     def __init__(
-        self, pipeline: Pipeline, threshold: float, live: LiveProfile, *, bulk_threads: int = 1
+        self, model: TreeModel, metadata: ModelMetadata, live: LiveProfile, *, bulk_threads: int = 1
     ) -> None:
-        super().__init__(pipeline, threshold, bulk_threads=bulk_threads)
+        super().__init__(
+            model, metadata.threshold, label_rule=metadata.label_rule, bulk_threads=bulk_threads
+        )
         self.live = live
 
     def observe(self, matrix: np.ndarray, scores: np.ndarray) -> None:
@@ -239,7 +241,7 @@ class ProfilingScorer(Scorer):
 
 
 def scorer_for(
-    pipeline: Pipeline,
+    model: TreeModel,
     metadata: ModelMetadata,
     *,
     profiling: bool,
@@ -249,13 +251,15 @@ def scorer_for(
     """The service's scorer: profiling (CHURN_DRIFT_PROFILING, over a rolling window of
     CHURN_DRIFT_WINDOW_MINUTES), unless turned off or the model has no profile."""
     if not profiling or not metadata.reference_profile:
-        return Scorer(pipeline, metadata.threshold, bulk_threads=bulk_threads)
+        return Scorer(
+            model, metadata.threshold, label_rule=metadata.label_rule, bulk_threads=bulk_threads
+        )
     profile = reference_of(metadata)
-    binner = Binner(profile, input_columns(pipeline))
+    binner = Binner(profile, input_columns(model))
     live = LiveProfile(profile, binner, shared_directory(), window_minutes)
     Flusher(live, metadata.model_version).start()
     atexit.register(live.flush)
-    return ProfilingScorer(pipeline, metadata.threshold, live, bulk_threads=bulk_threads)
+    return ProfilingScorer(model, metadata, live, bulk_threads=bulk_threads)
 
 
 def live_report(scorer: Scorer, metadata: ModelMetadata) -> DriftReport:

@@ -26,9 +26,9 @@ from typing import Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from sklearn.pipeline import Pipeline
 
 from churn.model.artifact import ModelMetadata
+from churn.model.booster import TreeModel
 from churn.record.errors import ChurnError, ModelIntegrityError
 from churn.record.schema import FEATURE_SPECS, SPECS_BY_NAME
 
@@ -107,9 +107,9 @@ def reference_of(metadata: ModelMetadata) -> ReferenceProfile:
     return ReferenceProfile.model_validate(metadata.reference_profile)
 
 
-def input_columns(pipeline: Pipeline) -> list[str]:
+def input_columns(model: TreeModel) -> list[str]:
     """The model's input columns by name: Geography_France, ..., CreditScore, ..."""
-    return [str(name) for name in pipeline.named_steps["columns"].get_feature_names_out()]
+    return [column.name for column in model.columns]
 
 
 class Binner:

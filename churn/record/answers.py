@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from churn.record.outcome import BAND_RULE, Direction, Label, RiskBand
+from churn.record.outcome import BAND_RULE, Direction, Label, LabelRule, RiskBand
+from churn.record.provenance import Provenance
 
 # Served by churn.monitoring.routes; /v2/model points to it.
 MODEL_CARD_PATH = "/v2/model/card"
@@ -57,15 +58,31 @@ class ModelInfo(BaseModel):
     model_name: str
     model_tag: str
     model_version: str
-    trained_at: str
+    trained_at: str | None = Field(description="When `churn train` made it; null if imported.")
     threshold: float
     threshold_rule: str
+    label_rule: LabelRule = Field(
+        default=">=",
+        description='">=": churn at or above the threshold; ">": strictly above it, as '
+        "scikit-learn's and XGBoost's predict() did for an imported model.",
+    )
     risk_bands: RiskBands
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(
+        description="Holdout metrics from training; empty for an imported model."
+    )
     features: list[str]
     feature_schema: list[dict[str, Any]]
     customer_json_schema: dict[str, Any]
     libraries: dict[str, str]
+    origin: str = Field(
+        default="",
+        description='Where the model came from, e.g. "trained here by churn train on X.csv" or '
+        '"imported from X.joblib (scikit-learn 1.6.1, XGBoost 2.1.4); parity on 3,000 '
+        'customers: 0 labels differ".',
+    )
+    provenance: Provenance | None = Field(
+        default=None, description="For an imported model: its file, libraries and parity."
+    )
     model_card: str = Field(
         default=MODEL_CARD_PATH,
         description=f"The model card: a web page; Markdown at {MODEL_CARD_PATH}.md.",

@@ -5,6 +5,11 @@ Risk bands, for retention teams to sort their call lists:
 - "low": below the model's decision threshold (labelled not churn);
 - "medium": at or above the threshold but below 0.5: flagged, more likely to stay;
 - "high": probability at least 0.5 (and at least the threshold): more likely to leave.
+
+The label rule: ">=" (churn at or above the threshold) is the service's own; ">" (churn
+strictly above it) is what scikit-learn's and XGBoost's `predict()` do at 0.5, kept for a
+model imported from elsewhere so that it labels every customer as its old app did. Under
+">" a probability equal to the threshold is "low", as its label is "not churn".
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ from __future__ import annotations
 from typing import Literal
 
 Label = Literal["churn", "not churn"]
+# ">=": churn at or above the threshold; ">": strictly above it (`predict()` at 0.5).
+LabelRule = Literal[">=", ">"]
 CHURN: Label = "churn"
 NOT_CHURN: Label = "not churn"
 # Indexed by "is churn" (False, True), as label arrays are built from boolean masks.
@@ -26,7 +33,10 @@ BANDS: tuple[RiskBand, RiskBand, RiskBand] = ("low", "medium", "high")
 HIGH_RISK = 0.5
 # Probabilities and contributions in every answer: the service, its files, Spark.
 ANSWER_DIGITS = 6
-BAND_RULE = "low: below the threshold; medium: at or above it but below 0.5; high: 0.5 or more."
+BAND_RULE = (
+    "low: below the threshold; medium: at or above it but below 0.5; high: 0.5 or more "
+    '(under the label rule ">", a probability equal to the threshold is low).'
+)
 
 Direction = Literal["up", "down"]
 

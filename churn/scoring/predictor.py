@@ -18,7 +18,9 @@ class ChurnPredictor:
         self.version = loaded.metadata.model_version
         # The service passes one that also counts each customer into the live drift
         # profile (churn.monitoring.live); jobs and tools score plainly.
-        self.scorer = scorer or Scorer(loaded.pipeline, loaded.metadata.threshold)
+        self.scorer = scorer or Scorer(
+            loaded.tree, loaded.metadata.threshold, label_rule=loaded.metadata.label_rule
+        )
 
     def predict(self, customers: Sequence[Customer]) -> list[Prediction]:
         probabilities = self.scorer.score_customers(customers)
@@ -57,14 +59,17 @@ class ChurnPredictor:
             trained_at=meta.trained_at,
             threshold=meta.threshold,
             threshold_rule=meta.threshold_rule,
+            label_rule=meta.label_rule,
             risk_bands=RiskBands(
                 medium_from=self.scorer.threshold, high_from=self.scorer.high_risk
             ),
-            metrics={
-                k: float(v) for k, v in meta.metrics.model_dump().items() if k != "holdout_rows"
-            },
+            metrics={}
+            if meta.metrics is None
+            else {k: float(v) for k, v in meta.metrics.model_dump().items() if k != "holdout_rows"},
             features=meta.features,
             feature_schema=meta.feature_schema,
             customer_json_schema=Customer.model_json_schema(),
             libraries=meta.libraries,
+            origin=meta.origin(),
+            provenance=meta.provenance,
         )

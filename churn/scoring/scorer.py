@@ -1,13 +1,17 @@
-"""Scoring with the fitted pipeline, without its per-call pandas overhead.
+"""Scoring with the model's booster and input columns (`churn.model.booster.TreeModel`).
 
-The pipeline's `predict_proba` builds a DataFrame, runs the ColumnTransformer and
-copies data several times; for one customer that costs far more than the trees. The
-`Scorer` reads the fitted one-hot encoder once (`churn.model.booster.TreeModel`),
-builds the model's input matrix directly, and asks the XGBoost booster for
-probabilities, or for small batches the same trees walked with NumPy
+The `Scorer` builds the model's input matrix directly (what the pipeline's
+ColumnTransformer did, without its per-call pandas overhead) and asks the XGBoost
+booster for probabilities, or for small batches the same trees walked with NumPy
 (`churn.scoring.trees`). Tests check that both agree with `pipeline.predict_proba` on
 the same customers.
-The risk bands are `churn.record.outcome`'s.
+
+Labels: a customer is churn when the probability XGBoost itself gives (float32) is at
+or above the threshold (rule ">=") or strictly above it (">", `predict()`'s). The NumPy
+walk sums the same leaves in another order, so its probability may differ from
+XGBoost's in the last float32 bits; a row that close to the threshold (`_NEAR`) is
+scored again by XGBoost, so that the label is exactly XGBoost's on both paths, at 0.5
+included. The risk bands are `churn.record.outcome`'s.
 """
 
 from __future__ import annotations
@@ -20,29 +24,42 @@ import xgboost
 
 from churn.model.booster import TreeModel
 from churn.record.answers import Factor
-from churn.record.outcome import ANSWER_DIGITS, BANDS, direction_of, high_risk_from
+from churn.record.outcome import (
+    ANSWER_DIGITS,
+    BANDS,
+    LabelRule,
+    direction_of,
+    high_risk_from,
+)
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
 from churn.scoring.trees import TreeEnsemble
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sklearn.pipeline import Pipeline
 
 # Up to this many rows NumPy's tree walk beats XGBoost's fixed cost per call.
 SMALL_BATCH = 64
 # From this many rows (a bulk request) XGBoost may use `bulk_threads`.
 BULK_BATCH = 10_000
+# Far wider than the two paths' difference (a few float32 ulps of a probability), and
+# narrow enough that a row in it is rare: about 1 customer in 10,000.
+_NEAR = 1e-5
 
 
 class Scorer:
     def __init__(
-        self, model: Pipeline | TreeModel, threshold: float, *, bulk_threads: int = 1
+        self,
+        model: TreeModel,
+        threshold: float,
+        *,
+        label_rule: LabelRule = ">=",
+        bulk_threads: int = 1,
     ) -> None:
-        """`model`: the fitted pipeline, or its booster and columns (a Spark executor's)."""
         self.threshold = threshold
+        self.label_rule: LabelRule = label_rule
         self.high_risk = high_risk_from(threshold)
-        trees = model if isinstance(model, TreeModel) else TreeModel.from_pipeline(model)
-        self._booster: xgboost.Booster = trees.booster
+        # A copy: its thread setting below is this scorer's, not its caller's booster's.
+        self._booster: xgboost.Booster = model.booster.copy()
         # One thread per call: a server worker owns one core, and OpenMP's start-up cost
         # for a one-row request is larger than the prediction itself.
         self._booster.set_param({"nthread": 1})
@@ -54,7 +71,7 @@ class Scorer:
             self._bulk_booster = self._booster.copy()
             self._bulk_booster.set_param({"nthread": bulk_threads})
         self._trees = TreeEnsemble(self._booster)
-        self._columns = trees.columns
+        self._columns = model.columns
 
     def matrix(self, features: pd.DataFrame) -> np.ndarray:
         out = np.empty((len(features), len(self._columns)), dtype=np.float32)
@@ -99,7 +116,11 @@ class Scorer:
         if len(matrix) == 0:
             return np.empty(0, dtype=np.float64)
         if len(matrix) <= SMALL_BATCH:
-            return self._trees.probabilities(matrix)
+            scores = self._trees.probabilities(matrix)
+            near = np.abs(scores - self.threshold) < _NEAR
+            if near.any():  # rare: the label is XGBoost's own (module docstring)
+                scores[near] = self._booster.inplace_predict(matrix[near])
+            return scores
         booster = self._bulk_booster if bulk and len(matrix) >= BULK_BATCH else self._booster
         return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
 
@@ -110,13 +131,15 @@ class Scorer:
         return self.probabilities(self.matrix_of(customers))
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.label_rule == ">":
+            return probabilities > self.threshold
         return probabilities >= self.threshold
 
     def band_codes(self, probabilities: np.ndarray) -> np.ndarray:
-        """Index into BANDS for each probability."""
-        return (probabilities >= self.threshold).astype(np.int8) + (
-            probabilities >= self.high_risk
-        ).astype(np.int8)
+        """Index into BANDS for each probability: medium from where the label flips, high
+        from `high_risk` among those labelled churn."""
+        churn = self.labels(probabilities)
+        return churn.astype(np.int8) + (churn & (probabilities >= self.high_risk)).astype(np.int8)
 
     def bands(self, probabilities: np.ndarray) -> np.ndarray:
         return np.asarray(np.asarray(BANDS)[self.band_codes(probabilities)])

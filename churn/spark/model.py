@@ -20,7 +20,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from churn.model.artifact import (
     ModelMetadata,
@@ -99,9 +99,9 @@ def resolve(model: str | None) -> DriverModel:
         booster = verified_bytes(Path(stored.path_of(STORED_BOOSTER)), str(booster_digest))
     else:  # imported before the store kept it: `churn import-model` adds it
         loaded = load()
-        booster, load = _booster_of(loaded.pipeline), functools.partial(_same, loaded)
+        booster, load = loaded.tree.to_bytes(), functools.partial(_same, loaded)
     # The digest recorded at import, which verify_stored just checked.
-    digest = str(stored.info.metadata["stored_sha256"])
+    digest = str(stored.info.metadata.get("stored_sha256") or booster_digest)
     tag = str(stored.tag)
     ref = _ref(digest, booster, metadata, tag, source=tag)
     return DriverModel(ref, booster, load)
@@ -118,7 +118,7 @@ def _from_file(path: Path) -> DriverModel:
     verify(path, metadata.artifact_sha256)
     tag = f"file:{path.name}"
     loaded = _load_file(path, metadata, tag)
-    booster = _booster_of(loaded.pipeline)
+    booster = loaded.tree.to_bytes()
     ref = _ref(metadata.artifact_sha256, booster, metadata, tag, str(path.resolve()))
     return DriverModel(ref, booster, functools.partial(_same, loaded))
 
@@ -128,15 +128,11 @@ def _same(loaded: LoadedModel) -> LoadedModel:
 
 
 def _load_file(path: Path, metadata: ModelMetadata, tag: str) -> LoadedModel:
+    from churn.model.booster import TreeModel
     from churn.model.store import LoadedModel
 
-    return LoadedModel(load_verified(path, metadata.artifact_sha256), metadata, tag=tag)
-
-
-def _booster_of(pipeline: Any) -> bytes:
-    from churn.model.booster import TreeModel
-
-    return TreeModel.from_pipeline(pipeline).to_bytes()
+    pipeline = load_verified(path, metadata.artifact_sha256)
+    return LoadedModel(TreeModel.from_pipeline(pipeline), metadata, tag=tag)
 
 
 def _ref(digest: str, booster: bytes, metadata: ModelMetadata, tag: str, source: str) -> ModelRef:

@@ -27,7 +27,7 @@ def test_the_file_scores_as_the_pipeline_does(pipeline: object, trained: Trainin
     features = synthesize(3000, seed=5)[list(CustomerFeatures.model_fields)]
     expected = pipeline.predict_proba(features)[:, 1]  # type: ignore[attr-defined]
     from_file = Scorer(TreeModel.from_bytes(TreeModel.from_pipeline(pipeline).to_bytes()), 0.5)
-    from_pipeline = Scorer(pipeline, 0.5)
+    from_pipeline = Scorer(TreeModel.from_pipeline(pipeline), 0.5)
     matrix = from_pipeline.matrix(features)
     np.testing.assert_array_equal(
         from_file.probabilities(matrix), from_pipeline.probabilities(matrix)

@@ -10,11 +10,23 @@ from typing import Any
 import bentoml
 import pytest
 
-from churn.model.artifact import metadata_path_for
+from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for
 from churn.model.booster import TreeModel
-from churn.model.store import STORED_BOOSTER, STORED_FILE, import_model, load_model
+from churn.model.store import (
+    BOOSTER_DIGEST,
+    LEGACY_DIGEST,
+    LEGACY_PICKLE,
+    STORED_BOOSTER,
+    find_imported,
+    import_model,
+    load_model,
+    migrate,
+    save_tree_model,
+    verify_stored,
+)
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
+from churn.record.provenance import Parity, Provenance
 from tests.conftest import run_churn
 
 
@@ -36,21 +48,108 @@ def copy_model(trained: TrainingResult, folder: Path) -> Path:
     return target
 
 
-def test_import_records_metadata_labels_and_digest(
+def imported_metadata(trained: TrainingResult, source_sha256: str) -> ModelMetadata:
+    """What an import of a pickle made elsewhere records (churn import-model, part 1)."""
+    return ModelMetadata(
+        model_version="1.0",
+        artifact_file="churn_prediction_model_v1_0.joblib",
+        artifact_sha256=source_sha256,
+        threshold=0.5,
+        threshold_rule="what predict() did: churn above 0.5",
+        label_rule=">",
+        libraries={"xgboost-cpu": "3.2.0"},
+        features=trained.metadata.features,
+        feature_schema=trained.metadata.feature_schema,
+        provenance=Provenance(
+            source_file="churn_prediction_model_v1_0.joblib",
+            source_sha256=source_sha256,
+            made_with={"scikit-learn": "1.6.1", "xgboost": "2.1.4"},
+            exported_with={"scikit-learn": "1.6.1", "xgboost": "2.1.4", "python": "3.9.21"},
+            imported_at="2026-12-06T07:00:00+00:00",
+            parity=Parity(
+                customers=3000,
+                probe="generated: every category and each feature's range",
+                labels_differ=0,
+                max_abs_probability_diff=0.0,
+            ),
+        ),
+    )
+
+
+def entry_files(model: bentoml.Model) -> set[str]:
+    return {path.name for path in Path(model.path).iterdir()}
+
+
+def test_an_entry_holds_the_booster_and_metadata_and_no_pickle(
     trained: TrainingResult, model_store: Path
 ) -> None:
     model, imported = import_model(trained.model_path)
     assert imported
+    assert entry_files(model) == {STORED_BOOSTER, "model.yaml"}
     stored = bentoml.models.get("churn_model:latest")
     assert stored.tag == model.tag
     assert stored.info.labels["model_version"] == "1.0"
     assert stored.info.labels["owner"] == "customer-analytics-retention"
+    assert stored.info.labels["origin"] == "churn-train"
+    assert stored.info.labels["source_sha256"] == trained.metadata.artifact_sha256
     recorded: dict[str, Any] = dict(stored.info.metadata)
     assert recorded["threshold"] == trained.metadata.threshold
+    assert trained.metadata.metrics is not None
     assert recorded["metrics"]["roc_auc"] == trained.metadata.metrics.roc_auc
     assert recorded["feature_schema"][1]["categories"] == ["France", "Germany", "Spain"]
+    assert LEGACY_DIGEST not in recorded
+    data = Path(model.path_of(STORED_BOOSTER)).read_bytes()
+    assert recorded[BOOSTER_DIGEST] == hashlib.sha256(data).hexdigest()
     loaded = load_model()
     assert loaded.metadata == trained.metadata
+    assert loaded.tree.to_bytes() == data == trained.tree.to_bytes()
+
+
+def test_the_tag_says_which_model_is_which(trained: TrainingResult, model_store: Path) -> None:
+    ours, _ = import_model(trained.model_path)
+    theirs = save_tree_model(trained.tree, imported_metadata(trained, "ab" * 32))
+    assert ours.tag.version == f"1.0-train-{trained.metadata.artifact_sha256[:8]}"
+    assert theirs.tag.version == "1.0-import-abababab"
+    assert theirs.info.labels["origin"] == "imported"
+    assert theirs.info.labels["label_rule"] == ">"
+    # Both live side by side; each loads by its own tag, `latest` is the newest.
+    assert load_model(str(ours.tag)).metadata.provenance is None
+    loaded = load_model(str(theirs.tag))
+    assert loaded.metadata.label_rule == ">"
+    assert loaded.metadata.origin().startswith("imported from churn_prediction_model_v1_0.joblib")
+    assert load_model().tag == str(theirs.tag)
+    listed = run_churn_bentoml("models", "list")
+    assert str(ours.tag) in listed
+    assert str(theirs.tag) in listed
+    # The same model saved again gets a tag of its own.
+    again = save_tree_model(trained.tree, imported_metadata(trained, "ab" * 32))
+    assert again.tag.version == "1.0-import-abababab-2"
+
+
+def run_churn_bentoml(*args: str) -> str:
+    import subprocess
+    import sys
+
+    bentoml_cli = str(Path(sys.executable).parent / "bentoml")
+    wide = {**os.environ, "COLUMNS": "200"}  # rich cuts the table to the terminal's width
+    result = subprocess.run(
+        [bentoml_cli, *args], capture_output=True, text=True, check=True, env=wide
+    )
+    return result.stdout
+
+
+def test_find_imported_by_the_original_files_digest(
+    trained: TrainingResult, model_store: Path
+) -> None:
+    assert find_imported("cd" * 32) is None
+    ours, _ = import_model(trained.model_path)
+    theirs = save_tree_model(trained.tree, imported_metadata(trained, "cd" * 32))
+    found = find_imported("CD" * 32)
+    assert found is not None
+    assert found.tag == theirs.tag
+    found = find_imported(trained.metadata.artifact_sha256)
+    assert found is not None
+    assert found.tag == ours.tag
 
 
 def test_import_is_idempotent(trained: TrainingResult, model_store: Path) -> None:
@@ -88,14 +187,26 @@ def test_missing_metadata_is_refused(trained: TrainingResult, tmp_path: Path) ->
         import_model(lone)
 
 
-def test_store_file_changed_after_import_is_refused_on_load(
+def test_booster_changed_after_import_is_refused_before_it_is_read(
     trained: TrainingResult, model_store: Path
 ) -> None:
     model, _ = import_model(trained.model_path)
-    stored_file = Path(model.path_of(STORED_FILE))
+    stored_file = Path(model.path_of(STORED_BOOSTER))
     stored_file.write_bytes(stored_file.read_bytes() + b"\x00")
     with pytest.raises(ModelIntegrityError, match="SHA-256"):
+        verify_stored("churn_model:latest")
+    with pytest.raises(ModelIntegrityError, match="SHA-256"):
         load_model()
+
+
+def test_an_entry_without_a_booster_digest_is_refused(
+    trained: TrainingResult, model_store: Path
+) -> None:
+    model, _ = import_model(trained.model_path)
+    del model.info.metadata[BOOSTER_DIGEST]
+    model.flush()  # type: ignore[no-untyped-call]
+    with pytest.raises(ModelIntegrityError, match="no booster file with a recorded digest"):
+        verify_stored(str(model.tag))
 
 
 def test_cli_import_and_tamper(trained: TrainingResult, model_store: Path, tmp_path: Path) -> None:
@@ -114,26 +225,53 @@ def test_cli_import_and_tamper(trained: TrainingResult, model_store: Path, tmp_p
     assert "Traceback" not in refused.stderr
 
 
-def test_the_store_keeps_the_booster_file_with_its_digest(
+def legacy_entry(trained: TrainingResult, marker: Path, *, booster: bytes | None = None) -> str:
+    """An entry of the previous form: bentoml.sklearn's pickle beside the booster file.
+
+    Its pickle here runs code when loaded, so that a migration that unpickles shows.
+    """
+    pickled = pickle.dumps(_RunsOnUnpickle(marker))
+    data = trained.tree.to_bytes() if booster is None else booster
+    recorded = {
+        **trained.metadata.stored(),
+        LEGACY_DIGEST: hashlib.sha256(pickled).hexdigest(),
+        BOOSTER_DIGEST: hashlib.sha256(trained.tree.to_bytes()).hexdigest(),
+    }
+    with bentoml.models.create(
+        "churn_model", module="bentoml.sklearn", labels={"model_version": "1.0"}, metadata=recorded
+    ) as model:
+        Path(model.path_of(LEGACY_PICKLE)).write_bytes(pickled)
+        Path(model.path_of(STORED_BOOSTER)).write_bytes(data)
+    return str(model.tag)
+
+
+def test_migration_rewrites_older_entries_without_unpickling(
+    trained: TrainingResult, model_store: Path, tmp_path: Path
+) -> None:
+    marker = tmp_path / "code-ran"
+    old = legacy_entry(trained, marker)
+    broken = legacy_entry(trained, marker, booster=b"\x00" + trained.tree.to_bytes())
+    done = migrate()
+    assert not marker.exists(), "migration unpickled the old entry"
+    assert [(m.old, m.new is None) for m in done] == [(old, False), (broken, True)]
+    assert "SHA-256" in done[1].reason
+    new = bentoml.models.get(str(done[0].new))
+    assert entry_files(new) == {STORED_BOOSTER, "model.yaml"}
+    assert new.tag.version == f"1.0-train-{trained.metadata.artifact_sha256[:8]}"
+    loaded = load_model(str(new.tag))
+    assert loaded.metadata == trained.metadata
+    assert loaded.tree.to_bytes() == trained.tree.to_bytes()
+    with pytest.raises(bentoml.exceptions.NotFound):
+        bentoml.models.get(old)
+    assert bentoml.models.get(broken)  # left, and reported
+    assert migrate()[0].old == broken  # nothing else left to do
+    assert len(migrate()) == 1
+
+
+def test_the_store_keeps_what_the_pipeline_scores_with(
     trained: TrainingResult, model_store: Path
 ) -> None:
     model, _ = import_model(trained.model_path)
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     data = Path(model.path_of(STORED_BOOSTER)).read_bytes()
-    assert model.info.metadata["booster_sha256"] == hashlib.sha256(data).hexdigest()
-    pipeline = load_model().pipeline
     assert data == TreeModel.from_pipeline(pipeline).to_bytes()
-
-
-def test_importing_again_adds_the_booster_file_to_an_older_import(
-    trained: TrainingResult, model_store: Path
-) -> None:
-    """A model imported before the store kept the booster file gets it from `make setup`."""
-    model, _ = import_model(trained.model_path)
-    Path(model.path_of(STORED_BOOSTER)).unlink()
-    del model.info.metadata["booster_sha256"]
-    model.flush()  # type: ignore[no-untyped-call]
-    again, imported = import_model(trained.model_path)
-    assert (again.tag, imported) == (model.tag, False)
-    stored = bentoml.models.get(model.tag)
-    data = Path(stored.path_of(STORED_BOOSTER)).read_bytes()
-    assert stored.info.metadata["booster_sha256"] == hashlib.sha256(data).hexdigest()

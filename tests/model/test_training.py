@@ -20,6 +20,7 @@ def test_metadata_records_what_was_trained(trained: TrainingResult, synthetic_cs
     assert 0.05 <= meta.threshold <= 0.95
     assert "precision" in meta.threshold_rule
     assert {"scikit-learn", "xgboost-cpu", "pandas", "joblib"} <= set(meta.libraries)
+    assert meta.metrics is not None
     assert 0.5 < meta.metrics.roc_auc <= 1
     assert 0 <= meta.metrics.brier <= 0.25
     assert meta.metrics.holdout_rows == 750
@@ -56,6 +57,7 @@ def test_progress_is_reported(synthetic_csv: Path, tmp_path: Path) -> None:
 )
 def test_quality_on_the_public_data_set(tmp_path: Path) -> None:
     result = train(PUBLIC_DATA, tmp_path, seed=42)
+    assert result.metadata.metrics is not None
     print(f"public data ROC-AUC {result.metadata.metrics.roc_auc:.4f}")
     assert result.metadata.metrics.roc_auc >= 0.86
     assert result.metadata.metrics.holdout_rows == 2500

@@ -30,6 +30,7 @@ def test_training_writes_the_card_beside_the_model(trained: TrainingResult) -> N
     meta = trained.metadata
     for segment in ("all customers", "Geography = France", "Geography = Germany", "Gender = Male"):
         assert f"| {segment} |" in text
+    assert meta.data_sha256 is not None
     assert meta.data_sha256 in text
     assert f"{meta.threshold:g} or more" in text
     assert meta.threshold_rule in text
@@ -41,6 +42,7 @@ def test_the_cards_figures_agree_with_the_holdout_metrics(trained: TrainingResul
     card = card_of(trained.metadata)
     assert card is not None
     overall, metrics = card.overall(), trained.metadata.metrics
+    assert metrics is not None
     assert overall.customers == metrics.holdout_rows
     assert overall.roc_auc == pytest.approx(metrics.roc_auc, abs=1e-6)
     assert overall.precision == pytest.approx(metrics.precision, abs=1e-6)

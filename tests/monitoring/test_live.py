@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from churn.model.artifact import ModelMetadata, load_verified
+from churn.model.artifact import ModelMetadata
 from churn.model.training import TrainingResult
 from churn.monitoring.live import LiveProfile, ProfilingScorer, scorer_for
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
@@ -32,9 +32,8 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def parts(trained: TrainingResult) -> tuple[Scorer, ReferenceProfile, Binner]:
-    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     profile = ReferenceProfile.model_validate(trained.metadata.reference_profile)
-    return Scorer(pipeline, 0.3), profile, Binner(profile, input_columns(pipeline))
+    return Scorer(trained.tree, 0.3), profile, Binner(profile, input_columns(trained.tree))
 
 
 def test_two_workers_counts_are_summed_single_customers_and_batches_alike(
@@ -125,10 +124,9 @@ def test_the_files_hold_counts_and_nothing_of_the_customers(
 def test_the_service_scorer_profiles_unless_turned_off(
     trained: TrainingResult,
 ) -> None:
-    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
 
     def scorer(metadata: ModelMetadata, profiling: bool) -> Scorer:
-        return scorer_for(pipeline, metadata, profiling=profiling, window_minutes=60)
+        return scorer_for(trained.tree, metadata, profiling=profiling, window_minutes=60)
 
     assert isinstance(scorer(trained.metadata, True), ProfilingScorer)
     assert not isinstance(scorer(trained.metadata, False), ProfilingScorer)

@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.model.artifact import load_verified
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.monitoring.profile import SPAN, Binner, ReferenceProfile, input_columns
@@ -21,8 +20,7 @@ def profile(trained: TrainingResult) -> ReferenceProfile:
 
 @pytest.fixture(scope="module")
 def scorer_and_columns(trained: TrainingResult) -> tuple[Scorer, list[str]]:
-    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
-    return Scorer(pipeline, trained.metadata.threshold), input_columns(pipeline)
+    return Scorer(trained.tree, trained.metadata.threshold), input_columns(trained.tree)
 
 
 def customers(rows: int, seed: int) -> pd.DataFrame:

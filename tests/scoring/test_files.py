@@ -11,7 +11,6 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from churn.model.artifact import load_verified
 from churn.model.store import LoadedModel
 from churn.model.training import TrainingResult
 from churn.record.errors import PayloadTooLarge
@@ -24,8 +23,7 @@ WriteCsv = Callable[..., Path]
 
 @pytest.fixture
 def predictor(trained: TrainingResult) -> ChurnPredictor:
-    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
-    return ChurnPredictor(LoadedModel(pipeline, trained.metadata, "churn_model:test"))
+    return ChurnPredictor(LoadedModel(trained.tree, trained.metadata, "churn_model:test"))
 
 
 STAGES = ("churn-read-ahead", "churn-write-behind")

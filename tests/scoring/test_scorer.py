@@ -14,7 +14,7 @@ from tests.factories import make_customer
 @pytest.fixture(scope="module")
 def scorer_and_pipeline(trained: TrainingResult) -> tuple[Scorer, object]:
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
-    return Scorer(pipeline, trained.metadata.threshold), pipeline
+    return Scorer(trained.tree, trained.metadata.threshold), pipeline
 
 
 def test_fast_path_agrees_with_the_pipeline(scorer_and_pipeline: tuple[Scorer, object]) -> None:
@@ -51,8 +51,8 @@ def test_bands_follow_the_threshold(scorer_and_pipeline: tuple[Scorer, object]) 
 
 def test_a_bulk_batch_on_two_threads_scores_as_on_one(trained: TrainingResult) -> None:
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
-    one = Scorer(pipeline, trained.metadata.threshold)
-    two = Scorer(pipeline, trained.metadata.threshold, bulk_threads=2)
+    one = Scorer(trained.tree, trained.metadata.threshold)
+    two = Scorer(trained.tree, trained.metadata.threshold, bulk_threads=2)
     features = synthesize(BULK_BATCH + 500, seed=12)[list(CustomerFeatures.model_fields)]
     matrix = one.matrix(features)
     expected = pipeline.predict_proba(features)[:, 1]

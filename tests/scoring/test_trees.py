@@ -15,7 +15,7 @@ from churn.scoring.trees import TreeEnsemble
 def model_input(trained: TrainingResult, rows: int, seed: int) -> tuple[np.ndarray, Booster]:
     """Synthetic customers as the booster's input matrix, and the booster."""
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
-    scorer = Scorer(pipeline, trained.metadata.threshold)
+    scorer = Scorer(trained.tree, trained.metadata.threshold)
     features = synthesize(rows, seed=seed)[list(FEATURE_NAMES)]
     features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
     return scorer.matrix(features), pipeline.named_steps["classifier"].get_booster()
@@ -36,7 +36,7 @@ def test_numpy_trees_match_xgboost_exactly(trained: TrainingResult) -> None:
 
 def test_scorer_uses_both_paths_with_the_same_answers(trained: TrainingResult) -> None:
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
-    scorer = Scorer(pipeline, trained.metadata.threshold)
+    scorer = Scorer(trained.tree, trained.metadata.threshold)
     features = synthesize(SMALL_BATCH + 1, seed=5)[list(FEATURE_NAMES)]
     expected = pipeline.predict_proba(features)[:, 1]
     features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))

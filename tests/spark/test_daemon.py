@@ -43,7 +43,7 @@ def test_xgboost_scores_without_scikit_learn_after_the_preload(
 ) -> None:
     booster = tmp_path / bundled_model.ref.file_name
     booster.write_bytes(bundled_model.booster)
-    service = Scorer(bundled_model.loaded.pipeline, bundled_model.ref.threshold)
+    service = Scorer(bundled_model.loaded.tree, bundled_model.ref.threshold)
     features = synthesize(500, seed=3)[list(CustomerFeatures.model_fields)]
     matrix = tmp_path / "matrix.npy"
     np.save(matrix, service.matrix(features))

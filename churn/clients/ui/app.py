@@ -133,7 +133,8 @@ def sidebar(client: ChurnClient, timeout: float) -> ModelInfo | None:
             return None
         st.success("Ready", icon=":material/check_circle:")
         st.metric("Model version", info.model_version)
-        st.caption(f"`{info.model_tag}`, trained {when(info.trained_at)}")
+        made = f"trained {when(info.trained_at)}" if info.trained_at else "imported"
+        st.caption(f"`{info.model_tag}`, {made}")
         st.markdown(
             f"Flags a customer at a churn probability of **{info.threshold:.0%}** or more; "
             f"high risk from **{info.risk_bands.high_from:.0%}**."
