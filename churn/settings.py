@@ -32,10 +32,17 @@ The clients (`ClientSettings`: the Python client, the CLI and the UI):
 | CHURN_API_URL | http://127.0.0.1:3000 | the service's root URL |
 | CHURN_API_KEY | (unset) | the key sent as `Authorization: Bearer <key>` |
 | CHURN_API_TIMEOUT | 30 | seconds the UI waits for each answer |
+
+`churn import-model` (`ImportSettings`):
+
+| variable | default | meaning |
+| --- | --- | --- |
+| CHURN_IMPORT_ENV_CACHE | ~/.cache/churn/import-envs | environments foreign models export in |
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, ValidationError, field_validator
@@ -115,6 +122,11 @@ class ClientSettings(_FromEnvironment):
     @classmethod
     def _unset_if_empty(cls, value: str | None) -> str | None:
         return value or None
+
+
+class ImportSettings(_FromEnvironment):
+    # None: churn.model.environments.default_cache() ($XDG_CACHE_HOME or ~/.cache).
+    import_env_cache: Path | None = None
 
 
 _SAYS = {

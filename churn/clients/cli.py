@@ -99,24 +99,72 @@ def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool
 
 
 @main.command("import-model")
-@click.argument("model_path", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("model_path", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
-    "--metadata", "metadata_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Metadata JSON (default: beside the model, NAME.metadata.json).",
+    "--sha256", metavar="HEX",
+    help="The file's SHA-256, from whoever made it; needed unless the project records it "
+    "(the bundled model).",
 )  # fmt: skip
-@click.option("--sha256", help="Expected SHA-256 of the file (it must also match the metadata).")
+@click.option(
+    "--requirements", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The requirements.txt the model was made with: its == pins instead of the versions "
+    "read from the pickle.",
+)  # fmt: skip
+@click.option(
+    "--threshold", type=float,
+    help="Label churn at or above this probability (default: what the pipeline's predict() "
+    "did, above 0.5).",
+)  # fmt: skip
+@click.option(
+    "--version", "model_version", help="The model's version (default: from the file name, "
+    "_v1_0 gives 1.0).",
+)  # fmt: skip
+@click.option(
+    "--reference-data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Customers in the public layout (Exited if known): the parity check's customers, "
+    "the drift reference and the model card.",
+)  # fmt: skip
+@click.option(
+    "--wheelhouse", type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Build the model's environment from this folder of wheels, without a registry.",
+)  # fmt: skip
+@click.option(
+    "--env-cache", type=click.Path(file_okay=False, path_type=Path),
+    help="Where the environments are kept (default: CHURN_IMPORT_ENV_CACHE, else "
+    "~/.cache/churn/import-envs).",
+)  # fmt: skip
 @click.option("--force", is_flag=True, help="Import again even if this file is in the store.")
 @reports_errors
 def import_model(
-    model_path: Path, metadata_path: Path | None, sha256: str | None, force: bool
+    model_path: Path,
+    sha256: str | None,
+    requirements: Path | None,
+    threshold: float | None,
+    model_version: str | None,
+    reference_data: Path | None,
+    wheelhouse: Path | None,
+    env_cache: Path | None,
+    force: bool,
 ) -> None:
-    """Verify a joblib pipeline's checksum, then save it into the BentoML model store."""
-    from churn.model.store import import_model as run_import
+    """Import a joblib pipeline, made here or elsewhere, into the BentoML model store.
 
-    model, imported = run_import(
-        model_path, metadata_path=metadata_path, sha256=sha256, force=force
-    )
-    click.echo(f"{'imported' if imported else 'already in the store:'} {model.tag}")
+    Its SHA-256 is checked first; it is unpickled only in a separate process, in an
+    environment of the libraries that made it; the store keeps XGBoost's own model, not
+    a pickle, once it answered as the pipeline did (README: "Bring your own model").
+    """
+    from churn.model.importing import import_model as run_import
+    from churn.settings import ImportSettings
+
+    result = run_import(
+        model_path, sha256=sha256, requirements=requirements, threshold=threshold,
+        version=model_version, reference_data=reference_data, force=force,
+        env_cache=env_cache or ImportSettings.from_environment().import_env_cache,
+        wheelhouse=wheelhouse, progress=lambda message: click.echo(f"[import] {message}", err=True),
+    )  # fmt: skip
+    if result.imported:
+        click.echo(f"imported {result.model.tag}")
+    else:
+        click.echo(f"already in the store: {result.model.tag} (--force imports it again)")
 
 
 @main.command()

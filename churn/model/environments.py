@@ -128,7 +128,8 @@ def pins_for(contents: PickleContents, requirements: Path | None = None) -> Pins
     _supported("XGBoost", xgboost, OLDEST_XGBOOST)
     xgboost_package = "xgboost-cpu" if _release(xgboost)[:2] >= (2, 1) else "xgboost"
     packages = {"scikit-learn": sklearn, xgboost_package: xgboost}
-    companions = _COMPANIONS.get(_release(sklearn)[:2])
+    major, minor = (*_release(sklearn), 0, 0)[:2]
+    companions = _COMPANIONS.get((major, minor))
     given_numpy = given.get("numpy")
     numpy_major = int(given_numpy.split(".")[0]) if given_numpy else contents.numpy_major
     if companions is not None:

@@ -65,7 +65,7 @@ def export(data: bytes, folder: Path) -> None:
     classifier_name, classifier, transformer_name, transformer = _steps(model)
     inputs = _inputs(model, transformer_name, transformer, probe["features"])
     frame = pd.DataFrame(probe["columns"])[inputs]
-    columns, unknown = _layout(transformer_name, transformer, inputs)
+    columns, encoders = _layout(transformer_name, transformer, inputs)
     _check_layout(transformer_name, transformer, frame, columns)
     booster = _booster(classifier_name, classifier)
     raw, form = _raw(booster, folder)
@@ -75,7 +75,7 @@ def export(data: bytes, folder: Path) -> None:
     answer = {
         "booster_format": form,
         "columns": columns,
-        "unknown_categories": unknown,
+        "encoders": encoders,
         "steps": [[name, _class_name(step)] for name, step in model.steps],
         "versions": _versions(),
         "probabilities": [float(p) for p in probabilities],
@@ -85,7 +85,7 @@ def export(data: bytes, folder: Path) -> None:
 
 
 def _class_name(step: Any) -> str:
-    return step if isinstance(step, str) or step is None else type(step).__name__
+    return str(step) if isinstance(step, str) or step is None else type(step).__name__
 
 
 def _steps(model: Any) -> tuple[str, Any, str, Any]:
@@ -160,9 +160,10 @@ def _selected(columns: Any, inputs: list[str]) -> list[str]:
 
 def _layout(
     name: str, transformer: Any, inputs: list[str]
-) -> tuple[list[list[str | None]], dict[str, str]]:
+) -> tuple[list[list[str | None]], dict[str, dict[str, Any]]]:
     """Each output column of the ColumnTransformer as [feature, category or None], and for
-    each one-hot encoded feature what the encoder does with a category it does not know."""
+    each one-hot encoded feature its encoder's categories and what it does with others
+    ("error" or "ignore")."""
     from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
     if getattr(transformer, "sparse_output_", False):
@@ -172,7 +173,7 @@ def _layout(
         )
     weights = getattr(transformer, "transformer_weights", None) or {}
     columns: list[list[str | None]] = []
-    unknown: dict[str, str] = {}
+    encoders: dict[str, dict[str, Any]] = {}
     for part, step, selection in transformer.transformers_:
         features = _selected(selection, inputs)
         where = f"{name!r} ({part!r}: {_class_name(step)} on {', '.join(features)})"
@@ -180,22 +181,20 @@ def _layout(
             continue
         if weights.get(part, 1) != 1:
             raise Refused(f"Step {where} weighs its output by {weights[part]}.")
-        if step == "passthrough" or (
-            isinstance(step, FunctionTransformer) and step.func is None
-        ):
+        if step == "passthrough" or (isinstance(step, FunctionTransformer) and step.func is None):
             columns += [[feature, None] for feature in features]
         elif isinstance(step, OneHotEncoder):
-            columns += _one_hot(where, step, features, unknown)
+            columns += _one_hot(where, step, features, encoders)
         else:
             raise Refused(
                 f"Step {where} transforms the values; the service can only one-hot "
                 "encode categories and pass numbers through unchanged."
             )
-    return columns, unknown
+    return columns, encoders
 
 
 def _one_hot(
-    where: str, encoder: Any, features: list[str], unknown: dict[str, str]
+    where: str, encoder: Any, features: list[str], encoders: dict[str, dict[str, Any]]
 ) -> list[list[str | None]]:
     infrequent = getattr(encoder, "infrequent_categories_", None)
     if infrequent is not None and any(group is not None for group in infrequent):
@@ -214,13 +213,14 @@ def _one_hot(
             for position, category in enumerate(categories)
             if drop is None or position != int(drop)
         ]
-        unknown[feature] = "error" if encoder.handle_unknown == "error" else "ignore"
+        encoders[feature] = {
+            "categories": [str(category) for category in categories],
+            "unknown": "error" if encoder.handle_unknown == "error" else "ignore",
+        }
     return columns
 
 
-def _check_layout(
-    name: str, transformer: Any, frame: Any, columns: list[list[str | None]]
-) -> None:
+def _check_layout(name: str, transformer: Any, frame: Any, columns: list[list[str | None]]) -> None:
     """The layout, applied to the probe customers, must give exactly the transformer's output."""
     import numpy as np
 

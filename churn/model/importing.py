@@ -44,7 +44,6 @@ import datetime as dt
 import json
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -73,7 +72,7 @@ from churn.model.store import find_imported, save_tree_model
 from churn.model.synth import synthesize
 from churn.record.errors import ModelIntegrityError
 from churn.record.outcome import LabelRule
-from churn.record.schema import FEATURE_NAMES, FEATURE_SPECS, SPECS_BY_NAME, TARGET
+from churn.record.schema import FEATURE_NAMES, FEATURE_SPECS
 from churn.scoring.scorer import SMALL_BATCH, Scorer
 
 # The digests the project vouches for, outside the models' folder: `make import` needs
@@ -108,6 +107,13 @@ class ImportResult:
     parity: Parity | None = None
 
 
+class _Encoder(BaseModel):
+    """A one-hot encoder's categories, and what it did with any other ("error", "ignore")."""
+
+    categories: list[str]
+    unknown: str
+
+
 class _Exported(BaseModel):
     """exporter.py's export.json."""
 
@@ -115,7 +121,7 @@ class _Exported(BaseModel):
 
     booster_format: str
     columns: list[tuple[str, str | None]]
-    unknown_categories: dict[str, str]
+    encoders: dict[str, _Encoder]
     steps: list[tuple[str, str | None]]
     versions: dict[str, str]
     probabilities: list[float]
@@ -127,6 +133,7 @@ class _Probe:
     features: pd.DataFrame
     outcomes: np.ndarray | None  # Exited, when the reference data has it
     description: str
+    generated: bool
 
 
 def import_model(
@@ -227,7 +234,7 @@ def _beside(model_path: Path, digest: str, progress: Progress) -> ModelMetadata 
         progress(f"{path.name} is not a model metadata file; not used")
         return None
     if metadata.artifact_sha256 != digest:
-        progress(f"{path.name} describes another file (SHA-256 {metadata.artifact_sha256}); not used")
+        progress(f"{path.name} describes another file ({metadata.artifact_sha256}); not used")
         return None
     progress(f"{path.name} records this file's SHA-256: its threshold, metrics and card are used")
     return metadata
@@ -256,7 +263,7 @@ def probe_customers(rows: int = PROBE_ROWS, seed: int = PROBE_SEED) -> pd.DataFr
                 values = rng.integers(int(low), int(high) + 1, count)
             else:
                 values = np.round(rng.uniform(low, high, count), 2)
-            values[: 2] = [low, high]
+            values[:2] = [low, high]
             if spec.kind == "integer":
                 values = np.asarray(values, dtype=np.int64)
         spread[spec.name] = values
@@ -269,11 +276,13 @@ def probe_customers(rows: int = PROBE_ROWS, seed: int = PROBE_SEED) -> pd.DataFr
 
 def _probe(reference_data: Path | None) -> _Probe:
     if reference_data is None:
-        return _Probe(probe_customers(), None, f"{PROBE_ROWS:,} generated customers")
+        return _Probe(
+            probe_customers(), None, "generated: every category and each feature's range", True
+        )
     from churn.model.training import read_customers
 
     loaded = read_customers(reference_data, labels_required=False)
-    return _Probe(loaded.features, loaded.labels, f"{reference_data.name}")
+    return _Probe(loaded.features, loaded.labels, f"reference data {reference_data.name}", False)
 
 
 # The export -----------------------------------------------------------------------------
@@ -322,8 +331,10 @@ def _export(python: Path, data: bytes, probe: _Probe) -> tuple[_Exported, bytes]
 
 def _made_with(exported: _Exported) -> str:
     versions = exported.versions
-    return f"scikit-learn {versions.get('scikit-learn')}, " + "XGBoost " + (
-        versions.get("xgboost") or versions.get("xgboost-cpu") or "?"
+    return (
+        f"scikit-learn {versions.get('scikit-learn')}, "
+        + "XGBoost "
+        + (versions.get("xgboost") or versions.get("xgboost-cpu") or "?")
     )
 
 
@@ -334,7 +345,7 @@ def _libraries(pins: Pins, exported: _Exported) -> dict[str, str]:
 
 def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
     columns = tuple(Column(feature, category) for feature, category in exported.columns)
-    _check_categories(columns, exported.unknown_categories)
+    _check_categories(columns, exported.encoders)
     booster = xgboost.Booster()
     try:
         booster.load_model(bytearray(raw))
@@ -347,33 +358,32 @@ def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
     return TreeModel(booster, columns)
 
 
-def _check_categories(columns: tuple[Column, ...], unknown: dict[str, str]) -> None:
+def _check_categories(columns: tuple[Column, ...], encoders: dict[str, _Encoder]) -> None:
+    """The encoders' categories against the schema's (see the module's docstring)."""
     for spec in FEATURE_SPECS:
         if spec.kind != "category":
             continue
-        encoded = [c.category for c in columns if c.feature == spec.name]
-        new = [category for category in encoded if category not in spec.categories]
+        encoder = encoders.get(spec.name)
+        if encoder is None:
+            continue  # the model does not read it
+        new = [category for category in encoder.categories if category not in spec.categories]
         if new:
             raise ModelIntegrityError(
-                f"Not imported: the model's encoder knows {spec.name} {', '.join(map(str, new))}, "
-                f"which the customer schema has not (it has {', '.join(spec.categories)}). "
-                "The service could never send such a customer; add the category to "
-                "churn/record/schema.py first if the bank now has it."
+                f"Not imported: the model's encoder knows {spec.name} {', '.join(new)}, which "
+                f"the customer schema has not (it has {', '.join(spec.categories)}). The "
+                "service could never send such a customer; if the bank now has it, add it "
+                "to churn/record/schema.py first."
             )
-        if unknown.get(spec.name) == "error":
-            missing = [c for c in spec.categories if c not in encoded]
-            # A dropped category (drop="first") is known but has no column: those are the
-            # encoder's categories minus its columns, which the exporter's check covered.
-            if len(missing) > 1 or (missing and len(encoded) == len(spec.categories)):
-                raise ModelIntegrityError(
-                    f"Not imported: the model's encoder does not know {spec.name} "
-                    f"{', '.join(missing)} and refused such customers; the service accepts them."
-                )
-    features = {c.feature for c in columns}
-    if not features <= set(FEATURE_NAMES):
+        missing = [c for c in spec.categories if c not in encoder.categories]
+        if missing and encoder.unknown == "error":
+            raise ModelIntegrityError(
+                f"Not imported: the model's encoder does not know {spec.name} "
+                f"{', '.join(missing)} and refused such customers, which the service accepts."
+            )
+    outside = {column.feature for column in columns} - set(FEATURE_NAMES)
+    if outside:
         raise ModelIntegrityError(
-            f"The model reads {', '.join(sorted(features - set(FEATURE_NAMES)))}, which the "
-            "customer schema has not."
+            f"The model reads {', '.join(sorted(outside))}, which the customer schema has not."
         )
 
 
@@ -403,10 +413,9 @@ def _parity(
     scorer = Scorer(tree, threshold, label_rule=rule)
     matrix = scorer.matrix(probe.features)
     expected = np.asarray(exported.probabilities, dtype=np.float64)
-    if given:  # a threshold of our own: the pipeline's probabilities, labelled by it
-        expected_labels = expected >= threshold
-    else:  # the pipeline's own labels: predict()
-        expected_labels = np.asarray(exported.labels) == 1
+    # With a threshold of our own, the pipeline's probabilities labelled by it; else the
+    # pipeline's own labels, predict()'s.
+    expected_labels = expected >= threshold if given else np.asarray(exported.labels) == 1
     one_by_one = np.concatenate(
         [scorer.probabilities(matrix[i : i + 1], observe=False) for i in range(len(matrix))]
     )
@@ -481,7 +490,7 @@ def _metadata(
 
 def _health(tree: TreeModel, threshold: float, rule: LabelRule, probe: _Probe) -> dict[str, Any]:
     """The reference profile (and, with outcomes, the model card) of --reference-data."""
-    if probe.description.endswith("generated customers"):
+    if probe.generated:
         return {}
     from churn.monitoring.card import build_card
     from churn.monitoring.profile import build_reference
@@ -503,7 +512,3 @@ def _health(tree: TreeModel, threshold: float, rule: LabelRule, probe: _Probe) -
         )  # fmt: skip
         health["model_card"] = card.model_dump(mode="json", exclude_none=True)
     return health
-
-
-__all__ = ["RECORDED_DIGESTS", "ImportResult", "import_model", "probe_customers", "TARGET"]
-_ = (SPECS_BY_NAME, sys)

@@ -32,7 +32,7 @@ import struct
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from churn.record.errors import ModelIntegrityError
 
@@ -480,7 +480,7 @@ def _ubjson_version(raw: bytes) -> list[int] | None:
 class _UBJSON:
     """A reader of UBJSON (Draft 12, as XGBoost writes it) that builds plain values."""
 
-    _NUMBERS: dict[bytes, tuple[str, int]] = {
+    _NUMBERS: ClassVar[dict[bytes, tuple[str, int]]] = {
         b"i": (">b", 1), b"U": (">B", 1), b"I": (">h", 2), b"l": (">i", 4),
         b"L": (">q", 8), b"d": (">f", 4), b"D": (">d", 8),
     }  # fmt: skip

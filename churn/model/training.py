@@ -118,21 +118,34 @@ def build_pipeline(seed: int) -> Pipeline:
 
 
 @dataclass(frozen=True)
-class TrainingData:
+class CustomerData:
     features: pd.DataFrame
-    labels: np.ndarray
+    labels: np.ndarray | None  # Exited, when the file has it
     # Columns the model does not read but the model card reports on (Gender), if present.
     groups: dict[str, np.ndarray]
 
 
+@dataclass(frozen=True)
+class TrainingData(CustomerData):
+    labels: np.ndarray
+
+
 def load_training_data(path: Path) -> TrainingData:
     """Features and labels of a CSV in the public layout; refuses any bad row."""
+    loaded = read_customers(path, labels_required=True)
+    assert loaded.labels is not None  # required above
+    return TrainingData(loaded.features, loaded.labels, loaded.groups)
+
+
+def read_customers(path: Path, *, labels_required: bool) -> CustomerData:
+    """Features (and labels, if the file has an Exited column) of a CSV in the public
+    layout: training data, or an imported model's reference data. Refuses any bad row."""
     try:
         raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
         raise BadRequest(f"{path.name} is not a readable CSV: {error}") from error
     check_columns(list(raw.columns), require_id=False)
-    if TARGET not in raw.columns:
+    if labels_required and TARGET not in raw.columns:
         raise InvalidInput(
             f"The training CSV has no {TARGET} column.",
             [Problem("missing column", field=TARGET, allowed="0 or 1")],
@@ -144,16 +157,17 @@ def load_training_data(path: Path) -> TrainingData:
         },
         first_row=1,
     )
-    labels = raw[TARGET].to_numpy(dtype=str)
     problems = list(batch.problems)
-    problems += [
-        Problem("is not a label", field=TARGET, row=int(row), allowed="0 or 1")
-        for row in np.flatnonzero(~np.isin(labels, ["0", "1"])) + 1
-    ]
+    labels = raw[TARGET].to_numpy(dtype=str) if TARGET in raw.columns else None
+    if labels is not None:
+        problems += [
+            Problem("is not a label", field=TARGET, row=int(row), allowed="0 or 1")
+            for row in np.flatnonzero(~np.isin(labels, ["0", "1"])) + 1
+        ]
     if problems:
         raise InvalidInput(
             f"{len({p.row for p in problems})} rows of {path.name} break the schema; "
-            "fix or remove them before training.",
+            "fix or remove them first.",
             sorted(problems, key=lambda p: p.row or 0),
         )
     groups = {
@@ -161,7 +175,7 @@ def load_training_data(path: Path) -> TrainingData:
         for name in CARD_GROUPS
         if name in raw.columns
     }
-    return TrainingData(batch.features, labels.astype(np.int64), groups)
+    return CustomerData(batch.features, None if labels is None else labels.astype(np.int64), groups)
 
 
 @dataclass(frozen=True)
