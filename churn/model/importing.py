@@ -185,7 +185,7 @@ def import_model(
     progress(f"exported in {time.monotonic() - started:.1f} s with {_made_with(exported)}")
     tree = _tree_model(raw, exported)
     chosen, rule, why = _decision(threshold, beside)
-    parity = _parity(tree, chosen, rule, probe, exported, given=threshold is not None)
+    parity = _parity(tree, chosen, rule, probe, exported)
     progress(
         f"parity on {parity.customers:,} customers ({parity.probe}): {parity.labels_differ} "
         f"labels differ, largest probability difference {parity.max_abs_probability_diff:.2e} "
@@ -201,7 +201,7 @@ def import_model(
     provenance = Provenance(
         source_file=model_path.name,
         source_sha256=digest,
-        made_with=_libraries(pins, exported),
+        made_with=_made_with_libraries(pins),
         exported_with=exported.versions,
         imported_at=_now(),
         parity=parity,
@@ -338,9 +338,9 @@ def _made_with(exported: _Exported) -> str:
     )
 
 
-def _libraries(pins: Pins, exported: _Exported) -> dict[str, str]:
-    """What made the file, as far as it can be known: its pins, and Python as exported."""
-    return {**dict(pins.packages), "python": exported.versions.get("python", "")}
+def _made_with_libraries(pins: Pins) -> dict[str, str]:
+    """The libraries that made the pickle, as it records them (or --requirements pins)."""
+    return {"scikit-learn": pins.sklearn, "xgboost": pins.xgboost}
 
 
 def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
@@ -406,16 +406,15 @@ def _parity(
     rule: LabelRule,
     probe: _Probe,
     exported: _Exported,
-    *,
-    given: bool,
 ) -> Parity:
     """The service's answers against the pipeline's, on every path the Scorer has."""
     scorer = Scorer(tree, threshold, label_rule=rule)
     matrix = scorer.matrix(probe.features)
     expected = np.asarray(exported.probabilities, dtype=np.float64)
-    # With a threshold of our own, the pipeline's probabilities labelled by it; else the
-    # pipeline's own labels, predict()'s.
-    expected_labels = expected >= threshold if given else np.asarray(exported.labels) == 1
+    if (threshold, rule) == (0.5, ">"):  # predict()'s own labels
+        expected_labels = np.asarray(exported.labels) == 1
+    else:  # another threshold (--threshold, churn train's): the pipeline's scores, labelled
+        expected_labels = expected >= threshold if rule == ">=" else expected > threshold
     one_by_one = np.concatenate(
         [scorer.probabilities(matrix[i : i + 1], observe=False) for i in range(len(matrix))]
     )
@@ -480,7 +479,7 @@ def _metadata(
             "threshold": threshold,
             "threshold_rule": why,
             "label_rule": rule,
-            "libraries": provenance.made_with,
+            "libraries": beside.libraries if beside else provenance.made_with,
             "features": list(FEATURE_NAMES),
             "feature_schema": [spec.as_json() for spec in FEATURE_SPECS],
             "provenance": provenance.model_dump(mode="json"),

@@ -28,7 +28,7 @@ from churn.monitoring.performance import (
     calibration_error,
     segments,
 )
-from churn.monitoring.profile import input_columns, reference_of
+from churn.monitoring.profile import input_columns, no_reference_message, reference_of
 from churn.record.provenance import made_with_text
 from churn.record.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 
@@ -317,7 +317,7 @@ def _drivers(card: ModelCard) -> Section:
 
 def _monitoring(meta: ModelMetadata) -> Section:
     if not meta.reference_profile:
-        return Section("Drift monitoring", ["This model has no reference profile."])
+        return Section("Drift monitoring", [no_reference_message(meta)])
     profile = reference_of(meta)
     return Section(
         "Drift monitoring",

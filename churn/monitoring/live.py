@@ -50,8 +50,14 @@ import numpy as np
 from churn.model.artifact import ModelMetadata
 from churn.model.booster import TreeModel
 from churn.monitoring.drift import STATUS_CODES, THRESHOLDS, compare
-from churn.monitoring.profile import Binner, ReferenceProfile, input_columns, reference_of
-from churn.record.answers import DriftReport, RollingDrift, WindowDrift
+from churn.monitoring.profile import (
+    Binner,
+    ReferenceProfile,
+    input_columns,
+    no_reference_message,
+    reference_of,
+)
+from churn.record.answers import DriftReport, FeatureDrift, RollingDrift, WindowDrift
 from churn.record.errors import ChurnError
 from churn.scoring.scorer import Scorer
 
@@ -264,12 +270,30 @@ def scorer_for(
 
 def live_report(scorer: Scorer, metadata: ModelMetadata) -> DriftReport:
     """GET /v2/drift's answer for the service's scorer."""
+    if not metadata.reference_profile:
+        return no_reference_report(metadata)
     if not isinstance(scorer, ProfilingScorer):
-        reference_of(metadata)  # no profile: says so
         raise ProfilingOff(
             "Live drift profiling is off in this service (CHURN_DRIFT_PROFILING=false)."
         )
     return scorer.live.report(metadata.model_version)
+
+
+def no_reference_report(metadata: ModelMetadata) -> DriftReport:
+    """/v2/drift for a model without a reference profile: a 200 that says so, no figures.
+    Nothing was counted, so the windows are empty."""
+    empty = FeatureDrift(psi=None, status="insufficient", bins=[], reference=[], current=[])
+    window = WindowDrift(customers=0, features={}, score=empty, drifted=[])
+    return DriftReport(
+        **window.model_dump(),
+        model_version=metadata.model_version,
+        reference=False,
+        message=no_reference_message(metadata),
+        since=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        workers=0,
+        rolling=RollingDrift(minutes=0, **window.model_dump()),
+        thresholds=THRESHOLDS,
+    )
 
 
 @functools.cache

@@ -92,18 +92,28 @@ class ReferenceProfile(BaseModel):
 
 
 class NoReferenceProfile(ChurnError):
-    """The model was trained before reference profiles: there is nothing to compare with."""
+    """The model has no reference profile (imported without reference data, or trained
+    before profiles existed): there is nothing to compare with."""
 
     status_code = 409
     code = "no_reference_profile"
 
 
+def no_reference_message(metadata: ModelMetadata) -> str:
+    how = (
+        "import it again with `churn import-model --reference-data CSV --force`"
+        if metadata.provenance is not None
+        else "retrain it with `churn train`"
+    )
+    return (
+        f"Model {metadata.model_name} {metadata.model_version} has no reference profile of "
+        f"the customers it was made for, so drift cannot be measured; {how}."
+    )
+
+
 def reference_of(metadata: ModelMetadata) -> ReferenceProfile:
     if not metadata.reference_profile:
-        raise NoReferenceProfile(
-            f"Model {metadata.model_name} {metadata.model_version} has no reference profile of "
-            "its training data, so drift cannot be measured; retrain it with `churn train`."
-        )
+        raise NoReferenceProfile(no_reference_message(metadata))
     return ReferenceProfile.model_validate(metadata.reference_profile)
 
 

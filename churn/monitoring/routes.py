@@ -45,10 +45,12 @@ def health_routes(predictor: Callable[[], ChurnPredictor]) -> APIRouter:
             "PSI and status (ok < 0.1 <= warn < 0.25 <= drift; insufficient under 100 "
             "customers) per feature and for the score, over every customer any worker has "
             "scored since the service started (top level) and over the rolling window "
-            "(`rolling`), with each bin's share in the training data and now."
+            "(`rolling`), with each bin's share in the training data and now. A model without "
+            "a reference profile (imported without reference data) answers with "
+            "`reference: false` and a `message` saying so."
         ),
         responses={
-            409: {"model": ErrorBody, "description": "No reference profile, or profiling off."},
+            409: {"model": ErrorBody, "description": "Live profiling is off."},
             **_KEY_REFUSED,
         },
     )

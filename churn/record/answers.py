@@ -179,9 +179,17 @@ class RollingDrift(WindowDrift):
 
 
 class DriftReport(WindowDrift):
-    """Since the service started (at the top level) and over the rolling window."""
+    """Since the service started (at the top level) and over the rolling window.
+
+    A model without a reference profile (imported without reference data) has nothing
+    to compare with: `reference` is false, `message` says so, and the windows are empty.
+    """
 
     model_version: str
+    reference: bool = Field(
+        True, description="Whether the model has a reference profile to measure drift against."
+    )
+    message: str | None = Field(None, description="Why there are no figures, when there are none.")
     since: str = Field(description="When the first worker started profiling (UTC).")
     workers: int = Field(
         description="Worker processes that have scored customers, past ones too: all summed."

@@ -43,14 +43,17 @@ def model_health(
     try:
         report = drift_report(client.url, client)
     except ServiceError as error:
-        if error.status == 409:  # no reference profile, or profiling off: say so, no alarm
+        if error.status == 409:  # profiling off: say so, no alarm
             st.info(f"Live drift is not available: {error.message}", icon=":material/info:")
         else:
             show_error(error, timeout)
     except Exception as error:
         show_error(error, timeout)
     else:
-        live_drift(report)
+        if report.reference:
+            live_drift(report)
+        else:
+            st.info(f"Live drift is not available: {report.message}", icon=":material/info:")
     st.divider()
     st.subheader("Model card")
     try:
