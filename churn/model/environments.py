@@ -91,7 +91,7 @@ class Pins:
     def key(self) -> str:
         """The cache folder's name: the pins, the Python and the machine."""
         text = "\n".join(
-            [platform.python_version(), platform.machine(), sys.platform, *self.lines()]
+            [platform.python_version(), platform.machine(), sys.platform, *sorted(self.lines())]
         )
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 

@@ -59,6 +59,7 @@ _ALLOWED_NAMES = frozenset(
         "datetime.timezone",
     }
 )
+_PYTHON_2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
 _WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
 _BOOSTER = "xgboost.core.Booster"
 # Magic numbers of the compressions joblib writes (joblib.compressor).
@@ -324,7 +325,8 @@ class _Walk:
         raise EOFError("the pickle has no STOP")
 
     def _name(self, module: str, attribute: str) -> _Name:
-        found = _Name(module, attribute)
+        # Protocols 0-2 write Python 2's module names, which unpickling maps to Python 3's.
+        found = _Name(_PYTHON_2_MODULES.get(module, module), attribute)
         self.names.add(found.qualified)
         return found
 
