@@ -85,6 +85,7 @@ def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool
     )  # fmt: skip
     metrics = result.metadata.metrics
     assert metrics is not None  # training measures them
+    click.echo(f"sha256 {result.metadata.artifact_sha256} (churn import-model --sha256)")
     if store:
         from churn.model.store import save_tree_model
 

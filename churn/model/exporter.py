@@ -11,7 +11,8 @@ pandas, scikit-learn, XGBoost and joblib, and it must work with their old versio
 
 The pickle's bytes come on standard input: the importer checked their SHA-256 and hands
 over exactly those bytes; this script never opens the original file. FOLDER (private to
-the importer) holds probe.json, the customers to answer for: {"features": [...],
+the importer) holds probe.json: the customer schema's features and categories, and the
+customers to answer for: {"features": [...], "categories": {feature: [...]},
 "columns": {feature: [values]}}. The script writes there:
 - booster.ubj (or booster.json for XGBoost before 1.6): XGBoost's own model;
 - export.json: the input layout (which feature, or which category of a feature, each
@@ -65,7 +66,7 @@ def export(data: bytes, folder: Path) -> None:
     classifier_name, classifier, transformer_name, transformer = _steps(model)
     inputs = _inputs(model, transformer_name, transformer, probe["features"])
     frame = pd.DataFrame(probe["columns"])[inputs]
-    columns, encoders = _layout(transformer_name, transformer, inputs)
+    columns, encoders = _layout(transformer_name, transformer, inputs, probe["categories"])
     _check_layout(transformer_name, transformer, frame, columns)
     booster = _booster(classifier_name, classifier)
     raw, form = _raw(booster, folder)
@@ -159,7 +160,7 @@ def _selected(columns: Any, inputs: list[str]) -> list[str]:
 
 
 def _layout(
-    name: str, transformer: Any, inputs: list[str]
+    name: str, transformer: Any, inputs: list[str], schema: dict[str, list[str]]
 ) -> tuple[list[list[str | None]], dict[str, dict[str, Any]]]:
     """Each output column of the ColumnTransformer as [feature, category or None], and for
     each one-hot encoded feature its encoder's categories and what it does with others
@@ -184,7 +185,7 @@ def _layout(
         if step == "passthrough" or (isinstance(step, FunctionTransformer) and step.func is None):
             columns += [[feature, None] for feature in features]
         elif isinstance(step, OneHotEncoder):
-            columns += _one_hot(where, step, features, encoders)
+            columns += _one_hot(where, step, features, encoders, schema)
         else:
             raise Refused(
                 f"Step {where} transforms the values; the service can only one-hot "
@@ -194,7 +195,11 @@ def _layout(
 
 
 def _one_hot(
-    where: str, encoder: Any, features: list[str], encoders: dict[str, dict[str, Any]]
+    where: str,
+    encoder: Any,
+    features: list[str],
+    encoders: dict[str, dict[str, Any]],
+    schema: dict[str, list[str]],
 ) -> list[list[str | None]]:
     infrequent = getattr(encoder, "infrequent_categories_", None)
     if infrequent is not None and any(group is not None for group in infrequent):
@@ -207,6 +212,7 @@ def _one_hot(
                 f"Step {where} one-hot encodes {feature}, whose categories are not all text "
                 f"({list(categories)[:5]}...); only categories can be one-hot encoded."
             )
+        _check_categories(where, encoder, feature, [str(c) for c in categories], schema)
         drop = None if dropped is None else dropped[index]
         columns += [
             [feature, str(category)]
@@ -218,6 +224,34 @@ def _one_hot(
             "unknown": "error" if encoder.handle_unknown == "error" else "ignore",
         }
     return columns
+
+
+def _check_categories(
+    where: str, encoder: Any, feature: str, categories: list[str], schema: dict[str, list[str]]
+) -> None:
+    """The encoder's categories against the schema's.
+
+    A category the schema has not (a new country) is refused: the service could never
+    send such a customer, and the schema is the service's one definition of a customer.
+    A schema category the encoder does not know is scored as the pipeline did when it
+    ignored unknown categories (all its columns 0), and refused when it raised an error.
+    """
+    allowed = schema.get(feature)
+    if allowed is None:
+        raise Refused(f"Step {where} one-hot encodes {feature}, which the schema has as a number.")
+    new = [category for category in categories if category not in allowed]
+    if new:
+        raise Refused(
+            f"Step {where} knows {feature} {', '.join(new)}, which the customer schema has "
+            f"not (it has {', '.join(allowed)}); if the bank now has it, add it to "
+            "churn/record/schema.py first."
+        )
+    missing = [category for category in allowed if category not in categories]
+    if missing and encoder.handle_unknown == "error":
+        raise Refused(
+            f"Step {where} does not know {feature} {', '.join(missing)} and refused such "
+            "customers (handle_unknown='error'), which the service accepts."
+        )
 
 
 def _check_layout(name: str, transformer: Any, frame: Any, columns: list[list[str | None]]) -> None:

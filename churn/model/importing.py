@@ -24,12 +24,13 @@ did, before anything is stored.
    and each bound.
 5. The label rule: what the pipeline's `predict` did (XGBoost: churn when the
    probability is above 0.5, strictly), unless `--threshold` (churn at or above it).
-6. Categories: the encoder's must be the schema's. A category the schema has not (a
-   new country) is refused, naming it: the schema is the one definition of a customer
-   for the service, its CSV reader, the UI and Spark, and changing it is a change to
-   review, not a side effect of an import. A schema category the encoder does not know
-   is scored as the pipeline did (all its one-hot columns 0) if the encoder ignored
-   unknown categories, and refused if it raised an error for them.
+6. Categories (decided in exporter.py, which gets the schema's): a category the
+   encoder knows and the schema has not (a new country) is refused, naming it: the
+   schema is the one definition of a customer for the service, its CSV reader, the UI
+   and Spark, and changing it is a change to review, not a side effect of an import. A
+   schema category the encoder does not know is scored as the pipeline did (all its
+   one-hot columns 0) if the encoder ignored unknown categories, and refused if it
+   raised an error for them.
 
 If `NAME.metadata.json` beside the file (as `churn train` writes it) records the same
 SHA-256 as the file, its data (threshold and its rule, training metrics, reference
@@ -59,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from churn.model.artifact import (
     DEFAULT_VERSION,
+    MODELS_DIR,
     ModelMetadata,
     Parity,
     Provenance,
@@ -75,8 +77,8 @@ from churn.record.outcome import LabelRule
 from churn.record.schema import FEATURE_NAMES, FEATURE_SPECS
 from churn.scoring.scorer import SMALL_BATCH, Scorer
 
-# The digests the project vouches for, outside the models' folder: `make import` needs
-# no --sha256 for the bundled model.
+# The digests the project vouches for, kept outside the models' folder, of the files in
+# it: `make import` needs no --sha256 for the bundled model.
 RECORDED_DIGESTS: dict[str, str] = {
     "churn_prediction_model_v1_0.joblib": (
         "465a8525578d5cc51597d508f7d7849ea43ea5feda47732e15259cca2c6612a5"
@@ -91,6 +93,9 @@ XGBOOST_RULE = (
 )
 GIVEN_RULE = "given at import (--threshold): churn at or above it"
 _EXPORTER = Path(__file__).with_name("exporter.py")
+_SCHEMA_CATEGORIES = {
+    spec.name: list(spec.categories) for spec in FEATURE_SPECS if spec.kind == "category"
+}
 _EXPORT_TIMEOUT = 600
 _REFUSED = 3  # exporter.py's exit status for a pipeline it will not export
 Progress = Callable[[str], None]
@@ -107,13 +112,6 @@ class ImportResult:
     parity: Parity | None = None
 
 
-class _Encoder(BaseModel):
-    """A one-hot encoder's categories, and what it did with any other ("error", "ignore")."""
-
-    categories: list[str]
-    unknown: str
-
-
 class _Exported(BaseModel):
     """exporter.py's export.json."""
 
@@ -121,7 +119,6 @@ class _Exported(BaseModel):
 
     booster_format: str
     columns: list[tuple[str, str | None]]
-    encoders: dict[str, _Encoder]
     steps: list[tuple[str, str | None]]
     versions: dict[str, str]
     probabilities: list[float]
@@ -154,7 +151,7 @@ def import_model(
     Importing the same file again is a no-op unless `force`, so `make setup` may run
     any time.
     """
-    anchor = sha256 or RECORDED_DIGESTS.get(model_path.name)
+    anchor = sha256 or recorded_digest(model_path)
     if anchor is None:
         raise ModelIntegrityError(
             f"Nothing to check {model_path.name} against: give its SHA-256 with --sha256 "
@@ -163,7 +160,17 @@ def import_model(
             "holds; a metadata file beside it is no proof, since whoever can change the "
             "file can change that too."
         )
-    data = verified_bytes(model_path, anchor)
+    try:
+        data = verified_bytes(model_path, anchor)
+    except ModelIntegrityError as error:
+        if sha256 is None:  # the recorded digest: say where it comes from
+            raise ModelIntegrityError(
+                f"{error.message} The digest is the one the project records for its bundled "
+                "model (churn.model.importing.RECORDED_DIGESTS); for a model you retrained "
+                "there (make model), give the new one with --sha256 (churn train prints it), "
+                "or `make import MODEL_SHA256=...`."
+            ) from None
+        raise
     digest = anchor.strip().lower()
     if not force:
         existing = find_imported(digest)
@@ -172,6 +179,15 @@ def import_model(
     if threshold is not None and not 0 < threshold < 1:
         raise ModelIntegrityError(f"--threshold must lie between 0 and 1, not {threshold}.")
     contents = scan(data)
+    if not contents.xgboost_versions:
+        classes = sorted(
+            name.rsplit(".", 1)[1] for name in contents.names if name.startswith("sklearn.")
+        )
+        raise ModelIntegrityError(
+            f"Not imported: {model_path.name} holds no XGBoost model (it names "
+            f"{', '.join(classes) or 'no scikit-learn class'}); only a pipeline that ends in "
+            "XGBoost's XGBClassifier can be served."
+        )
     pins = pins_for(contents, requirements)
     progress(
         f"{model_path.name}: SHA-256 verified; made with {pins.summary()}"
@@ -211,6 +227,13 @@ def import_model(
     )
     stored = save_tree_model(tree, metadata)
     return ImportResult(stored, imported=True, parity=parity)
+
+
+def recorded_digest(model_path: Path) -> str | None:
+    """The digest the project records for a file in its models folder, if any."""
+    if model_path.resolve().parent != MODELS_DIR:
+        return None
+    return RECORDED_DIGESTS.get(model_path.name)
 
 
 def _now() -> str:
@@ -296,8 +319,10 @@ def _export(python: Path, data: bytes, probe: _Probe) -> tuple[_Exported, bytes]
             name: probe.features[name].tolist() for name in FEATURE_NAMES
         }  # JSON numbers round-trip float64 exactly
         (folder / "probe.json").write_text(
-            json.dumps({"features": list(FEATURE_NAMES), "columns": columns}), encoding="utf-8"
-        )
+            json.dumps({"features": list(FEATURE_NAMES), "categories": _SCHEMA_CATEGORIES,
+                        "columns": columns}),
+            encoding="utf-8",
+        )  # fmt: skip
         try:
             done = subprocess.run(
                 [str(python), "-I", str(_EXPORTER), str(folder)],
@@ -345,7 +370,10 @@ def _made_with_libraries(pins: Pins) -> dict[str, str]:
 
 def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
     columns = tuple(Column(feature, category) for feature, category in exported.columns)
-    _check_categories(columns, exported.encoders)
+    outside = {column.feature for column in columns} - set(FEATURE_NAMES)
+    if outside:
+        listed = ", ".join(sorted(outside))
+        raise ModelIntegrityError(f"The model reads {listed}, which the schema has not.")
     booster = xgboost.Booster()
     try:
         booster.load_model(bytearray(raw))
@@ -356,35 +384,6 @@ def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
             f"The booster reads {booster.num_features()} columns, the layout has {len(columns)}."
         )
     return TreeModel(booster, columns)
-
-
-def _check_categories(columns: tuple[Column, ...], encoders: dict[str, _Encoder]) -> None:
-    """The encoders' categories against the schema's (see the module's docstring)."""
-    for spec in FEATURE_SPECS:
-        if spec.kind != "category":
-            continue
-        encoder = encoders.get(spec.name)
-        if encoder is None:
-            continue  # the model does not read it
-        new = [category for category in encoder.categories if category not in spec.categories]
-        if new:
-            raise ModelIntegrityError(
-                f"Not imported: the model's encoder knows {spec.name} {', '.join(new)}, which "
-                f"the customer schema has not (it has {', '.join(spec.categories)}). The "
-                "service could never send such a customer; if the bank now has it, add it "
-                "to churn/record/schema.py first."
-            )
-        missing = [c for c in spec.categories if c not in encoder.categories]
-        if missing and encoder.unknown == "error":
-            raise ModelIntegrityError(
-                f"Not imported: the model's encoder does not know {spec.name} "
-                f"{', '.join(missing)} and refused such customers, which the service accepts."
-            )
-    outside = {column.feature for column in columns} - set(FEATURE_NAMES)
-    if outside:
-        raise ModelIntegrityError(
-            f"The model reads {', '.join(sorted(outside))}, which the customer schema has not."
-        )
 
 
 # The decision and parity -----------------------------------------------------------------

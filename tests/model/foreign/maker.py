@@ -33,13 +33,14 @@ CSV_ORDER = ["CreditScore", "Geography", *NUMBERS[1:]]
 
 def customers(rows: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
     rng = np.random.default_rng(seed)
+    balance = np.where(rng.random(rows) < 0.35, 0.0, rng.normal(1.2e5, 3e4, rows)).round(2)
     frame = pd.DataFrame(
         {
             "CreditScore": rng.integers(350, 851, rows),
             "Geography": rng.choice(["France", "Germany", "Spain"], rows, p=[0.5, 0.25, 0.25]),
             "Age": rng.integers(18, 93, rows),
             "Tenure": rng.integers(0, 11, rows),
-            "Balance": np.where(rng.random(rows) < 0.35, 0.0, rng.normal(1.2e5, 3e4, rows)).round(2),
+            "Balance": np.abs(balance),
             "NumOfProducts": rng.choice([1, 2, 3, 4], rows, p=[0.5, 0.45, 0.04, 0.01]),
             "HasCrCard": rng.integers(0, 2, rows),
             "IsActiveMember": rng.integers(0, 2, rows),
