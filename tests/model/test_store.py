@@ -210,7 +210,8 @@ def test_an_entry_without_a_booster_digest_is_refused(
 
 
 def test_cli_import_and_tamper(trained: TrainingResult, model_store: Path, tmp_path: Path) -> None:
-    ok = run_churn("import-model", str(trained.model_path))
+    digest = trained.metadata.artifact_sha256
+    ok = run_churn("import-model", str(trained.model_path), "--sha256", digest)
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.startswith("imported churn_model:")
     listed = bentoml.models.list("churn_model")
@@ -219,7 +220,7 @@ def test_cli_import_and_tamper(trained: TrainingResult, model_store: Path, tmp_p
     model_path = copy_model(trained, tmp_path / "tampered")
     with model_path.open("ab") as handle:
         handle.write(b"junk")
-    refused = run_churn("import-model", str(model_path))
+    refused = run_churn("import-model", str(model_path), "--sha256", digest)
     assert refused.returncode == 1
     assert "Refusing to load" in refused.stderr
     assert "Traceback" not in refused.stderr
