@@ -12,7 +12,6 @@ from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 CALIBRATION_BINS = 10
 OVERALL = "overall"
@@ -49,6 +48,10 @@ class CalibrationBin(BaseModel):
 def segment_metrics(
     group: str, value: str, labels: np.ndarray, scores: np.ndarray, threshold: float
 ) -> SegmentMetrics:
+    # Here: the service shows the card's figures but computes none, and its image has
+    # no scikit-learn (training and `churn evaluate` do).
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     flagged = scores >= threshold
