@@ -119,6 +119,23 @@ def import_model(
     click.echo(f"{'imported' if imported else 'already in the store:'} {model.tag}")
 
 
+@main.command("migrate-store")
+@reports_errors
+def migrate_store() -> None:
+    """Rewrite store entries of the older form (a pickle beside the booster file) as
+    today's: the booster file and the metadata, no pickle. Nothing is unpickled."""
+    from churn.model.store import migrate
+
+    done = migrate()
+    for entry in done:
+        if entry.new is None:
+            click.echo(f"left {entry.old}: {entry.reason}", err=True)
+        else:
+            click.echo(f"migrated {entry.old} -> {entry.new} (no pickle)")
+    if not done:
+        click.echo("the model store holds no entry of an older form")
+
+
 @main.command()
 @click.argument(
     "csv_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)

@@ -275,3 +275,39 @@ def test_the_store_keeps_what_the_pipeline_scores_with(
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     data = Path(model.path_of(STORED_BOOSTER)).read_bytes()
     assert data == TreeModel.from_pipeline(pipeline).to_bytes()
+
+
+def real_older_entry(trained: TrainingResult) -> bentoml.Model:
+    """An entry exactly as `churn import-model` wrote it before (bentoml.sklearn)."""
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
+    saved = bentoml.sklearn.save_model(
+        "churn_model",
+        pipeline,
+        signatures={"predict_proba": {"batchable": True, "batch_dim": 0}},
+        labels={"owner": "customer-analytics-retention", "model_version": "1.0"},
+        metadata=trained.metadata.model_dump(mode="json", exclude_none=True),
+    )
+    model = bentoml.models.get(saved.tag)
+    pickled = Path(model.path_of(LEGACY_PICKLE)).read_bytes()
+    model.info.metadata[LEGACY_DIGEST] = hashlib.sha256(pickled).hexdigest()
+    data = trained.tree.to_bytes()
+    Path(model.path_of(STORED_BOOSTER)).write_bytes(data)
+    model.info.metadata[BOOSTER_DIGEST] = hashlib.sha256(data).hexdigest()
+    model.flush()  # type: ignore[no-untyped-call]
+    return model
+
+
+def test_make_setup_migrates_a_real_older_entry(trained: TrainingResult, model_store: Path) -> None:
+    old = real_older_entry(trained)
+    migrated = run_churn("migrate-store")
+    assert migrated.returncode == 0, migrated.stderr
+    (line,) = migrated.stdout.splitlines()
+    assert line.startswith(f"migrated {old.tag} -> churn_model:1.0-train-")
+    (new,) = bentoml.models.list("churn_model")
+    assert entry_files(new) == {STORED_BOOSTER, "model.yaml"}
+    assert new.info.module == "churn.model.store"
+    assert load_model().metadata == trained.metadata
+    # `make setup` imports the bundled model next: it finds the migrated entry.
+    again, imported = import_model(trained.model_path)
+    assert (again.tag, imported) == (new.tag, False)
+    assert run_churn("migrate-store").stdout.startswith("the model store holds no entry")
