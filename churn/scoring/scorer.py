@@ -29,6 +29,7 @@ from churn.record.outcome import (
     BANDS,
     LabelRule,
     direction_of,
+    flagged,
     high_risk_from,
 )
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
@@ -137,9 +138,7 @@ class Scorer:
         return self.probabilities(self.matrix_of(customers))
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
-        if self.label_rule == ">":
-            return probabilities > self.threshold
-        return probabilities >= self.threshold
+        return flagged(probabilities, self.threshold, self.label_rule)
 
     def band_codes(self, probabilities: np.ndarray) -> np.ndarray:
         """Index into BANDS for each probability: medium from where the label flips, high
