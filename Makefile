@@ -15,7 +15,7 @@ export UV_SYSTEM_CERTS ?= 1
 # call) does not compile them again where PYTHONDONTWRITEBYTECODE keeps no cache.
 export UV_COMPILE_BYTECODE ?= 1
 
-.PHONY: help setup sync import model test lint typecheck pytest clean
+.PHONY: help setup sync migrate import model test lint typecheck pytest clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -25,8 +25,11 @@ setup: sync import s3-emulator ## virtual environment, locked dependencies, bund
 sync: ## install the locked dependencies into .venv
 	$(UV) sync --frozen --all-extras
 
-import: sync ## verify the bundled model's checksum and import it into the BentoML store
-	$(BIN)/churn import-model $(MODEL)
+migrate: sync ## rewrite model store entries of the older form (a pickle inside) without it
+	$(BIN)/churn migrate-store
+
+import: migrate ## verify the bundled model's checksum and import it into the BentoML store
+	$(BIN)/churn import-model $(MODEL) $(if $(MODEL_SHA256),--sha256 $(MODEL_SHA256))
 
 model: sync ## retrain the bundled model from synthetic data (reproducible from nothing)
 	$(BIN)/churn data synth --rows 10000 --seed 42 --out $(SYNTHETIC)

@@ -363,7 +363,7 @@ def platform_images(reference: str) -> list[str]:
 
 def model_record(reference: str) -> dict[str, Any]:
     """The model as the service image holds it: the Bento's model folder in each platform's
-    image, whose stored pickle must match the digest its metadata records, and match
+    image, whose booster file must match the digest its metadata records, and match
     across platforms."""
     import yaml  # type: ignore[import-untyped]
 
@@ -374,21 +374,21 @@ def model_record(reference: str) -> dict[str, Any]:
             bento = yaml.safe_load((root / "home/bentoml/bento/bento.yaml").read_text("utf-8"))
             (model_yaml,) = (root / "home/bentoml/bento/models").glob("*/*/model.yaml")
             model = yaml.safe_load(model_yaml.read_text("utf-8"))
-            with (model_yaml.parent / "saved_model.pkl").open("rb") as stream:
+            with (model_yaml.parent / "booster.ubj").open("rb") as stream:
                 stored = sha256_of(stream)
         finally:
             run("podman", "image", "unmount", image)
         metadata = dict(model["metadata"])
-        if stored != metadata.get("stored_sha256"):
+        if stored != metadata.get("booster_sha256"):
             raise SystemExit(f"bundle: the model in {reference} ({image[:12]}) does not match "
                              f"its recorded digest")  # fmt: skip
         records.append({
             "bento": f"{bento['name']}:{bento['version']}",
             "model": f"{model['name']}:{model['version']}",
-            "stored_sha256": stored,
+            "booster_sha256": stored,
             "artifact_sha256": metadata.get("artifact_sha256"),
             "labels": model.get("labels", {}),
-            "metadata": {k: v for k, v in metadata.items() if k != "stored_sha256"},
+            "metadata": {k: v for k, v in metadata.items() if k != "booster_sha256"},
         })  # fmt: skip
     if any(record != records[0] for record in records):
         raise SystemExit(f"bundle: the platforms of {reference} hold different models")
@@ -528,7 +528,7 @@ def assemble(folder: Path, images: list[dict[str, Any]], model: dict[str, Any]) 
         "VERSION": version, "SERVICE_IMAGE": service["name"], "UI_IMAGE": ui["name"],
         "SERVICE_DIGEST": service["digest"], "UI_DIGEST": ui["digest"],
         "PLATFORMS": ", ".join(service["platforms"]), "MODEL": model["model"],
-        "MODEL_SHA256": model["stored_sha256"],
+        "MODEL_SHA256": model["booster_sha256"],
     }.items():  # fmt: skip
         readme = readme.replace(f"@{key}@", str(value))
     (folder / "README.md").write_text(readme, "utf-8")

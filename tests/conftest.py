@@ -183,6 +183,75 @@ def live_service(
         stop(process)
 
 
+# What `churn import-model` records for a pickle made elsewhere (issue 26, part 1),
+# here for the bundled model's own booster: labelled as predict() did, strictly above 0.5.
+IMPORTED_FILE = "churn_prediction_model_v1_0.joblib"
+IMPORTED_SHA256 = "ab" * 32
+
+
+def imported_metadata(base: Any, source_sha256: str = IMPORTED_SHA256) -> Any:
+    """`base` (a ModelMetadata) as an import from elsewhere records it: no training
+    figures, provenance, the label rule of predict()."""
+    from churn.model.artifact import ModelMetadata
+    from churn.record.provenance import Parity, Provenance
+
+    return ModelMetadata(
+        model_version="1.0",
+        artifact_file=IMPORTED_FILE,
+        artifact_sha256=source_sha256,
+        threshold=0.5,
+        threshold_rule="what the model's predict() did: churn when the probability is above 0.5",
+        label_rule=">",
+        libraries={"xgboost-cpu": "3.2.0"},
+        features=base.features,
+        feature_schema=base.feature_schema,
+        provenance=Provenance(
+            source_file=IMPORTED_FILE,
+            source_sha256=source_sha256,
+            made_with={"scikit-learn": "1.6.1", "xgboost": "2.1.4"},
+            exported_with={"python": "3.9.21", "scikit-learn": "1.6.1", "xgboost": "2.1.4"},
+            imported_at="2026-12-06T07:00:00+00:00",
+            parity=Parity(
+                customers=3000,
+                probe="generated: every category and each feature's range",
+                labels_differ=0,
+                max_abs_probability_diff=0.0,
+            ),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class ImportedService:
+    url: str
+    tag: str  # CHURN_MODEL_TAG: the imported model, beside the bundled one
+
+
+@pytest.fixture(scope="session")
+def imported_service(
+    bundled_store: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ImportedService]:
+    """The service on a model imported from elsewhere (`imported_metadata`), chosen by
+    CHURN_MODEL_TAG in a store that holds the bundled model too."""
+    from churn.model.store import load_model, save_tree_model
+    from churn.serving.bentoml_internals import model_store_at
+
+    scratch = tmp_path_factory.mktemp("imported")
+    home = scratch / "bentoml"
+    shutil.copytree(bundled_store / "models", home / "models")
+    with model_store_at(home / "models"):
+        bundled = load_model()
+        tag = str(save_tree_model(bundled.tree, imported_metadata(bundled.metadata)).tag)
+        # The bundled model is the newest again: `latest` is not what the service serves.
+        save_tree_model(bundled.tree, bundled.metadata)
+    url, process = start_service(home, scratch / "service.log", {"CHURN_MODEL_TAG": tag})
+    try:
+        wait_for(url + "/readyz", process)
+        yield ImportedService(url, tag)
+    finally:
+        stop(process)
+
+
 @pytest.fixture(scope="session")
 def routes_only(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service with the fast path off (CHURN_FAST_PATH=false), where every request goes

@@ -85,13 +85,12 @@ def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool
     )  # fmt: skip
     metrics = result.metadata.metrics
     assert metrics is not None  # training measures them
-    click.echo(f"sha256 {result.metadata.artifact_sha256} (churn import-model --sha256)")
     if store:
         from churn.model.store import save_tree_model
 
         click.echo(f"stored {save_tree_model(result.tree, result.metadata).tag}")
     click.echo(
-        f"model {result.model_path}\n"
+        f"model {result.model_path} (sha256 {result.metadata.artifact_sha256})\n"
         f"threshold {result.metadata.threshold}\n"
         f"roc_auc {metrics.roc_auc:.4f} pr_auc {metrics.pr_auc:.4f} "
         f"precision {metrics.precision:.4f} recall {metrics.recall:.4f} "
@@ -166,6 +165,23 @@ def import_model(
         click.echo(f"imported {result.model.tag}")
     else:
         click.echo(f"already in the store: {result.model.tag} (--force imports it again)")
+
+
+@main.command("migrate-store")
+@reports_errors
+def migrate_store() -> None:
+    """Rewrite store entries of the older form (a pickle beside the booster file) as
+    today's: the booster file and the metadata, no pickle. Nothing is unpickled."""
+    from churn.model.store import migrate
+
+    done = migrate()
+    for entry in done:
+        if entry.new is None:
+            click.echo(f"left {entry.old}: {entry.reason}", err=True)
+        else:
+            click.echo(f"migrated {entry.old} -> {entry.new} (no pickle)")
+    if not done:
+        click.echo("the model store holds no entry of an older form")
 
 
 @main.command()

@@ -506,7 +506,7 @@ def _health(tree: TreeModel, threshold: float, rule: LabelRule, probe: _Probe) -
     if probe.outcomes is not None:
         card = build_card(
             tree, matrix, probe.outcomes, scores, threshold,
-            {"Geography": probe.features["Geography"].astype(str).to_numpy()},
+            {"Geography": probe.features["Geography"].astype(str).to_numpy()}, rule,
         )  # fmt: skip
         health["model_card"] = card.model_dump(mode="json", exclude_none=True)
     return health

@@ -29,6 +29,7 @@ from churn.monitoring.performance import (
     segments,
 )
 from churn.monitoring.profile import input_columns, no_reference_message, reference_of
+from churn.record.outcome import LabelRule
 from churn.record.provenance import made_with_text
 from churn.record.schema import CATEGORICAL_FEATURES, FEATURE_NAMES
 
@@ -56,10 +57,11 @@ def build_card(
     scores: np.ndarray,
     threshold: float,
     groups: Mapping[str, np.ndarray],
+    label_rule: LabelRule = ">=",
 ) -> ModelCard:
     """The figures on the holdout: `matrix` is its model input (`Scorer.matrix`)."""
     return ModelCard(
-        holdout=segments(labels, scores, threshold, groups),
+        holdout=segments(labels, scores, threshold, groups, label_rule),
         calibration=calibration(labels, scores),
         drivers=drivers(model, matrix, groups.get(SHAP_GROUP)),
     )

@@ -174,10 +174,11 @@ def evaluate(
     labels = matched[TARGET].astype(np.int64).to_numpy()
     scores = pd.to_numeric(matched[PROBABILITY]).to_numpy(dtype=np.float64)
     groups = {GEOGRAPHY: geography[geography != ""]} if (geography != "").any() else {}
-    now = segments(labels, scores, metadata.threshold, {})
+    rule = metadata.label_rule
+    now = segments(labels, scores, metadata.threshold, {}, rule)
     if groups:
         has = geography != ""
-        now += segments(labels[has], scores[has], metadata.threshold, groups)[1:]
+        now += segments(labels[has], scores[has], metadata.threshold, groups, rule)[1:]
     per_country = {ALL_CUSTOMERS: calibration(labels, scores)} if len(labels) else {}
     for country in sorted(set(geography[geography != ""].tolist())):
         chosen = geography == country

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 from pydantic import BaseModel, Field
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
+from churn.record.outcome import LabelRule, flagged
 
 CALIBRATION_BINS = 10
 OVERALL = "overall"
@@ -47,11 +48,20 @@ class CalibrationBin(BaseModel):
 
 
 def segment_metrics(
-    group: str, value: str, labels: np.ndarray, scores: np.ndarray, threshold: float
+    group: str,
+    value: str,
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    label_rule: LabelRule = ">=",
 ) -> SegmentMetrics:
+    # Here: the service shows the card's figures but computes none, and its image has
+    # no scikit-learn (training and `churn evaluate` do).
+    from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
+
     labels = np.asarray(labels, dtype=np.int64)
     scores = np.asarray(scores, dtype=np.float64)
-    flagged = scores >= threshold
+    chosen = flagged(scores, threshold, label_rule)
     churners = int(labels.sum())
     both_outcomes = 0 < churners < len(labels)
     return SegmentMetrics(
@@ -61,11 +71,11 @@ def segment_metrics(
         churners=churners,
         churn_rate=_round(labels.mean()),
         mean_predicted=_round(scores.mean()),
-        flagged=_round(flagged.mean()),
+        flagged=_round(chosen.mean()),
         roc_auc=_round(roc_auc_score(labels, scores)) if both_outcomes else None,
         pr_auc=_round(average_precision_score(labels, scores)) if both_outcomes else None,
-        precision=_round(labels[flagged].mean()) if flagged.any() else None,
-        recall=_round(flagged[labels == 1].mean()) if churners else None,
+        precision=_round(labels[chosen].mean()) if chosen.any() else None,
+        recall=_round(chosen[labels == 1].mean()) if churners else None,
         brier=_round(brier_score_loss(labels, scores)),
     )
 
@@ -75,14 +85,21 @@ def segments(
     scores: np.ndarray,
     threshold: float,
     groups: Mapping[str, np.ndarray],
+    label_rule: LabelRule = ">=",
 ) -> list[SegmentMetrics]:
     """All customers, then each value of each group column (in sorted order)."""
-    found = [segment_metrics(OVERALL, "all", labels, scores, threshold)] if len(labels) else []
+    found = (
+        [segment_metrics(OVERALL, "all", labels, scores, threshold, label_rule)]
+        if len(labels)
+        else []
+    )
     for group, values in groups.items():
         values = np.asarray(values, dtype=str)
         for value in sorted(set(values.tolist())):
             chosen = values == value
-            found.append(segment_metrics(group, value, labels[chosen], scores[chosen], threshold))
+            found.append(
+                segment_metrics(group, value, labels[chosen], scores[chosen], threshold, label_rule)
+            )
     return found
 
 

@@ -14,7 +14,10 @@ model imported from elsewhere so that it labels every customer as its old app di
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    import numpy as np
 
 Label = Literal["churn", "not churn"]
 # ">=": churn at or above the threshold; ">": strictly above it (`predict()` at 0.5).
@@ -43,6 +46,13 @@ Direction = Literal["up", "down"]
 
 def label_of(is_churn: bool) -> Label:
     return LABELS[is_churn]
+
+
+def flagged(probabilities: np.ndarray, threshold: float, rule: LabelRule) -> np.ndarray:
+    """Which probabilities are labelled churn under the rule (a boolean array)."""
+    if rule == ">":
+        return probabilities > threshold
+    return probabilities >= threshold
 
 
 def high_risk_from(threshold: float) -> float:

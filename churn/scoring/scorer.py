@@ -29,6 +29,7 @@ from churn.record.outcome import (
     BANDS,
     LabelRule,
     direction_of,
+    flagged,
     high_risk_from,
 )
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
@@ -117,9 +118,15 @@ class Scorer:
             return np.empty(0, dtype=np.float64)
         if len(matrix) <= SMALL_BATCH:
             scores = self._trees.probabilities(matrix)
-            near = np.abs(scores - self.threshold) < _NEAR
-            if near.any():  # rare: the label is XGBoost's own (module docstring)
-                scores[near] = self._booster.inplace_predict(matrix[near])
+            # Rare: the label is XGBoost's own (module docstring). One row (a
+            # /v1/customer request) is checked without NumPy's per-call cost (5 us).
+            if len(scores) == 1:
+                if abs(scores.item() - self.threshold) < _NEAR:
+                    scores[:] = self._booster.inplace_predict(matrix)
+            else:
+                near = np.abs(scores - self.threshold) < _NEAR
+                if near.any():
+                    scores[near] = self._booster.inplace_predict(matrix[near])
             return scores
         booster = self._bulk_booster if bulk and len(matrix) >= BULK_BATCH else self._booster
         return np.asarray(booster.inplace_predict(matrix), dtype=np.float64)
@@ -131,9 +138,7 @@ class Scorer:
         return self.probabilities(self.matrix_of(customers))
 
     def labels(self, probabilities: np.ndarray) -> np.ndarray:
-        if self.label_rule == ">":
-            return probabilities > self.threshold
-        return probabilities >= self.threshold
+        return flagged(probabilities, self.threshold, self.label_rule)
 
     def band_codes(self, probabilities: np.ndarray) -> np.ndarray:
         """Index into BANDS for each probability: medium from where the label flips, high

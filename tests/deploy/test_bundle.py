@@ -82,7 +82,7 @@ def oci_archive(path: Path, platforms: list[str], payload: bytes) -> str:
 MODEL = {
     "bento": "churn:test",
     "model": "churn_model:test",
-    "stored_sha256": "0" * 64,
+    "booster_sha256": "0" * 64,
     "artifact_sha256": json.loads(
         (ROOT / "models" / "churn_prediction_model_v1_0.metadata.json").read_text("utf-8")
     )["artifact_sha256"],
@@ -211,7 +211,7 @@ def test_the_readme_says_how_to_check_load_configure_run_and_roll_back(made: Pat
     headings = re.findall(r"^## \d\. (\w+)", readme, re.MULTILINE)
     assert headings == ["Check", "Load", "Configure", "Run", "Roll"]
     assert images_of(made)[SERVICE]["digest"] in readme
-    assert MODEL["stored_sha256"] in readme
+    assert MODEL["booster_sha256"] in readme
     assert "python3 bundle.py verify ." in readme
 
 

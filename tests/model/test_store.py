@@ -10,7 +10,7 @@ from typing import Any
 import bentoml
 import pytest
 
-from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for
+from churn.model.artifact import load_verified, metadata_path_for
 from churn.model.booster import TreeModel
 from churn.model.store import (
     BOOSTER_DIGEST,
@@ -26,8 +26,7 @@ from churn.model.store import (
 )
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
-from churn.record.provenance import Parity, Provenance
-from tests.conftest import run_churn
+from tests.conftest import imported_metadata, run_churn
 
 
 class _RunsOnUnpickle:
@@ -46,34 +45,6 @@ def copy_model(trained: TrainingResult, folder: Path) -> Path:
     shutil.copy(trained.model_path, target)
     shutil.copy(metadata_path_for(trained.model_path), metadata_path_for(target))
     return target
-
-
-def imported_metadata(trained: TrainingResult, source_sha256: str) -> ModelMetadata:
-    """What an import of a pickle made elsewhere records (churn import-model, part 1)."""
-    return ModelMetadata(
-        model_version="1.0",
-        artifact_file="churn_prediction_model_v1_0.joblib",
-        artifact_sha256=source_sha256,
-        threshold=0.5,
-        threshold_rule="what predict() did: churn above 0.5",
-        label_rule=">",
-        libraries={"xgboost-cpu": "3.2.0"},
-        features=trained.metadata.features,
-        feature_schema=trained.metadata.feature_schema,
-        provenance=Provenance(
-            source_file="churn_prediction_model_v1_0.joblib",
-            source_sha256=source_sha256,
-            made_with={"scikit-learn": "1.6.1", "xgboost": "2.1.4"},
-            exported_with={"scikit-learn": "1.6.1", "xgboost": "2.1.4", "python": "3.9.21"},
-            imported_at="2026-12-06T07:00:00+00:00",
-            parity=Parity(
-                customers=3000,
-                probe="generated: every category and each feature's range",
-                labels_differ=0,
-                max_abs_probability_diff=0.0,
-            ),
-        ),
-    )
 
 
 def entry_files(model: bentoml.Model) -> set[str]:
@@ -107,7 +78,7 @@ def test_an_entry_holds_the_booster_and_metadata_and_no_pickle(
 
 def test_the_tag_says_which_model_is_which(trained: TrainingResult, model_store: Path) -> None:
     ours, _ = import_model(trained.model_path)
-    theirs = save_tree_model(trained.tree, imported_metadata(trained, "ab" * 32))
+    theirs = save_tree_model(trained.tree, imported_metadata(trained.metadata, "ab" * 32))
     assert ours.tag.version == f"1.0-train-{trained.metadata.artifact_sha256[:8]}"
     assert theirs.tag.version == "1.0-import-abababab"
     assert theirs.info.labels["origin"] == "imported"
@@ -122,7 +93,7 @@ def test_the_tag_says_which_model_is_which(trained: TrainingResult, model_store:
     assert str(ours.tag) in listed
     assert str(theirs.tag) in listed
     # The same model saved again gets a tag of its own.
-    again = save_tree_model(trained.tree, imported_metadata(trained, "ab" * 32))
+    again = save_tree_model(trained.tree, imported_metadata(trained.metadata, "ab" * 32))
     assert again.tag.version == "1.0-import-abababab-2"
 
 
@@ -143,7 +114,7 @@ def test_find_imported_by_the_original_files_digest(
 ) -> None:
     assert find_imported("cd" * 32) is None
     ours, _ = import_model(trained.model_path)
-    theirs = save_tree_model(trained.tree, imported_metadata(trained, "cd" * 32))
+    theirs = save_tree_model(trained.tree, imported_metadata(trained.metadata, "cd" * 32))
     found = find_imported("CD" * 32)
     assert found is not None
     assert found.tag == theirs.tag
@@ -276,3 +247,39 @@ def test_the_store_keeps_what_the_pipeline_scores_with(
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     data = Path(model.path_of(STORED_BOOSTER)).read_bytes()
     assert data == TreeModel.from_pipeline(pipeline).to_bytes()
+
+
+def real_older_entry(trained: TrainingResult) -> bentoml.Model:
+    """An entry exactly as `churn import-model` wrote it before (bentoml.sklearn)."""
+    pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
+    saved = bentoml.sklearn.save_model(
+        "churn_model",
+        pipeline,
+        signatures={"predict_proba": {"batchable": True, "batch_dim": 0}},
+        labels={"owner": "customer-analytics-retention", "model_version": "1.0"},
+        metadata=trained.metadata.model_dump(mode="json", exclude_none=True),
+    )
+    model = bentoml.models.get(saved.tag)
+    pickled = Path(model.path_of(LEGACY_PICKLE)).read_bytes()
+    model.info.metadata[LEGACY_DIGEST] = hashlib.sha256(pickled).hexdigest()
+    data = trained.tree.to_bytes()
+    Path(model.path_of(STORED_BOOSTER)).write_bytes(data)
+    model.info.metadata[BOOSTER_DIGEST] = hashlib.sha256(data).hexdigest()
+    model.flush()  # type: ignore[no-untyped-call]
+    return model
+
+
+def test_make_setup_migrates_a_real_older_entry(trained: TrainingResult, model_store: Path) -> None:
+    old = real_older_entry(trained)
+    migrated = run_churn("migrate-store")
+    assert migrated.returncode == 0, migrated.stderr
+    (line,) = migrated.stdout.splitlines()
+    assert line.startswith(f"migrated {old.tag} -> churn_model:1.0-train-")
+    (new,) = bentoml.models.list("churn_model")
+    assert entry_files(new) == {STORED_BOOSTER, "model.yaml"}
+    assert new.info.module == "churn.model.store"
+    assert load_model().metadata == trained.metadata
+    # `make setup` imports the bundled model next: it finds the migrated entry.
+    again, imported = import_model(trained.model_path)
+    assert (again.tag, imported) == (new.tag, False)
+    assert run_churn("migrate-store").stdout.startswith("the model store holds no entry")

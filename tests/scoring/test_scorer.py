@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
+import xgboost
 
 from churn.model.artifact import load_verified
+from churn.model.booster import TreeModel
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.record.schema import Customer, CustomerFeatures
-from churn.scoring.scorer import BULK_BATCH, Scorer
+from churn.scoring.scorer import BULK_BATCH, SMALL_BATCH, Scorer
 from tests.factories import make_customer
 
 
@@ -59,3 +63,58 @@ def test_a_bulk_batch_on_two_threads_scores_as_on_one(trained: TrainingResult) -
 
     np.testing.assert_array_equal(two.probabilities(matrix), one.probabilities(matrix))
     np.testing.assert_allclose(two.probabilities(matrix), expected, atol=1e-6)
+
+
+def test_bands_under_the_strict_rule_flip_with_the_label(trained: TrainingResult) -> None:
+    scorer = Scorer(trained.tree, 0.5, label_rule=">")
+    probabilities = np.array([0.49, 0.5, np.nextafter(0.5, 1), 0.99])
+    assert scorer.labels(probabilities).tolist() == [False, False, True, True]
+    assert scorer.bands(probabilities).tolist() == ["low", "low", "high", "high"]
+    low_threshold = Scorer(trained.tree, 0.3, label_rule=">")
+    probabilities = np.array([0.3, np.nextafter(0.3, 1), 0.5])
+    assert low_threshold.bands(probabilities).tolist() == ["low", "medium", "high"]
+
+
+def _with_margin(tree: TreeModel, margin: float) -> TreeModel:
+    """The model's trees with every leaf 0 but the first tree's, which are `margin`, and a
+    base score of 0.5: every customer's margin is exactly `margin` (float32)."""
+    model = json.loads(bytes(tree.booster.save_raw("json")))
+    learner = model["learner"]
+    learner["learner_model_param"]["base_score"] = "5E-1"
+    for index, one in enumerate(learner["gradient_booster"]["model"]["trees"]):
+        for node, left in enumerate(one["left_children"]):
+            if left == -1:
+                value = margin if index == 0 else 0.0
+                one["split_conditions"][node] = one["base_weights"][node] = value
+    booster = xgboost.Booster()
+    booster.load_model(bytearray(json.dumps(model).encode()))
+    return TreeModel(booster, tree.columns)
+
+
+# 0.5 exactly; margins whose float32 probability XGBoost rounds to 0.5 though they are
+# not 0 (float64 says otherwise); the smallest margins it puts on either side; clear cases.
+BOUNDARY_MARGINS = [0.0, 1e-8, -1e-8, 3e-8, -3e-8, 6e-8, 1.2e-7, -1.2e-7, 1e-3, -1e-3]
+
+
+@pytest.mark.parametrize("margin", BOUNDARY_MARGINS)
+@pytest.mark.parametrize("rows", [1, 7, SMALL_BATCH + 1])
+def test_labels_at_the_boundary_are_xgboosts_own(
+    trained: TrainingResult, margin: float, rows: int
+) -> None:
+    """On both paths (NumPy's walk up to SMALL_BATCH rows, XGBoost above) the label is
+    XGBoost's: predict() for ">" at 0.5, its float32 probability for ">="."""
+    from xgboost import XGBClassifier
+
+    model = _with_margin(trained.tree, margin)
+    features = synthesize(rows, seed=13)[list(CustomerFeatures.model_fields)]
+    strict = Scorer(model, 0.5, label_rule=">")
+    matrix = strict.matrix(features)
+    classifier = XGBClassifier()
+    classifier.load_model(bytearray(model.booster.save_raw("ubj")))
+    predicted = classifier.predict(matrix)
+    own = classifier.predict_proba(matrix)[:, 1]
+    assert own.dtype == np.float32
+    assert strict.labels(strict.probabilities(matrix)).tolist() == (predicted == 1).tolist()
+    at_or_above = Scorer(model, 0.5)
+    labels = at_or_above.labels(at_or_above.probabilities(matrix))
+    assert labels.tolist() == (own >= 0.5).tolist()

@@ -28,7 +28,7 @@ from churn.clients.ui.form import (
     template_csv,
     titles,
 )
-from churn.clients.ui.health import model_health, when
+from churn.clients.ui.health import flags_at, model_health, plain, when
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
 from churn.record.answers import Explanation, ModelInfo
 from churn.record.schema import CUSTOMER_ID
@@ -67,31 +67,31 @@ def show_error(error: BaseException, timeout: float) -> None:
             "runs the service.",
             icon=":material/cloud_off:",
         )
-        st.caption(_plain(error.message))
+        st.caption(plain(error.message))
     elif isinstance(error, ServiceError) and error.status in (401, 403):
         st.error(
             f"**The service refused this page's credentials** (HTTP {error.status}): "
-            f"{_plain(error.message)}. The page sends the API key in `CHURN_API_KEY`; ask "
+            f"{plain(error.message)}. The page sends the API key in `CHURN_API_KEY`; ask "
             "the team that runs the service for a valid one.",
             icon=":material/lock:",
         )
     elif isinstance(error, ServiceError) and error.is_client_error:
         st.error(
-            f"**The service did not accept the input**: {_plain(error.message)}",
+            f"**The service did not accept the input**: {plain(error.message)}",
             icon=":material/block:",
         )
         if error.problems:
-            st.markdown("\n".join(f"- {_plain(_problem(p))}" for p in error.problems[:50]))
+            st.markdown("\n".join(f"- {plain(_problem(p))}" for p in error.problems[:50]))
     elif isinstance(error, ServiceError):
         st.error(
-            f"**The service failed** (HTTP {error.status}): {_plain(error.message)}. "
+            f"**The service failed** (HTTP {error.status}): {plain(error.message)}. "
             "Try again; if this persists, tell the team that runs the service.",
             icon=":material/error:",
         )
     else:
         st.error(
             f"**Something went wrong on this page** ({type(error).__name__}: "
-            f"{_plain(str(error))}). Reload the page; if this persists, tell the team "
+            f"{plain(str(error))}). Reload the page; if this persists, tell the team "
             "that runs it.",
             icon=":material/error:",
         )
@@ -101,11 +101,6 @@ def _problem(problem: Any) -> str:
     # BentoML names fields by their place in the request ("customer.Age").
     text = str(problem)
     return re.sub(r"^customers?\.(\d+\.)?", "", text)
-
-
-def _plain(text: str) -> str:
-    """Text from the service, shown as text: Markdown's special characters escaped."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text)
 
 
 # The sidebar: is the service there, and what does it serve --------------------------
@@ -136,8 +131,8 @@ def sidebar(client: ChurnClient, timeout: float) -> ModelInfo | None:
         made = f"trained {when(info.trained_at)}" if info.trained_at else "imported"
         st.caption(f"`{info.model_tag}`, {made}")
         st.markdown(
-            f"Flags a customer at a churn probability of **{info.threshold:.0%}** or more; "
-            f"high risk from **{info.risk_bands.high_from:.0%}**."
+            f"Flags a customer {flags_at(info)}; high risk from "
+            f"**{info.risk_bands.high_from:.0%}**."
         )
         if "roc_auc" in info.metrics:
             st.caption(f"Held-out ROC-AUC {info.metrics['roc_auc']:.3f}")
@@ -384,7 +379,7 @@ def page() -> None:
         with batch:
             file_of_customers(client, info, timeout)
         with health:
-            model_health(client, timeout, show_error)
+            model_health(client, info, timeout, show_error)
     except Exception as error:  # the last line of defence: a notice, not a traceback
         show_error(error, timeout)
 

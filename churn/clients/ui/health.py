@@ -1,11 +1,14 @@
-"""The "Model health" tab: live drift per feature, the score against training, the card.
+"""The "Model health" tab: where the model came from, live drift per feature, the score
+against training, the card.
 
-Everything comes from the service over HTTP (`GET /v2/drift`, `GET /v2/model/card.md`)
-through `churn.clients.client`; nothing here computes a statistic of its own.
+Everything comes from the service over HTTP (`GET /v2/model`, `GET /v2/drift`,
+`GET /v2/model/card.md`) through `churn.clients.client`; nothing here computes a
+statistic of its own.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -14,7 +17,7 @@ import streamlit as st
 
 from churn.clients.client import ChurnClient, ServiceError
 from churn.clients.ui.charts import STATUS_COLOURS, distribution_chart, drift_chart
-from churn.record.answers import DriftReport, WindowDrift
+from churn.record.answers import DriftReport, ModelInfo, WindowDrift
 
 SINCE_START = "Since the service started"
 
@@ -30,9 +33,53 @@ def model_card(url: str, _client: ChurnClient) -> str:
     return _client.model_card()
 
 
+def plain(text: str) -> str:
+    """Text from the service, shown as text: Markdown's special characters escaped."""
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text)
+
+
+def flags_at(info: ModelInfo) -> str:
+    """The label rule in words: "at a churn probability of **30%** or more"."""
+    if info.label_rule == ">":
+        return f"at a churn probability above **{info.threshold:.0%}**"
+    return f"at a churn probability of **{info.threshold:.0%}** or more"
+
+
+def model_origin(info: ModelInfo) -> None:
+    """Which model this is and where it came from: made here, or imported with its parity."""
+    st.subheader("The model")
+    st.markdown(f"`{info.model_tag}`: {plain(info.origin or 'origin not recorded')}.")
+    rows = {"Flags a customer": flags_at(info).replace("**", "")}
+    provenance = info.provenance
+    if provenance is not None:
+        parity = provenance.parity
+        rows |= {
+            "Original file": provenance.source_file,
+            "Its SHA-256": provenance.source_sha256,
+            "Made with": _versions(provenance.made_with),
+            "Exported with": _versions(provenance.exported_with),
+            "Imported": when(provenance.imported_at),
+            "Parity": f"{parity.customers:,} customers ({parity.probe}): "
+            f"{parity.labels_differ:,} labels differ, largest probability difference "
+            f"{parity.max_abs_probability_diff:.2g} (tolerance {parity.tolerance:g})",
+        }
+    elif info.trained_at:
+        rows["Trained"] = when(info.trained_at)
+    st.table(pd.DataFrame({"": list(rows), "value": list(rows.values())}).set_index(""))
+
+
+def _versions(versions: dict[str, str]) -> str:
+    return ", ".join(f"{name} {version}" for name, version in versions.items())
+
+
 def model_health(
-    client: ChurnClient, timeout: float, show_error: Callable[[BaseException, float], None]
+    client: ChurnClient,
+    info: ModelInfo,
+    timeout: float,
+    show_error: Callable[[BaseException, float], None],
 ) -> None:
+    model_origin(info)
+    st.divider()
     st.markdown(
         "Are today's customers still like the ones the model learnt from? For each feature "
         "and for the model's score, the population stability index (PSI) of the customers "
