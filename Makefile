@@ -86,7 +86,7 @@ legacy-requirements: ## recompile benchmarks/legacy/requirements.txt (the old ap
 legacy-env: $(LEGACY_ENV)/.synced ## the old app's environment: the notebook's pins, made by uv (cached)
 
 # This machine's Python 3.11 (the one .venv runs on); uv never downloads one here.
-$(LEGACY_ENV)/.synced: $(LEGACY_REQUIREMENTS) | sync
+$(LEGACY_ENV)/.synced: $(LEGACY_REQUIREMENTS)
 	UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --allow-existing --python $(BIN)/python $(LEGACY_ENV)
 	$(UV) pip sync --quiet --require-hashes --python $(LEGACY_ENV)/bin/python $(LEGACY_REQUIREMENTS)
 	touch $@

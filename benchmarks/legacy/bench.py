@@ -97,6 +97,7 @@ LEGACY_ENV = ROOT / "build" / "legacy-env"
 MODEL = ROOT / "build" / "legacy" / "churn_prediction_model_v1_0.joblib"
 DIGEST = ROOT / "build" / "legacy-model.sha256"
 FIGURES = CACHE / "legacy" / "results.json"
+LOGS = CACHE / "legacy" / "logs"
 OLD, NEW = "old", "bento"
 SERVERS = (OLD, NEW)
 GROUPS = ("correctness", "speed")
@@ -393,7 +394,7 @@ def run(args: argparse.Namespace, digest: str) -> Legacy:
         sha256=digest,
     )
     results = legacy.results
-    logs = CACHE / "legacy" / "logs"
+    logs: Path = args.logs
     logs.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="churn-bench-legacy-") as tmp:
         scratch = Path(tmp)
@@ -561,6 +562,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=list(GROUPS),
         help=f"comma-separated parts out of {', '.join(GROUPS)} (default both)",
     )
+    parser.add_argument("--logs", type=Path, default=LOGS, help="the servers' logs")
     add_run_options(parser, FIGURES)
     args = parser.parse_args(argv)
     unknown = set(args.only) - set(GROUPS)
