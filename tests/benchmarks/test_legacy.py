@@ -3,6 +3,7 @@ correctness part end to end on a small file, the old app in its own environment.
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -58,12 +59,18 @@ def department_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Pa
     return data, model, digest.read_text().strip()
 
 
+# Until the import of a pickle made elsewhere (issue 26, part 1: churn.model.importing)
+# is in this tree, the harness stops at the import; strict, so that either way a change
+# shows: the import there and failing, or absent and yet passing.
+FOREIGN_IMPORT = importlib.util.find_spec("churn.model.importing") is not None
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
+    not FOREIGN_IMPORT,
     raises=Unavailable,
     strict=True,
-    reason="needs `churn import-model FILE --sha256` for a pickle made elsewhere (issue 26, "
-    "part 1, branch i26a); remove this mark when it lands",
+    reason="needs `churn import-model FILE --sha256` for a pickle made elsewhere (issue 26)",
 )
 def test_the_old_app_and_the_service_label_the_same_customers_alike(
     department_model: tuple[Path, Path, str], tmp_path: Path
