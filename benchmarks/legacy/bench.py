@@ -258,19 +258,15 @@ def upload_label(server: str) -> str:
     return f"{server} POST /v1/customerbatch"
 
 
-def upload(
-    server: Server, csv: Path, out: Path, watch: MemoryWatch, round_: int
-) -> tuple[Upload, dict[str, str]]:
-    """The big file on `/v1/customerbatch` (curl, as benchmarks.run); its answer's labels."""
+def upload(server: Server, csv: Path, out: Path, watch: MemoryWatch, round_: int) -> Upload:
+    """The big file on `/v1/customerbatch` (curl, as benchmarks.run), the answer into `out`."""
     peak: dict[str, int] = {}
     load_average = [round(x, 2) for x in os.getloadavg()]
     with watch.window(server.name, peak):
         status, seconds = post_file(server.url("/v1/customerbatch"), csv, out)
-    labels = labels_of(out) if status == 200 else {}
-    out.unlink(missing_ok=True)
-    result = Upload(upload_label(server.name), status, seconds, len(labels), peak["peak_rss"])
+    result = Upload(upload_label(server.name), status, seconds, 0, peak["peak_rss"])
     result.round, result.load_average = round_, load_average
-    return result, labels
+    return result
 
 
 def speed(
@@ -293,22 +289,25 @@ def speed(
         labels: dict[str, dict[str, str]] = {}
         for name in SERVERS:
             print(f"{prefix} {upload_label(name)} ({args.rows:,} rows), then 1 conn", flush=True)
+            out = scratch / f"{name}.out"
             try:
-                done, labels[name] = upload(
-                    servers[name], csv, scratch / f"{name}.out", watch, round_
-                )
+                done = upload(servers[name], csv, out, watch, round_)
             except RuntimeError as error:
                 results.failures.append(f"{upload_label(name)}: {error}")
                 continue
+            # At once: what a single customer meets right after the server's burst (the
+            # answer is read afterwards, not in between).
+            load = customer_load(name, 1, AFTER)
+            measure_load(load, servers[name], watch, args, results, round_, warmup=False)
+            labels[name] = labels_of(out) if done.status == 200 else {}
+            out.unlink(missing_ok=True)
+            done.rows_answered = len(labels[name])
             if done.status != 200 or done.rows_answered != args.rows:
                 results.failures.append(
                     f"{done.label}: HTTP {done.status}, {done.rows_answered:,} of "
                     f"{args.rows:,} rows answered"
                 )
             results.uploads.setdefault(done.label, []).append(done)
-            # At once: what a single customer meets right after the server's burst.
-            load = customer_load(name, 1, AFTER)
-            measure_load(load, servers[name], watch, args, results, round_, warmup=False)
         if labels.get(OLD) and labels.get(NEW):
             new_upload = results.uploads[upload_label(NEW)][-1]
             new_upload.differ_from_baseline = sum(
