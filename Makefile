@@ -65,6 +65,47 @@ bench-inprocess: sync ## each route's CPU per request inside the app, without HT
 bench-latency: sync ## one client's latency on /v2/predict and /v1/customer, before and after bulk requests
 	$(BIN)/python -m benchmarks.latency $(BENCH_ARGS)
 
+# --- the old app on its own model (issue 26, part 3; benchmarks/legacy/) -------------
+# make bench-legacy [BENCH_LEGACY_ARGS="--rounds 3 --seconds 15"] [PUBLIC_DATA=...]:
+# the old Flask app, in the notebook's environment (build/legacy-env, from hashed pins),
+# serving a department-style model that the notebook script makes there
+# (build/legacy/churn_prediction_model_v1_0.joblib), against the service serving the same
+# model imported with `churn import-model FILE --sha256`. Installs wrk (apt) if missing.
+PUBLIC_DATA ?= ../shared/data/Churn_Modelling.csv
+LEGACY_ENV := build/legacy-env
+LEGACY_REQUIREMENTS := benchmarks/legacy/requirements.txt
+LEGACY_MODEL := build/legacy/churn_prediction_model_v1_0.joblib
+# The digest the notebook printed, kept outside the model's folder: the import's anchor.
+LEGACY_DIGEST := build/legacy-model.sha256
+BENCH_LEGACY_ARGS ?=
+
+.PHONY: legacy-env legacy-model legacy-requirements bench-legacy wrk
+
+legacy-requirements: ## recompile benchmarks/legacy/requirements.txt (the old app's pins, hashed)
+	$(UV) pip compile benchmarks/legacy/requirements.in --override benchmarks/legacy/overrides.txt \
+		--universal --python-version 3.11 --exclude-newer 2025-03-01 --generate-hashes \
+		--custom-compile-command 'make legacy-requirements' --quiet -o $(LEGACY_REQUIREMENTS)
+
+legacy-env: $(LEGACY_ENV)/.synced ## the old app's environment: the notebook's pins, made by uv (cached)
+
+# This machine's Python 3.11 (the one .venv runs on); uv never downloads one here.
+$(LEGACY_ENV)/.synced: $(LEGACY_REQUIREMENTS)
+	UV_PYTHON_DOWNLOADS=never $(UV) venv --quiet --allow-existing --python $(BIN)/python $(LEGACY_ENV)
+	$(UV) pip sync --quiet --require-hashes --python $(LEGACY_ENV)/bin/python $(LEGACY_REQUIREMENTS)
+	touch $@
+
+legacy-model: $(LEGACY_MODEL) ## the department-style pipeline, trained by the notebook script in the old env
+
+$(LEGACY_MODEL): benchmarks/legacy/notebook.py $(LEGACY_ENV)/.synced
+	$(LEGACY_ENV)/bin/python benchmarks/legacy/notebook.py --data '$(PUBLIC_DATA)' \
+		--out $(LEGACY_MODEL) --digest $(LEGACY_DIGEST)
+
+wrk: ## wrk for the load benchmarks, from Debian, if it is missing
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+
+bench-legacy: sync wrk legacy-model ## the old app in its own env vs the service, on the same model
+	$(BIN)/python -m benchmarks.legacy --data '$(PUBLIC_DATA)' $(BENCH_LEGACY_ARGS)
+
 # --- images and deployment (issues 5, 21; owned by deploy/, see deploy/README.md) --
 # make images [BASE_IMAGE=python:3.11-slim] [CONTAINER_BACKEND=docker|podman]
 #             [PLATFORMS=linux/amd64,linux/arm64] [PUSH=1]

@@ -229,6 +229,8 @@ class LoadResult:
     # CPU per answered request, in µs: the server's process tree, and wrk's own.
     server_cpu_us: float | None = None
     wrk_cpu_us: float | None = None
+    # The machine's 1-, 5- and 15-minute load averages as the run started (it is shared).
+    load_average: list[float] | None = None
 
 
 _UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
@@ -299,6 +301,7 @@ class Upload:
     peak_rss: int = 0
     differ_from_baseline: int | None = None
     round: int = 1
+    load_average: list[float] | None = None  # as LoadResult's
 
 
 def synthetic_csv(rows: int) -> Path:
@@ -324,7 +327,7 @@ NOTEBOOK_COLUMNS = ("CustomerId", *FEATURE_NAMES)
 PUBLIC_DATA = ROOT.parent / "shared" / "data" / "Churn_Modelling.csv"
 
 
-def layout_csv(rows: int, layout: str) -> Path:
+def layout_csv(rows: int, layout: str, public: Path = PUBLIC_DATA) -> Path:
     """The CSV of `rows` customers in `layout`, generated once and cached in build/bench/.
 
     The notebook layout repeats the public data set's 10,000 customers, as pandas wrote
@@ -335,12 +338,12 @@ def layout_csv(rows: int, layout: str) -> Path:
         return synthetic_csv(rows)
     path = CACHE / f"customers-{layout}-public-{rows}.csv"
     if not path.is_file():
-        if not PUBLIC_DATA.is_file():
-            raise SystemExit(f"The {layout} layout is made of {PUBLIC_DATA}, which is absent.")
+        if not public.is_file():
+            raise SystemExit(f"The {layout} layout is made of {public}, which is absent.")
         partial = path.with_suffix(".partial.csv")
         print(f"writing {rows:,} customers in the {layout} layout into {path} (once)", flush=True)
-        public = pd.read_csv(PUBLIC_DATA, usecols=list(NOTEBOOK_COLUMNS))
-        frame = public.iloc[np.arange(rows) % len(public)][list(NOTEBOOK_COLUMNS)]
+        customers = pd.read_csv(public, usecols=list(NOTEBOOK_COLUMNS))
+        frame = customers.iloc[np.arange(rows) % len(customers)][list(NOTEBOOK_COLUMNS)]
         frame["CustomerId"] = 15_000_000 + np.arange(rows)
         frame.to_csv(partial, index=False)
         partial.replace(path)
@@ -479,28 +482,39 @@ def run_loads(
             working.append(load)
     for round_ in range(1, args.rounds + 1):
         for load in working:
-            url = servers[load.server].url(load.path)
             print(f"[round {round_}/{args.rounds}] {load.label} x{load.connections}", flush=True)
-            peak: dict[str, int] = {}
-            try:
-                if args.warmup > 0:
-                    run_wrk(url, load, args.warmup, args.max_requests)
-                server_cpu, wrk_cpu = servers[load.server].cpu_seconds(), waited_cpu_seconds()
-                with watch.window(load.server, peak):
-                    text = run_wrk(url, load, args.seconds, args.max_requests)
-                server_cpu = servers[load.server].cpu_seconds() - server_cpu
-                wrk_cpu = waited_cpu_seconds() - wrk_cpu
-                result = parse_wrk(load.label, load.connections, text)
-            except (RuntimeError, subprocess.TimeoutExpired) as error:
-                results.failures.append(f"{load.label}: {error}")
-                continue
-            result.peak_rss, result.round = peak["peak_rss"], round_
-            result.server_cpu_us = server_cpu / result.requests * 1e6
-            result.wrk_cpu_us = wrk_cpu / result.requests * 1e6
-            if result.requests >= args.max_requests:
-                # wrk still divides by the whole duration: the rate would be too low.
-                results.failures.append(f"{load.label}: hit --max-requests; req/s understated")
-            results.loads.setdefault(load.label, []).append(result)
+            measure_load(load, servers[load.server], watch, args, results, round_)
+
+
+def measure_load(
+    load: Load, server: Server, watch: MemoryWatch, args: argparse.Namespace,
+    results: Results, round_: int, *, warmup: bool = True,
+) -> None:  # fmt: skip
+    """One wrk run of `load` (after an `args.warmup` one unless `warmup` is false), added
+    to `results.loads` under its label, or to `results.failures`."""
+    url = server.url(load.path)
+    peak: dict[str, int] = {}
+    load_average = [round(x, 2) for x in os.getloadavg()]
+    try:
+        if warmup and args.warmup > 0:
+            run_wrk(url, load, args.warmup, args.max_requests)
+        server_cpu, wrk_cpu = server.cpu_seconds(), waited_cpu_seconds()
+        with watch.window(load.server, peak):
+            text = run_wrk(url, load, args.seconds, args.max_requests)
+        server_cpu = server.cpu_seconds() - server_cpu
+        wrk_cpu = waited_cpu_seconds() - wrk_cpu
+        result = parse_wrk(load.label, load.connections, text)
+    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        results.failures.append(f"{load.label}: {error}")
+        return
+    result.peak_rss, result.round = peak["peak_rss"], round_
+    result.load_average = load_average
+    result.server_cpu_us = server_cpu / result.requests * 1e6
+    result.wrk_cpu_us = wrk_cpu / result.requests * 1e6
+    if result.requests >= args.max_requests:
+        # wrk still divides by the whole duration: the rate would be too low.
+        results.failures.append(f"{load.label}: hit --max-requests; req/s understated")
+    results.loads.setdefault(load.label, []).append(result)
 
 
 def run_uploads(
@@ -522,6 +536,7 @@ def run_uploads(
                 )
                 out = scratch / f"{name}-{path.strip('/').replace('/', '-')}.out"
                 peak: dict[str, int] = {}
+                load_average = [round(x, 2) for x in os.getloadavg()]
                 try:
                     with watch.window(name, peak):
                         status, seconds = post_file(servers[name].url(path), csv, out)
@@ -529,6 +544,7 @@ def run_uploads(
                     results.failures.append(f"{label}: {error}")
                     continue
                 upload = Upload(label, status, seconds, 0, peak["peak_rss"], round=repeat)
+                upload.load_average = load_average
                 if status == 200 and path == "/v2/predict-file":
                     upload.rows_answered = csv_rows(out)
                 elif status == 200:

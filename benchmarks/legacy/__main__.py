@@ -1,0 +1,5 @@
+import sys
+
+from benchmarks.legacy.bench import main
+
+sys.exit(main())
