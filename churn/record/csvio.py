@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,10 +91,42 @@ def read_header(path: Path) -> Header:
     (the old app) and both readers below skip blank lines between records.
     """
     with path.open("rb") as handle:
-        return parse_header(handle.read(HEADER_BYTES))
+        return header_from(handle.read)
 
 
 HEADER_BYTES = 64 * 1024
+# Arrow reads a record within one block: a longer header row could not be skipped.
+MAX_HEADER_BYTES = _BLOCK_BYTES
+
+
+def header_from(read: Callable[[int], bytes]) -> Header:
+    """The header of a file read from its start by `read(size)`: HEADER_BYTES first,
+    more (doubling) while the header row has not ended, up to MAX_HEADER_BYTES."""
+    head = read(HEADER_BYTES)
+    while not _header_ended(head):
+        if len(head) >= MAX_HEADER_BYTES:
+            raise BadRequest(
+                f"The header row is longer than {MAX_HEADER_BYTES >> 20} MB; expected a CSV "
+                "with a header row of column names."
+            )
+        more = read(len(head))
+        if not more:  # the file ends within its header row
+            break
+        head += more
+    return parse_header(head)
+
+
+def _header_ended(head: bytes) -> bool:
+    """Whether `head` holds the header row's line break, or no row at all (blank lines
+    only, which `parse_header` refuses as they are)."""
+    offset = 0
+    for line in head.splitlines(keepends=True):
+        offset += len(line)
+        if is_blank(_record(line)):
+            continue
+        # A CR at the very end may be the first half of a CRLF: wait for the next byte.
+        return line.endswith(b"\n") or (line.endswith(b"\r") and offset < len(head))
+    return True
 
 
 def parse_header(head: bytes) -> Header:

@@ -275,3 +275,32 @@ def test_public_data_set_reads_cleanly() -> None:
     rows_in, valid, problems = read_all(PUBLIC_DATA)
     assert rows_in == len(valid) == 10_000
     assert problems == []
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_header_row_longer_than_the_first_read_is_read_whole(
+    write_csv: WriteCsv, newline: str
+) -> None:
+    """A bank export with thousands of columns: the required ones after the first 64 KB."""
+    extra = [f"extra_column_{i:05d}" for i in range(8000)]  # about 150 KB
+    names = BANK_COLUMNS.split(",")
+    header = ",".join([*extra, *names])
+    assert len(header) > 2 * csvio.HEADER_BYTES
+    rows = [",".join(["x"] * len(extra) + bank_row(i).split(",")) for i in (1, 2)]
+    path = write_csv(newline.join([header, *rows]) + newline)
+    rows_in, valid, problems = read_all(path)
+    assert (rows_in, valid, problems) == (2, [1, 2], [])
+    assert csvio.read_header(path).names == [*extra, *names]
+
+
+def test_a_header_row_longer_than_arrow_reads_in_a_block_is_refused_so(
+    write_csv: WriteCsv,
+) -> None:
+    path = write_csv("a" * (csvio.MAX_HEADER_BYTES + 10) + "," + BANK_COLUMNS + "\n")
+    with pytest.raises(BadRequest, match="The header row is longer than 4 MB"):
+        list(read_customer_batches(path, require_id=True))
+
+
+def test_a_header_without_a_line_break_reads_to_the_end_of_the_file(write_csv: WriteCsv) -> None:
+    path = write_csv("x" * 100_000 + "," + BANK_COLUMNS)
+    assert read_all(path) == (0, [], [])
