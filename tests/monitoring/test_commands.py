@@ -225,3 +225,26 @@ def test_evaluate_shows_no_segment_under_the_minimum(
         assert "Schmidt" not in report
         assert "Spain" not in report
         assert "Geography: 151 customers in 2 values" in report
+
+
+def test_an_empty_file_is_named(live_service: LiveService, tmp_path: Path) -> None:
+    """`churn evaluate`, `churn drift` and `churn predict` read several files, or one of
+    many a scheduler runs: "The file is empty" must say which."""
+    empty = tmp_path / "empty-outcomes.csv"
+    empty.write_bytes(b"")
+    scored = write(
+        pd.DataFrame({"CustomerId": ["a"], "churn_probability": [0.4]}), tmp_path / "p.csv"
+    )
+    known = write(pd.DataFrame({"CustomerId": ["a"], "Exited": [1]}), tmp_path / "o.csv")
+    env = {"BENTOML_HOME": str(live_service.home)}
+    out = str(tmp_path / "e")
+    for command in (
+        ("evaluate", str(scored), str(empty), "--out", out),
+        ("evaluate", str(empty), str(known), "--out", out),
+        ("evaluate", str(scored), str(known), "--customers", str(empty), "--out", out),
+        ("drift", str(empty), "--out", str(tmp_path / "d.html")),
+        ("predict", str(empty), "--url", live_service.url),
+    ):
+        result = run_churn(*command, env=env)
+        assert result.returncode != 0, command
+        assert f"{empty}: The file is empty" in result.stderr, (command, result.stderr)
