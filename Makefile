@@ -110,7 +110,8 @@ bench-legacy: sync wrk legacy-model ## the old app in its own env vs the service
 # make images [BASE_IMAGE=python:3.11-slim] [CONTAINER_BACKEND=docker|podman]
 #             [PLATFORMS=linux/amd64,linux/arm64] [PUSH=1]
 #             [BUILD_OPTS="network=host ..."] [IMAGE_VERSION=1.0]
-# make bundle [BUNDLE_OUT=build/bundle]; make bundle-verify [DIR=build/bundle/churn-1.0]
+# make bundle [BUNDLE_OUT=build/bundle]
+# make bundle-verify FINGERPRINT=<sha256 of SHA256SUMS, as announced> [DIR=build/bundle/churn-1.0]
 BASE_IMAGE ?= python:3.11-slim
 CONTAINER_BACKEND ?= docker
 PLATFORMS ?=
@@ -137,8 +138,8 @@ images: import ## build the churn-service and churn-ui images (PLATFORMS=...), t
 bundle: sync ## a region bundle of the built images (podman): archives, pinned manifests, SBOMs
 	$(BIN)/python deploy/bundle.py make --out '$(BUNDLE_OUT)' --version '$(IMAGE_VERSION)'
 
-bundle-verify: ## check a bundle (DIR=...) against its sums and pins, then load its images
-	python3 deploy/bundle.py verify '$(DIR)'
+bundle-verify: ## check a bundle (DIR=...) against its FINGERPRINT, sums and pins, then load its images
+	python3 deploy/bundle.py verify '$(DIR)' $(if $(FINGERPRINT),--fingerprint '$(FINGERPRINT)')
 
 ci-images: sync ## CI: build the real images (amd64, arm64) with podman, run and check them (as root)
 	deploy/ci/images.sh

@@ -11,7 +11,7 @@ The service (`ServiceSettings`, read once at start-up):
 | CHURN_MODEL_TAG | churn_model:latest | which model in the store the service packs and loads |
 | CHURN_LOG_LEVEL | INFO | level of the churn.* loggers (the access log is INFO) |
 | CHURN_LOG_FLUSH_MS | 500 | longest an INFO line waits to be written with others (0: at once) |
-| CHURN_API_KEYS | (unset) | comma-separated API keys; unset means no authentication |
+| CHURN_API_KEYS | (unset) | comma-separated API keys; unset or empty means no authentication |
 | CHURN_METRICS_REQUIRE_KEY | false | whether /metrics needs a key too |
 | CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
 | CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
@@ -22,7 +22,9 @@ The service (`ServiceSettings`, read once at start-up):
 | CHURN_DRIFT_WINDOW_MINUTES | 60 | the rolling window of /v2/drift (at most a week) |
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
-model's metadata: run it only on a network where that is acceptable.
+model's metadata: run it only on a network where that is acceptable. CHURN_API_KEYS set
+to something that names no key (" ", ",") is refused at start-up: whoever set it meant
+keys, and the service would otherwise run open without a word.
 The port is BentoML's own: `bentoml serve --port` or BENTOML_PORT (default 3000).
 
 The clients (`ClientSettings`: the Python client, the CLI and the UI):
@@ -100,7 +102,10 @@ class ServiceSettings(_FromEnvironment):
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return tuple(key.strip() for key in value.split(",") if key.strip())
+            keys = tuple(key.strip() for key in value.split(",") if key.strip())
+            if value and not keys:  # "" is unset (Compose's ${CHURN_API_KEYS:-})
+                raise ValueError("names no key")
+            return keys
         return value
 
     @property
@@ -136,6 +141,10 @@ _SAYS = {
     "bool_parsing": "is not true or false.",
     "literal_error": f"is not a level; use one of {', '.join(LOG_LEVELS)}.",
 }
+_NO_KEY = (
+    "names no key: give comma-separated keys, or leave it empty or unset to run "
+    "without authentication."
+)
 
 
 def _named(error: ValidationError) -> ConfigurationError:
@@ -150,6 +159,8 @@ def _named(error: ValidationError) -> ConfigurationError:
         bound = detail.get("ctx", {}).get("ge", detail.get("ctx", {}).get("gt"))
         word = "at least" if detail["type"] == "greater_than_equal" else "more than"
         return ConfigurationError(f"{name} must be {word} {bound}, not {value}.")
+    if name == _PREFIX + "API_KEYS" and detail["type"] == "value_error":
+        return ConfigurationError(f"{name} is set but {_NO_KEY}")
     says = _SAYS.get(detail["type"], f"is not valid: {detail['msg']}.")
     shown = "(hidden)" if name.endswith(("_KEY", "_KEYS")) else repr(value)
     return ConfigurationError(f"{name}={shown} {says}")

@@ -2,11 +2,15 @@
 """A region bundle: both images as OCI archives, pinned deployment files, SBOMs, sums.
 
     deploy/bundle.py make [--out build/bundle]      `make bundle`: podman, uv, the venv
-    python3 bundle.py verify DIR [--no-load]        `make bundle-verify DIR=...`
+    python3 bundle.py verify DIR --fingerprint SHA256 [--no-load]
+                                                    `make bundle-verify DIR=... FINGERPRINT=...`
 
 `verify` needs nothing but Python 3 and podman or docker, so the bundle carries this
-file: a region checks a bundle with the bundle's own copy, and the repository's copy
-checks it the same way. deploy/README.md ("A region bundle") describes the layout.
+file: a region checks a bundle with the bundle's own copy (once `sha256sum -c` has
+vouched for it), and the repository's copy checks it the same way. Nothing is loaded,
+tagged or run before every byte is checked against the fingerprint (the SHA-256 of
+SHA256SUMS) that the operator received by another channel. deploy/README.md ("A region
+bundle") describes the layout.
 """
 
 from __future__ import annotations
@@ -34,6 +38,15 @@ INDEX_TYPES = {
     "application/vnd.docker.distribution.manifest.list.v2+json",
 }
 DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+# The bundle's own images, the only names it may load or tag (podman reads a short name
+# as localhost/NAME).
+IMAGE_NAMES = ("churn-service", "churn-ui")
+MAX_SUMS_BYTES = 1 << 20
+# An OCI archive's members, as podman writes one; nothing else (no docker-archive
+# manifest.json or repositories, which `load` would read instead, no links, no twins).
+ARCHIVE_FOLDERS = {"blobs", "blobs/sha256"}
+ARCHIVE_FILES = re.compile(r"oci-layout|index\.json|blobs/sha256/[0-9a-f]{64}")
+REF_NAME = "org.opencontainers.image.ref.name"
 
 
 class Refused(Exception):
@@ -47,6 +60,7 @@ class Archive:
     digest: str
     media_type: str
     platforms: tuple[str, ...]
+    ref_name: str | None = None
 
 
 # --- reading -----------------------------------------------------------------------
@@ -59,31 +73,55 @@ def sha256_of(stream: IO[bytes]) -> str:
     return digest.hexdigest()
 
 
-def read_sums(folder: Path) -> dict[str, str]:
-    """SHA256SUMS as `sha256sum` writes it: path -> hex digest."""
+def sums_bytes(folder: Path) -> bytes:
+    """SHA256SUMS's bytes, read once: what the fingerprint is taken of is what is parsed."""
     path = folder / SUMS
-    if not path.is_file():
-        raise Refused(f"{SUMS}: missing; this is not a bundle (or not all of one)")
-    sums = {}
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        match = re.fullmatch(r"([0-9a-f]{64}) [ *](.+)", line)
-        if not match or match[2].startswith("/") or ".." in Path(match[2]).parts:
+    if path.is_symlink() or not path.is_file():
+        raise Refused(f"{SUMS}: missing or not a regular file; this is not a bundle")
+    with path.open("rb") as stream:
+        content = stream.read(MAX_SUMS_BYTES + 1)
+    if len(content) > MAX_SUMS_BYTES:
+        raise Refused(f"{SUMS}: larger than {MAX_SUMS_BYTES} bytes; this is not a bundle")
+    return content
+
+
+def parse_sums(content: bytes) -> dict[str, str]:
+    """SHA256SUMS as `sha256sum` writes it: path -> hex digest. A path listed twice is
+    refused, even with the same sum: `sha256sum -c` and a reader that keeps the last line
+    would disagree about which line vouches for the file."""
+    sums: dict[str, str] = {}
+    try:
+        text = content.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise Refused(f"{SUMS}: not UTF-8 ({error})") from error
+    lines = text.split("\n")
+    for number, line in enumerate(lines[:-1] if lines[-1] == "" else lines, 1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *]([^\\\r]+)", line)
+        name = match[2] if match else ""
+        if not match or not _canonical(name):
             raise Refused(f"{SUMS}: line {number} is not '<sha256>  <relative path>'")
-        sums[match[2]] = match[1]
+        if name in sums:
+            raise Refused(f"{SUMS}: line {number} lists {name} again")
+        sums[name] = match[1]
     return sums
 
 
+def _canonical(name: str) -> bool:
+    parts = name.split("/")
+    return name not in ("", SUMS) and all(part not in ("", ".", "..") for part in parts)
+
+
+def read_sums(folder: Path) -> dict[str, str]:
+    return parse_sums(sums_bytes(folder))
+
+
 def bundle_files(folder: Path) -> set[str]:
-    return {
-        path.relative_to(folder).as_posix()
-        for path in folder.rglob("*")
-        if path.is_file() or path.is_symlink()
-    } - {SUMS}
+    return {path.relative_to(folder).as_posix() for path in folder.rglob("*")} - {SUMS}
 
 
-def check_sums(folder: Path) -> list[str]:
-    """Every file listed matches its sum, and every file is listed."""
-    sums = read_sums(folder)
+def check_sums(folder: Path, sums: dict[str, str]) -> list[str]:
+    """Every file listed matches its sum; nothing else is there: no unlisted file, link,
+    FIFO, device or folder (a folder is there only to hold listed files)."""
     problems = []
     for name, expected in sums.items():
         path = folder / name
@@ -94,16 +132,46 @@ def check_sums(folder: Path) -> list[str]:
             actual = sha256_of(stream)
         if actual != expected:
             problems.append(f"{name}: changed (sha256 {actual}, {SUMS} says {expected})")
+    holding = {parent for name in sums for parent in _parents(name)}
     for name in sorted(bundle_files(folder) - sums.keys()):
-        problems.append(f"{name}: not in {SUMS} (added after the bundle was made)")
+        path = folder / name
+        if name in holding and path.is_dir() and not path.is_symlink():
+            continue
+        kind = "" if path.is_file() and not path.is_symlink() else f" ({_kind(path)})"
+        problems.append(f"{name}{kind}: not in {SUMS} (added after the bundle was made)")
     return problems
 
 
-def _members(archive: tarfile.TarFile) -> Iterator[tuple[str, tarfile.TarInfo]]:
+def _parents(name: str) -> list[str]:
+    parts = name.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _kind(path: Path) -> str:
+    if path.is_symlink():
+        return "a link"
+    if path.is_dir():
+        return "a folder"
+    return "not a regular file"
+
+
+def _members(archive: tarfile.TarFile, label: str) -> Iterator[tuple[str, tarfile.TarInfo]]:
+    """The archive's files, each refused unless it is one of an OCI layout's, there once,
+    a regular file: podman would follow a later link or read a later twin of a member
+    checked here, or read the archive as another format."""
+    seen: set[str] = set()
     for member in archive:
-        name = member.name.removeprefix("./")
-        if member.isfile():
-            yield name, member
+        name = member.name.removeprefix("./").rstrip("/")
+        if name in seen:
+            raise Refused(f"{label}: the member {name} is there twice")
+        seen.add(name)
+        if member.isdir() and name in ARCHIVE_FOLDERS:
+            continue
+        if not member.isreg():
+            raise Refused(f"{label}: the member {name} is a link or special file")
+        if not ARCHIVE_FILES.fullmatch(name):
+            raise Refused(f"{label}: the member {name} is not part of an OCI image layout")
+        yield name, member
 
 
 def read_archive(path: Path, label: str | None = None) -> Archive:
@@ -115,7 +183,7 @@ def read_archive(path: Path, label: str | None = None) -> Archive:
     label = label or path.name
     try:
         with tarfile.open(path, "r:") as archive:
-            for name, member in _members(archive):
+            for name, member in _members(archive, label):
                 stream = archive.extractfile(member)
                 assert stream is not None  # a regular file
                 if name == "index.json":
@@ -141,6 +209,9 @@ def read_archive(path: Path, label: str | None = None) -> Archive:
     if index is None or len(index.get("manifests", [])) != 1:
         raise Refused(f"{label}: index.json must name exactly one image or image list")
     (top,) = index["manifests"]
+    # What a loader would tag the image with: only the name `images.json` gives it.
+    if index.get("annotations") or set(top.get("annotations") or {}) - {REF_NAME}:
+        raise Refused(f"{label}: index.json carries annotations other than {REF_NAME}")
 
     def document(digest: str, parent: str) -> dict[str, Any]:
         if digest not in blobs:
@@ -167,17 +238,25 @@ def read_archive(path: Path, label: str | None = None) -> Archive:
                               "not in the archive")  # fmt: skip
         platform = entry.get("platform", {})
         platforms.append(f"{platform.get('os')}/{platform.get('architecture')}")
-    return Archive(top["digest"], str(top.get("mediaType", "")), tuple(platforms))
+    ref_name = (top.get("annotations") or {}).get(REF_NAME)
+    return Archive(
+        top["digest"], str(top.get("mediaType", "")), tuple(platforms), ref_name and str(ref_name)
+    )
 
 
-def read_images(folder: Path) -> list[dict[str, Any]]:
+def read_images(folder: Path, listed: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """images.json, each entry checked for shape: a name, a version, an archive listed in
-    SHA256SUMS, a sha256 digest and its platforms."""
+    SHA256SUMS, a sha256 digest and its platforms; and the names the bundle's own, each
+    once (a bundle naming another image would move that image's tag onto its own)."""
     try:
         images: list[dict[str, Any]] = json.loads((folder / IMAGES).read_text("utf-8"))["images"]
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, ValueError, KeyError, TypeError) as error:
         raise Refused(f"{IMAGES}: unreadable ({error})") from error
-    listed = read_sums(folder)
+    listed = read_sums(folder) if listed is None else listed
+    names = [image.get("name") if isinstance(image, dict) else None for image in images]
+    if sorted(map(str, names)) != sorted(IMAGE_NAMES):
+        raise Refused(f"{IMAGES}: names {', '.join(map(str, names))}; a bundle holds "
+                      f"{' and '.join(IMAGE_NAMES)}, once each, and no other image")  # fmt: skip
     for number, image in enumerate(images, 1):
         fine = (
             isinstance(image, dict)
@@ -261,6 +340,11 @@ def check_archives(folder: Path, images: list[dict[str, Any]]) -> list[str]:
                 f"{image['archive']}: holds {archive.digest}, but {IMAGES} pins "
                 f"{image['name']} to {image['digest']}"
             )
+        if archive.ref_name not in (None, f"{image['name']}:{image['version']}"):
+            problems.append(
+                f"{image['archive']}: names itself {archive.ref_name}, not "
+                f"{image['name']}:{image['version']}"
+            )
         if sorted(archive.platforms) != sorted(image["platforms"]):
             problems.append(
                 f"{image['archive']}: holds {', '.join(archive.platforms)}, {IMAGES} "
@@ -272,16 +356,32 @@ def check_archives(folder: Path, images: list[dict[str, Any]]) -> list[str]:
 def fingerprint(folder: Path) -> str:
     """The bundle's identity: the SHA-256 of its SHA256SUMS, to compare with the one the
     release announced by another channel (a changed SHA256SUMS changes it)."""
-    with (folder / SUMS).open("rb") as stream:
-        return sha256_of(stream)
+    return hashlib.sha256(sums_bytes(folder)).hexdigest()
 
 
-def verify(folder: Path) -> list[dict[str, Any]]:
-    """Refuses (naming each file at fault) unless every byte is as the bundle says."""
-    problems = check_sums(folder)
+def fingerprint_argument(text: str) -> str:
+    """A fingerprint as the operator types it: 64 hex digits, "sha256:" allowed."""
+    value = text.strip().lower().removeprefix("sha256:")
+    if not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise argparse.ArgumentTypeError("a fingerprint is the 64 hex digits of a SHA-256")
+    return value
+
+
+def verify(folder: Path, expected: str) -> list[dict[str, Any]]:
+    """Refuses (naming each file at fault) unless SHA256SUMS is the one whose SHA-256 the
+    operator received (`expected`), compared first, and every byte is as it says."""
+    content = sums_bytes(folder)
+    actual = hashlib.sha256(content).hexdigest()
+    if actual != expected:
+        raise Refused(
+            f"{SUMS}: fingerprint {actual}, not the {expected} announced with the release; "
+            "this is not that release's bundle"
+        )
+    sums = parse_sums(content)
+    problems = check_sums(folder, sums)
     if problems:
         raise Refused("\n".join(problems))
-    images = read_images(folder)
+    images = read_images(folder, sums)
     problems = check_archives(folder, images) + check_pins(folder, images)
     if problems:
         raise Refused("\n".join(problems))
@@ -458,6 +558,8 @@ def pin_k8s(text: str, pins: dict[str, str]) -> str:
 def write_sums(folder: Path) -> None:
     lines = []
     for name in sorted(bundle_files(folder)):
+        if (folder / name).is_dir():
+            continue
         with (folder / name).open("rb") as stream:
             lines.append(f"{sha256_of(stream)}  {name}\n")
     (folder / SUMS).write_text("".join(lines), encoding="utf-8")
@@ -566,8 +668,10 @@ def make(out: Path, version: str, names: list[str]) -> Path:
         images.append(describe(folder, name, version, archive_name))
     print("== the model, the SBOMs, the pinned Compose file and manifests, SHA256SUMS", flush=True)
     assemble(folder, images, model_record(f"{names[0]}:{version}"))
-    verify(folder)
+    verify(folder, fingerprint(folder))
     path = tarball(folder)
+    # Beside the bundle, not in it: the release announces it by another channel.
+    folder.with_name(folder.name + ".fingerprint").write_text(fingerprint(folder) + "\n")
     size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
     print(f"bundle {folder} ({size / 1e6:,.0f} MB) and {path}")
     print(f"fingerprint (sha256 of {SUMS}): {fingerprint(folder)}")
@@ -580,26 +684,28 @@ def main(argv: list[str] | None = None) -> int:
     making = commands.add_parser("make", help="write a bundle of the images in podman's store")
     making.add_argument("--out", default="build/bundle")
     making.add_argument("--version", default=os.environ.get("VERSION", "1.0"))
-    making.add_argument("--service-image", default="churn-service")
-    making.add_argument("--ui-image", default="churn-ui")
     checking = commands.add_parser("verify", help="check a bundle and load its images")
     checking.add_argument("folder", type=Path)
+    checking.add_argument(
+        "--fingerprint", required=True, type=fingerprint_argument,
+        help=f"the SHA-256 of {SUMS} announced with the release, by another channel",
+    )  # fmt: skip
     checking.add_argument("--no-load", action="store_true", help="check only")
     checking.add_argument("--engine", choices=["podman", "docker"],
                           default=os.environ.get("CONTAINER_BACKEND") or None)  # fmt: skip
     args = parser.parse_args(argv)
     if args.command == "make":
-        make(Path(args.out), args.version, [args.service_image, args.ui_image])
+        make(Path(args.out), args.version, list(IMAGE_NAMES))
         return 0
     try:
-        images = verify(args.folder)
+        images = verify(args.folder, args.fingerprint)
     except Refused as refused:
         print(f"REFUSED {args.folder}:\n{refused}", file=sys.stderr)
         return 1
-    print(f"{args.folder}: every file matches {SUMS}; each archive matches its pin")
+    print(f"{args.folder}: {SUMS} has the fingerprint given; every file matches it; "
+          "each archive matches its pin")  # fmt: skip
     for image in images:
         print(f"  {image['name']}@{image['digest']} ({', '.join(image['platforms'])})")
-    print(f"fingerprint (sha256 of {SUMS}): {fingerprint(args.folder)}")
     if not args.no_load:
         engine = engine_of(args.engine)
         for reference in load(args.folder, images, engine):

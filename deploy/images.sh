@@ -64,6 +64,14 @@ containerize() {  # BACKEND TAG... [-- OPT...]: the service image, BentoML's way
     "${bentoml_opts[@]}" ${opts[@]+"${opts[@]}"} "${tags[@]}")
 }
 
+# shellcheck source=deploy/podman-names.sh
+source deploy/podman-names.sh  # release, manifest: podman's names, rerun whatever it holds
+if [[ "$CONTAINER_BACKEND" == podman ]]; then
+  names=("$SERVICE_IMAGE:latest" "$SERVICE_IMAGE:$VERSION")
+  [[ -z "$has_ui" ]] || names+=("$UI_IMAGE:latest" "$UI_IMAGE:$VERSION")
+  release "${names[@]}"
+fi
+
 if ((${#platforms[@]} <= 1)); then
   platform_opts=()
   ((${#platforms[@]})) && platform_opts=("platform=${platforms[0]}")
@@ -99,24 +107,7 @@ case "$CONTAINER_BACKEND" in
     fi
     ;;
   podman)
-    # One build per platform, then a manifest list per name. A list and an image cannot
-    # share a name: the previous latest/VERSION tags are removed first (their images stay).
-    manifest() {  # NAME: NAME:latest and NAME:VERSION list NAME:VERSION-ARCH of each platform
-      local name=$1 platform stored=$1
-      # containers-storage: normalizes a name without a registry to docker.io's, where
-      # podman keeps local builds under localhost/.
-      [[ "${name%%/*}" == *[.:]* || "${name%%/*}" == localhost ]] && [[ "$name" == */* ]] \
-        || stored=localhost/$name
-      for tag in latest "$VERSION"; do
-        podman manifest rm "$name:$tag" >/dev/null 2>&1 || podman untag "$name:$tag" >/dev/null 2>&1 || true
-      done
-      podman manifest create "$name:latest" >/dev/null
-      for platform in "${platforms[@]}"; do
-        podman manifest add "$name:latest" "containers-storage:$stored:$VERSION-${platform#*/}" >/dev/null
-      done
-      podman tag "$name:latest" "$name:$VERSION"
-      echo "== $name:latest and $name:$VERSION list ${platforms[*]}"
-    }
+    # One build per platform, then a manifest list per name (deploy/podman-names.sh).
     for platform in "${platforms[@]}"; do
       arch=${platform#*/}
       echo "== containerizing $BENTO_TAG for $platform as $SERVICE_IMAGE:$VERSION-$arch on $BASE_IMAGE"
@@ -129,8 +120,8 @@ case "$CONTAINER_BACKEND" in
         echo "== UI image for $platform built ($(elapsed))"
       fi
     done
-    manifest "$SERVICE_IMAGE"
-    [[ -z "$has_ui" ]] || manifest "$UI_IMAGE"
+    manifest "$SERVICE_IMAGE" "$VERSION" "${platforms[@]}"
+    [[ -z "$has_ui" ]] || manifest "$UI_IMAGE" "$VERSION" "${platforms[@]}"
     ;;
   *)
     echo "CONTAINER_BACKEND=$CONTAINER_BACKEND: several platforms need docker (buildx) or podman" >&2

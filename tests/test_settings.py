@@ -61,6 +61,15 @@ def test_values_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         ("CHURN_MAX_BATCH_SIZE", "1", "CHURN_MAX_BATCH_SIZE must be at least 2, not 1."),
         ("CHURN_LOG_FLUSH_MS", "-1", "CHURN_LOG_FLUSH_MS must be at least 0, not -1."),
         ("CHURN_FAST_PATH", "maybe", "CHURN_FAST_PATH='maybe' is not true or false."),
+        *(
+            (
+                "CHURN_API_KEYS",
+                blank,
+                "CHURN_API_KEYS is set but names no key: give "
+                "comma-separated keys, or leave it empty or unset to run without authentication.",
+            )
+            for blank in (",", " ", " , ,", "\t")
+        ),  # fmt: skip
         (
             "CHURN_LOG_LEVEL",
             "verbose",
@@ -105,3 +114,8 @@ def test_a_bad_client_setting_is_named_and_a_key_never_shown(
     with pytest.raises(ConfigurationError) as raised:
         ServiceSettings.from_environment()
     assert "alpha" not in str(raised.value)
+
+
+def test_empty_keys_are_unset_as_compose_passes_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CHURN_API_KEYS", "")  # deploy/compose.yaml: ${CHURN_API_KEYS:-}
+    assert ServiceSettings.from_environment().api_keys == ()

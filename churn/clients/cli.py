@@ -12,11 +12,12 @@ import click
 
 from churn.model.artifact import MODELS_DIR
 from churn.monitoring.commands import drift, evaluate
-from churn.record.errors import ChurnError
+from churn.record.errors import ChurnError, naming_file
 from churn.settings import DEFAULT_URL
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SHOWN_PROBLEMS = 20
+_ABOUT_THE_FILE = frozenset({400, 411, 413, 415, 422})  # the service's refusals of an upload
 
 
 def reports_errors(command: F) -> F:
@@ -207,7 +208,7 @@ def predict(csv_path: Path, url: str, out: Path | None, output_format: str, time
     with their row number and reasons. The API key, if the service wants one, comes
     from CHURN_API_KEY.
     """
-    from churn.clients.client import ChurnClient
+    from churn.clients.client import ChurnClient, ServiceError
 
     target = out or csv_path.with_suffix(f".predictions.{output_format}")
     size = csv_path.stat().st_size
@@ -222,9 +223,15 @@ def predict(csv_path: Path, url: str, out: Path | None, output_format: str, time
             bar.update(done - sent)
             sent = done
 
-        summary = client.predict_file(
-            csv_path, target, output_format=output_format, progress=advance
-        )
+        try:
+            summary = client.predict_file(
+                csv_path, target, output_format=output_format, progress=advance
+            )
+        except ServiceError as error:
+            if error.status not in _ABOUT_THE_FILE:
+                raise
+            with naming_file(csv_path):
+                raise
     click.echo(
         f"{summary.rows_in} rows: {summary.rows_scored} scored, "
         f"{summary.rows_rejected} rejected, {summary.predicted_churn} predicted to churn "

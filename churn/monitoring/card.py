@@ -5,11 +5,18 @@ segment, calibration, mean |TreeSHAP| per feature overall and per country) and t
 model's metadata keeps them, so the Bento carries them with the model. `card_document`
 lays the card out once, from the metadata; `to_markdown` and `to_html` write that one
 layout as Markdown (beside the model file) and as a web page (`GET /v2/model/card`).
+
+The card shows populations, never one customer: segments (and the countries whose drivers
+are shown) hold at least `MIN_CUSTOMERS` (`churn.monitoring.performance.pooled`), also
+for a model whose metadata was written before that rule. The data's values reach both
+formats as text: escaped, with no line break, so a value cannot add a heading, a link,
+a table cell or markup.
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +29,14 @@ from churn.model.artifact import ModelMetadata
 from churn.model.booster import TreeModel
 from churn.monitoring.drift import DRIFT_PSI, MIN_CUSTOMERS, WARN_PSI
 from churn.monitoring.performance import (
+    OVERALL,
     CalibrationBin,
     SegmentMetrics,
     calibration,
     calibration_error,
+    pooled,
     segments,
+    shown_values,
 )
 from churn.monitoring.profile import input_columns, no_reference_message, reference_of
 from churn.record.outcome import LabelRule
@@ -84,7 +94,7 @@ def drivers(
     chosen = {ALL_CUSTOMERS: np.ones(len(matrix), dtype=bool)}
     if countries is not None:
         values = np.asarray(countries, dtype=str)
-        chosen |= {country: values == country for country in sorted(set(values.tolist()))}
+        chosen |= {country: values == country for country in shown_values(values)}
     return {
         name: {
             feature: round(float(magnitude[rows, i].mean()), 4)
@@ -238,7 +248,38 @@ def _metrics_line(meta: ModelMetadata) -> str:
     )
 
 
+def shown_segments(rows: list[SegmentMetrics]) -> list[SegmentMetrics]:
+    """The segments that may be shown. A card written before the minimum kept every value:
+    its small ones (and the next smallest, see `pooled`) are left out here."""
+    by_group: dict[str, dict[str, int]] = {}
+    for s in rows:
+        if s.group != OVERALL and not s.pooled:
+            by_group.setdefault(s.group, {})[s.value] = s.customers
+    hidden = {(group, value) for group, counts in by_group.items() for value in pooled(counts)}
+    return [s for s in rows if (s.group, s.value) not in hidden or s.pooled]
+
+
+def hidden_note(rows: list[SegmentMetrics], totals: Mapping[str, int]) -> str | None:
+    """What is not shown on its own, for each group whose customers number `totals`."""
+    parts = []
+    for group, total in totals.items():
+        own = sum(s.customers for s in rows if s.group == group and not s.pooled)
+        pool = next((s for s in rows if s.group == group and s.pooled), None)
+        if pool is not None:
+            parts.append(f"{group}: {pool.customers:,} customers in {pool.pooled} values")
+        elif total > own:
+            parts.append(f"{group}: {total - own:,} customers not shown")
+    if not parts:
+        return None
+    return (
+        f"A value held by fewer than {MIN_CUSTOMERS} customers is not shown on its own, nor "
+        "are the next smallest, so that none can be had by subtraction; they are pooled "
+        "into other where that leaves a value shown on its own. " + "; ".join(parts) + "."
+    )
+
+
 def _performance(card: ModelCard) -> Section:
+    rows = shown_segments(card.holdout)
     notes = [
         "Each row is one segment of the holdout. Precision and recall are at the decision "
         "threshold; an empty cell cannot be computed for that segment (one outcome only, "
@@ -249,7 +290,10 @@ def _performance(card: ModelCard) -> Section:
             "Gender is not an input of the model; it is shown so that anyone can check that "
             "the model serves women and men alike."
         )
-    return Section("Holdout performance", [*notes, segments_table(card.holdout)])
+    groups = dict.fromkeys(s.group for s in card.holdout if s.group != OVERALL)
+    hidden = hidden_note(rows, {group: card.overall().customers for group in groups})
+    notes += [hidden] if hidden else []
+    return Section("Holdout performance", [*notes, segments_table(rows)])
 
 
 def segments_table(rows: list[SegmentMetrics]) -> Table:
@@ -299,7 +343,8 @@ def calibration_table(rows: list[CalibrationBin]) -> Table:
 
 
 def _drivers(card: ModelCard) -> Section:
-    groups = list(card.drivers)
+    countries = {s.value for s in shown_segments(card.holdout) if s.group == SHAP_GROUP}
+    groups = [g for g in card.drivers if g == ALL_CUSTOMERS or g in countries]
     overall = card.drivers[ALL_CUSTOMERS]
     order = sorted(overall, key=lambda feature: overall[feature], reverse=True)
     return Section(
@@ -353,18 +398,42 @@ def figure(value: float | None) -> str:
 
 
 def to_markdown(document: Document) -> str:
-    lines = [f"# {document.title}", ""]
+    lines = [f"# {_markdown_text(document.title, code=False)}", ""]
     for section in document.sections:
-        lines += [f"## {section.title}", ""]
+        lines += [f"## {_markdown_text(section.title, code=False)}", ""]
         for block in section.blocks:
-            lines += _markdown_table(block) if isinstance(block, Table) else [block]
+            lines += _markdown_table(block) if isinstance(block, Table) else [_markdown_text(block)]
             lines.append("")
     return "\n".join(lines)
 
 
+# Any line break or control character (\n, \r, \x85, U+2028, ...): one line, one block.
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# What starts Markdown's inline syntax (links, images, HTML, entities, emphasis, code,
+# cells, Streamlit's maths); "_" only where it can open or close emphasis (not in_a_word).
+_SPECIAL = re.compile(r"[\\`*\[\]<&|~#!$]|(?<![^\W_])_|_(?![^\W_])")
+# What starts a block at the beginning of a paragraph: a list item, a quote.
+_BLOCK_START = re.compile(r"^([-+>]|\d+(?=[.)]))")
+
+
+def markdown_escaped(text: str) -> str:
+    """`text` as inline Markdown that shows exactly it, on one line."""
+    return _SPECIAL.sub(lambda m: "\\" + m.group(0), _BREAKS.sub(" ", text))
+
+
+def _markdown_text(text: str, *, code: bool = True) -> str:
+    """A paragraph or heading: `code` spans, as the HTML shows them; the rest escaped."""
+    pieces = _BREAKS.sub(" ", text).strip().split("`") if code else [text.strip()]
+    inline = "".join(
+        (f"`{piece}`" if piece.strip() else "") if i % 2 else markdown_escaped(piece)
+        for i, piece in enumerate(pieces)
+    )
+    return _BLOCK_START.sub(r"\\\1", inline)
+
+
 def _markdown_table(table: Table) -> list[str]:
     def cells(row: list[str]) -> str:
-        return "| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |"
+        return "| " + " | ".join(markdown_escaped(cell).strip() for cell in row) + " |"
 
     return [
         cells(table.headers),

@@ -34,6 +34,8 @@ from churn.monitoring.card import (
     calibration_table,
     card_of,
     figure,
+    hidden_note,
+    shown_segments,
     to_html,
     to_markdown,
 )
@@ -180,7 +182,7 @@ def evaluate(
         has = geography != ""
         now += segments(labels[has], scores[has], metadata.threshold, groups, rule)[1:]
     per_country = {ALL_CUSTOMERS: calibration(labels, scores)} if len(labels) else {}
-    for country in sorted(set(geography[geography != ""].tolist())):
+    for country in (s.value for s in now if s.group == GEOGRAPHY and not s.pooled):
         chosen = geography == country
         per_country[country] = calibration(labels[chosen], scores[chosen])
 
@@ -204,7 +206,7 @@ def evaluate(
             matched_without_geography=int((geography == "").sum()),
         ),
         now=now,
-        holdout=card.holdout if card else [],
+        holdout=shown_segments(card.holdout) if card else [],
         calibration=per_country,
         holdout_calibration=card.calibration if card else [],
     )
@@ -256,7 +258,7 @@ def write_evaluation(evaluation: Evaluation, excluded: pd.DataFrame, out: Path) 
 
 def evaluation_document(evaluation: Evaluation) -> Document:
     a = evaluation.accounting
-    holdout = {(s.group, s.value): s for s in evaluation.holdout}
+    holdout = {(s.group, s.value): s for s in evaluation.holdout if not s.pooled}
     where = [
         ("rows in the file", a.predictions_rows, a.outcomes_rows),
         ("joined", a.matched, a.matched),
@@ -281,6 +283,9 @@ def evaluation_document(evaluation: Evaluation) -> Document:
             f" {a.matched_without_geography:,} joined customers have no Geography (pass "
             "--customers, the file that was scored) and count only overall."
         )
+    with_geography = a.matched - a.matched_without_geography
+    hidden = hidden_note(evaluation.now, {GEOGRAPHY: with_geography} if with_geography else {})
+    note += f" {hidden}" if hidden else ""
     performance = Section(
         "Performance on the outcomes, beside the holdout",
         [note, _side_by_side(evaluation.now, holdout)],
@@ -304,7 +309,8 @@ def _side_by_side(
     figures = ("roc_auc", "precision", "recall", "brier")
     rows = []
     for segment in now:
-        then = holdout.get((segment.group, segment.value))
+        # A pool of other values now and at training need not hold the same values.
+        then = None if segment.pooled else holdout.get((segment.group, segment.value))
         row = [segment.label, f"{segment.customers:,}", f"{segment.churn_rate:.1%}"]
         for name in figures:
             row += [figure(getattr(segment, name)), figure(getattr(then, name, None))]

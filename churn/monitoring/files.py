@@ -29,7 +29,7 @@ from churn.record.csvio import (
     required_columns,
     validate_raw,
 )
-from churn.record.errors import BadRequest, InvalidInput, Problem
+from churn.record.errors import BadRequest, InvalidInput, Problem, naming_file
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 # The service writes an id a spreadsheet would run as a formula with a leading quote
@@ -50,6 +50,11 @@ def _dataset(path: Path) -> pads.Dataset:
 
 def customer_batches(path: Path) -> Iterator[CustomerBatch]:
     """Validated batches of customers from a CSV or Parquet file, in file order."""
+    with naming_file(path):
+        yield from _customer_batches(path)
+
+
+def _customer_batches(path: Path) -> Iterator[CustomerBatch]:
     if not is_parquet(path):
         yield from read_customer_batches(path, require_id=False)
         return
@@ -69,6 +74,11 @@ def read_text_table(path: Path, required: Sequence[str], optional: Sequence[str]
 
     Every row of the file is a row of the frame; empty cells are empty strings.
     """
+    with naming_file(path):
+        return _text_table(path, required, optional)
+
+
+def _text_table(path: Path, required: Sequence[str], optional: Sequence[str]) -> pd.DataFrame:
     if path.suffix.lower() == ".json":
         frame = _predict_file_json(path)
     elif is_parquet(path):

@@ -4,6 +4,11 @@ The model card reports these on the holdout at training; `churn evaluate` report
 on real outcomes months later, in the same shape, so the two sit side by side.
 A figure that cannot be computed for a segment (ROC-AUC with only one outcome in it,
 precision with nobody flagged) is left empty, not made up.
+
+Segments show populations, never one customer: a value held by fewer than
+`MIN_CUSTOMERS` customers (drift's minimum, the one minimum of model health) is pooled
+into "other" with the next smallest values until the pool holds that many, so that no
+small group can be had by subtracting the shown segments from the total either.
 """
 
 from __future__ import annotations
@@ -13,16 +18,21 @@ from collections.abc import Mapping
 import numpy as np
 from pydantic import BaseModel, Field
 
+from churn.monitoring.drift import MIN_CUSTOMERS
 from churn.record.outcome import LabelRule, flagged
 
 CALIBRATION_BINS = 10
 OVERALL = "overall"
+OTHER = "other"
 _DIGITS = 6
 
 
 class SegmentMetrics(BaseModel):
     group: str = Field(description="overall, or the column the segment is a value of.")
     value: str = Field(description="all, or the segment's value (France, Female, ...).")
+    pooled: int | None = Field(
+        default=None, description=f"How many values are pooled into this segment ({OTHER})."
+    )
     customers: int
     churners: int
     churn_rate: float
@@ -36,7 +46,11 @@ class SegmentMetrics(BaseModel):
 
     @property
     def label(self) -> str:
-        return "all customers" if self.group == OVERALL else f"{self.group} = {self.value}"
+        if self.group == OVERALL:
+            return "all customers"
+        if self.pooled:
+            return f"{self.group} = {OTHER} ({self.pooled} values)"
+        return f"{self.group} = {self.value}"
 
 
 class CalibrationBin(BaseModel):
@@ -80,6 +94,31 @@ def segment_metrics(
     )
 
 
+def pooled(counts: Mapping[str, int]) -> set[str]:
+    """The values not shown on their own, of a group whose values hold `counts` customers.
+
+    Those under `MIN_CUSTOMERS`, and with them the smallest others until the pool holds
+    `MIN_CUSTOMERS`: the total less the shown segments is then the pool, never fewer.
+    """
+    pool = {value for value, count in counts.items() if count < MIN_CUSTOMERS}
+    held = sum(counts[value] for value in pool)
+    for value in sorted(counts, key=lambda v: (counts[v], v)):
+        if not pool or held >= MIN_CUSTOMERS:
+            break
+        if value not in pool:
+            pool.add(value)
+            held += counts[value]
+    return pool
+
+
+def shown_values(values: np.ndarray) -> list[str]:
+    """The values of a group column shown as segments of their own, in sorted order."""
+    found, counts = np.unique(np.asarray(values, dtype=str), return_counts=True)
+    by_value = dict(zip(found.tolist(), counts.tolist(), strict=True))
+    hidden = pooled(by_value)
+    return sorted(value for value in by_value if value not in hidden)
+
+
 def segments(
     labels: np.ndarray,
     scores: np.ndarray,
@@ -87,7 +126,8 @@ def segments(
     groups: Mapping[str, np.ndarray],
     label_rule: LabelRule = ">=",
 ) -> list[SegmentMetrics]:
-    """All customers, then each value of each group column (in sorted order)."""
+    """All customers, then each value of each group column shown on its own (in sorted
+    order), then that column's other values pooled, when any value is shown on its own."""
     found = (
         [segment_metrics(OVERALL, "all", labels, scores, threshold, label_rule)]
         if len(labels)
@@ -95,11 +135,19 @@ def segments(
     )
     for group, values in groups.items():
         values = np.asarray(values, dtype=str)
-        for value in sorted(set(values.tolist())):
+        shown = shown_values(values)
+        for value in shown:
             chosen = values == value
             found.append(
                 segment_metrics(group, value, labels[chosen], scores[chosen], threshold, label_rule)
             )
+        rest = ~np.isin(values, shown)
+        others = len(set(values[rest].tolist()))
+        if shown and others:  # the pool holds MIN_CUSTOMERS by construction
+            pool = segment_metrics(
+                group, OTHER, labels[rest], scores[rest], threshold, label_rule
+            )
+            found.append(pool.model_copy(update={"pooled": others}))
     return found
 
 

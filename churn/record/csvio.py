@@ -22,7 +22,7 @@ import csv
 import io
 import itertools
 import math
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,10 +91,42 @@ def read_header(path: Path) -> Header:
     (the old app) and both readers below skip blank lines between records.
     """
     with path.open("rb") as handle:
-        return parse_header(handle.read(HEADER_BYTES))
+        return header_from(handle.read)
 
 
 HEADER_BYTES = 64 * 1024
+# Arrow reads a record within one block: a longer header row could not be skipped.
+MAX_HEADER_BYTES = _BLOCK_BYTES
+
+
+def header_from(read: Callable[[int], bytes]) -> Header:
+    """The header of a file read from its start by `read(size)`: HEADER_BYTES first,
+    more (doubling) while the header row has not ended, up to MAX_HEADER_BYTES."""
+    head = read(HEADER_BYTES)
+    while not _header_ended(head):
+        if len(head) >= MAX_HEADER_BYTES:
+            raise BadRequest(
+                f"The header row is longer than {MAX_HEADER_BYTES >> 20} MB; expected a CSV "
+                "with a header row of column names."
+            )
+        more = read(len(head))
+        if not more:  # the file ends within its header row
+            break
+        head += more
+    return parse_header(head)
+
+
+def _header_ended(head: bytes) -> bool:
+    """Whether `head` holds the header row's line break, or no row at all (blank lines
+    only, which `parse_header` refuses as they are)."""
+    offset = 0
+    for line in head.splitlines(keepends=True):
+        offset += len(line)
+        if is_blank(_record(line)):
+            continue
+        # A CR at the very end may be the first half of a CRLF: wait for the next byte.
+        return line.endswith(b"\n") or (line.endswith(b"\r") and offset < len(head))
+    return True
 
 
 def parse_header(head: bytes) -> Header:
@@ -640,10 +672,20 @@ def _categories(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> pd.Ca
     return pd.Categorical.from_codes(valid_codes, dtype=pd.CategoricalDtype(list(spec.categories)))
 
 
+# A number is what a spreadsheet reads as one, the same in every column and batch:
+# ASCII digits, a sign, a decimal point and an exponent (`600`, `+600`, `600.0`, `6e2`,
+# `.5`), as Arrow's float cast reads them; nothing in another base (`0x258`, which
+# Arrow's integer cast would read as 600), with `_` (`1_000`) or in other digits
+# (Arabic-Indic, full-width), which Python's `int()` would read. Whitespace around a cell is its
+# layout, as for every cell; whitespace inside one (`6 00`, a no-break space) is not.
+_DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_NOT_FINITE = r"^[+-]?(nan|inf|infinity)$"  # read, then reported as not finite
+
+
 def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarray:
     low = spec.minimum if spec.minimum is not None else -math.inf
     high = spec.maximum if spec.maximum is not None else math.inf
-    if spec.kind == "integer":
+    if spec.kind == "integer" and not _may_hold_hex(text):
         # Plain integers, as nearly every file writes them, need no float checks.
         try:
             whole = pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
@@ -653,18 +695,20 @@ def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarr
             check.report((whole < low) | (whole > high), "is out of range")
             return np.asarray(whole, dtype=np.int64)
     try:
+        # Arrow's float cast reads exactly the decimal forms above, and no other base.
         parsed = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):
-        # Some cell is not a number: find which, the slow way, only for this batch.
+        # Some cell is not a number as it stands: find which, cell by cell, only for
+        # this batch, reading each with the same cast once its layout is trimmed.
         trimmed = pc.utf8_trim_whitespace(text)
         empty = _mask(pc.is_in(trimmed, value_set=pa.array(["", "?"])))
-        parsed = pd.to_numeric(
-            pd.Series(trimmed.to_numpy(zero_copy_only=False), dtype=object), errors="coerce"
-        ).to_numpy(dtype=float, na_value=np.nan)
-        # to_numeric reads "nan" as a number; NaN is reported below as not finite.
-        literal_nan = _mask(pc.equal(pc.utf8_lower(trimmed), "nan"))
+        readable = _mask(pc.match_substring_regex(trimmed, _DECIMAL)) | _mask(
+            pc.match_substring_regex(trimmed, _NOT_FINITE, ignore_case=True)
+        )
+        shown = pc.if_else(pa.array(readable), trimmed, pa.scalar("nan"))
+        parsed = pc.cast(shown, pa.float64()).to_numpy(zero_copy_only=False)
         check.report(empty, "is empty")
-        check.report(np.isnan(parsed) & ~literal_nan, "is not a number")
+        check.report(~readable, "is not a number")
     finite = np.isfinite(parsed)
     check.report(~finite, "is not a finite number")
     values = np.where(finite, parsed, 0.0)
@@ -672,6 +716,20 @@ def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarr
         check.report(values != np.floor(values), "is not a whole number")
     check.report((values < low) | (values > high), "is out of range")
     return values.astype(np.int64) if spec.kind == "integer" else values
+
+
+def _may_hold_hex(text: pa.Array) -> bool:
+    """Whether a cell may be hexadecimal (`0x258`), which Arrow's integer cast reads.
+
+    A scan of the cells' bytes for an x, at memory speed; the bytes may reach beyond
+    the batch's own (a slice of a larger column), when a closer look decides.
+    """
+    buffers = text.buffers() if isinstance(text, pa.StringArray) else []
+    if len(buffers) == 3 and buffers[2] is not None:
+        data = buffers[2].to_pybytes()
+        if b"x" not in data and b"X" not in data:
+            return False
+    return bool(pc.any(pc.match_substring(text, "x", ignore_case=True)).as_py())
 
 
 def _ids(text: pa.Array, check: _ColumnCheck) -> pa.Array:

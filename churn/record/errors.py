@@ -6,7 +6,10 @@ The service turns any `ChurnError` into a JSON response in one place
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -149,3 +152,16 @@ class ModelIntegrityError(ChurnError):
     """A model artifact is missing, or its bytes are not the ones that were recorded."""
 
     code = "model_integrity"
+
+
+@contextmanager
+def naming_file(path: Path) -> Iterator[None]:
+    """A `ChurnError` raised within names the file it is about ("The file is empty" of
+    which of a command's files?), unless its message names it already."""
+    try:
+        yield
+    except ChurnError as error:
+        if path.name not in error.message:
+            error.message = f"{path}: {error.message}"
+            error.args = (error.message,)
+        raise

@@ -29,6 +29,11 @@ edge's parts, each in its own module (admission, paths, reshape, responses):
   (measured: 16 connections, one worker busy, the other idle). A reconnect lands on
   whichever worker is free, so the load spreads within seconds.
 
+- Every answer says `X-Content-Type-Options: nosniff` and a strict
+  `Content-Security-Policy` (`SECURITY_HEADERS`): a browser runs nothing an answer (the
+  model card, a results file, an error) did not bring, and sniffs none as another type.
+  BentoML's documentation page at / loads its own scripts and styles, and nothing else.
+
 The request time limit is `churn.serving.timeout.RequestTimeout`.
 """
 
@@ -51,6 +56,23 @@ from churn.serving.responses import send_error
 ACCESS_LOG = logging.getLogger("churn.access")
 PROBE_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics"})
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_NOWHERE = b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+_NOSNIFF = (b"x-content-type-options", b"nosniff")
+# The card's page has one <style> element; nothing else loads anything.
+SECURITY_HEADERS = [
+    _NOSNIFF,
+    (b"content-security-policy", b"default-src 'none'; style-src 'unsafe-inline'; " + _NOWHERE),
+]
+# Swagger UI: its scripts and styles from /static_content, its inline styles and data:
+# images, /docs.json by fetch. BentoML's inline tag-manager script is not run.
+DOCS_HEADERS = [
+    _NOSNIFF,
+    (
+        b"content-security-policy",
+        b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " + _NOWHERE,
+    ),
+]
+DOCS_PAGE = "/"
 
 
 class Guard:
@@ -89,7 +111,11 @@ class Guard:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                headers = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                    *(DOCS_HEADERS if scope["path"] == DOCS_PAGE else SECURITY_HEADERS),
+                ]
                 # Not a secret: a load-spreading coin, so the fast PRNG is right.
                 if random.random() < self.close_chance:  # noqa: S311
                     headers.append((b"connection", b"close"))

@@ -66,7 +66,8 @@ if podman manifest inspect "$TAG" >/dev/null 2>&1; then
     exit 0
   fi
 fi
-podman rmi "$TAG" >/dev/null 2>&1 || true
+# `podman rmi` of a list would remove the list's image for this machine, not the list.
+podman manifest rm "$TAG" >/dev/null 2>&1 || podman untag "$TAG" "$TAG" >/dev/null 2>&1 || true
 podman manifest create "$TAG" >/dev/null
 for arch in "${archs[@]}"; do
   podman manifest add "$TAG" "containers-storage:$TAG-$arch" >/dev/null

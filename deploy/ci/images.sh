@@ -361,7 +361,8 @@ mkdir -p "$loaded"
 printf '[storage]\ndriver = "overlay"\ngraphroot = "%s"\nrunroot = "%s"\n' \
   "$loaded/graph" "$loaded/run" >"$work/loaded-storage.conf"
 export CONTAINERS_STORAGE_CONF=$work/loaded-storage.conf
-python3 deploy/bundle.py verify "$bundle" --engine podman
+# The fingerprint as the release announces it: written beside the bundle by `make bundle`.
+python3 deploy/bundle.py verify "$bundle" --fingerprint "$(cat "$bundle.fingerprint")" --engine podman
 podman image ls --format '{{.Repository}}:{{.Tag}} {{.Digest}}'
 pinned() {  # NAME: NAME@sha256:... as the bundle pins it
   "$python" -c 'import json, sys; print(next(i["name"] + "@" + i["digest"] for i in json.load(open(sys.argv[1]))["images"] if i["name"] == sys.argv[2]))' "$bundle/images.json" "$1"

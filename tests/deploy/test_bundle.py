@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -111,11 +112,21 @@ def copy(made: Path, tmp_path: Path) -> Path:
     return Path(shutil.copytree(made, tmp_path / made.name))
 
 
-def verify(folder: Path) -> subprocess.CompletedProcess[str]:
-    """`make bundle-verify` without loading: the repository's copy of the checker."""
+def own_fingerprint(folder: Path) -> str:
+    return hashlib.sha256((folder / "SHA256SUMS").read_bytes()).hexdigest()
+
+
+def verify(
+    folder: Path, fingerprint: str | None = None, *options: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`make bundle-verify` without loading: the repository's copy of the checker, given
+    the fingerprint of the folder's own SHA256SUMS unless told another (the tests of
+    deeper checks forge the sums too: an operator given the forger's fingerprint)."""
+    fingerprint = fingerprint or own_fingerprint(folder)
     return subprocess.run(
-        [sys.executable, str(DEPLOY / "bundle.py"), "verify", str(folder), "--no-load"],
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, str(DEPLOY / "bundle.py"), "verify", str(folder),
+         "--fingerprint", fingerprint, *(options or ["--no-load"])],
+        capture_output=True, text=True, timeout=120, env=env,
     )  # fmt: skip
 
 
@@ -132,14 +143,14 @@ def images_of(folder: Path) -> dict[str, dict[str, Any]]:
 
 def test_the_bundle_verifies_with_its_own_copy_of_the_checker(made: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "bundle.py", "verify", ".", "--no-load"],
+        [sys.executable, "bundle.py", "verify", ".", "--no-load",
+         "--fingerprint", "sha256:" + own_fingerprint(made).upper()],
         cwd=made, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     for image in bundle.read_images(made):
         assert f"{image['name']}@{image['digest']} (linux/amd64, linux/arm64)" in result.stdout
-    fingerprint = hashlib.sha256((made / "SHA256SUMS").read_bytes()).hexdigest()
-    assert f"fingerprint (sha256 of SHA256SUMS): {fingerprint}" in result.stdout
+    assert "SHA256SUMS has the fingerprint given" in result.stdout
 
 
 def test_sha256sum_reads_the_sums_and_they_cover_every_file(made: Path) -> None:
@@ -213,6 +224,16 @@ def test_the_readme_says_how_to_check_load_configure_run_and_roll_back(made: Pat
     assert images_of(made)[SERVICE]["digest"] in readme
     assert MODEL["booster_sha256"] in readme
     assert "python3 bundle.py verify ." in readme
+    # Step 1 checks with tools the operator trusts, against the fingerprint sent apart,
+    # before the bundle's own bundle.py runs.
+    check = readme.split("## 1. Check", 1)[1].split("## 2.", 1)[0]
+    trusted = check.index('echo "$FINGERPRINT  SHA256SUMS" | sha256sum -c -')
+    assert (
+        trusted < check.index("sha256sum -c --strict SHA256SUMS") < check.index("bundle.py verify")
+    )
+    assert all(
+        "--fingerprint" in line for line in readme.splitlines() if "bundle.py verify ." in line
+    )
 
 
 def test_the_tarball_holds_the_folder(made: Path, tmp_path: Path) -> None:
@@ -273,12 +294,18 @@ def test_a_missing_or_added_file_is_refused(copy: Path) -> None:
     assert "k8s/extra.yaml: not in SHA256SUMS" in result.stderr
 
 
-def test_a_changed_sums_file_changes_the_fingerprint(made: Path, copy: Path) -> None:
-    """What the sums cannot catch (sums rewritten to match), the fingerprint does."""
+def test_a_changed_sums_file_is_refused_by_the_fingerprint(made: Path, copy: Path) -> None:
+    """What the sums cannot catch (sums rewritten to match), the fingerprint does, first."""
     (copy / "README.md").write_text("run this instead\n")
     resum(copy)
-    assert verify(copy).returncode == 0
-    assert bundle.fingerprint(copy) != bundle.fingerprint(made)
+    assert verify(copy).returncode == 0  # with the forger's own fingerprint
+    result = verify(copy, own_fingerprint(made))
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"REFUSED {copy}:\nSHA256SUMS: fingerprint {own_fingerprint(copy)}, not the "
+        f"{own_fingerprint(made)} announced with the release; this is not that release's "
+        "bundle\n"
+    )
 
 
 def test_a_pin_that_is_not_the_archive_is_refused_even_with_new_sums(copy: Path) -> None:
@@ -354,3 +381,195 @@ def test_an_archive_outside_the_sums_is_refused_even_with_new_sums(copy: Path) -
     assert "images.json: image 1 lacks a name, version, archive listed in SHA256SUMS" in (
         result.stderr
     )
+
+
+# --- nothing loaded before it is trusted (issue 27) -----------------------------------
+
+
+def fake_engine(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A `podman` on PATH that only writes down how it was called: the proof that verify
+    called no engine (the real podman loads in CI's image stage, test_real_bundle.py)."""
+    calls = tmp_path / "engine-calls"
+    engine = tmp_path / "bin" / "podman"
+    engine.parent.mkdir()
+    engine.write_text(f'#!/bin/sh\necho "$@" >> {calls}\ncase "$*" in *inspect*) echo 0f;; esac\n')
+    engine.chmod(0o755)
+    return {"PATH": f"{engine.parent}:/usr/bin:/bin"}, calls
+
+
+def test_verify_needs_the_fingerprint_and_compares_it_before_anything_else(
+    made: Path, copy: Path, tmp_path: Path
+) -> None:
+    result = subprocess.run(
+        [sys.executable, str(DEPLOY / "bundle.py"), "verify", str(made)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "the following arguments are required: --fingerprint" in result.stderr
+    make = subprocess.run(["make", "-s", "bundle-verify", f"DIR={made}"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert make.returncode != 0
+    assert "--fingerprint" in make.stderr
+    # A forged bundle, sums rewritten: refused on the fingerprint, and no engine called.
+    (copy / "images.json").write_text("{}")
+    (copy / "k8s" / "extra.yaml").write_text("kind: Secret\n")
+    resum(copy)
+    env, calls = fake_engine(tmp_path)
+    result = verify(copy, own_fingerprint(made), "--engine", "podman", env=env)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[1].startswith("SHA256SUMS: fingerprint ")
+    assert len(result.stderr.splitlines()) == 2  # nothing else was read
+    assert not calls.exists()
+    # The genuine bundle, its fingerprint given: loaded and tagged (the engine is called).
+    assert verify(made, own_fingerprint(made), "--engine", "podman", env=env).returncode == 0
+    assert "load -q -i" in calls.read_text()
+
+
+def _forge_image_name(folder: Path, name: str, version: str) -> None:
+    listing = json.loads((folder / "images.json").read_text())
+    listing["images"][1].update(name=name, version=version)
+    (folder / "images.json").write_text(json.dumps(listing))
+    resum(folder)
+
+
+def test_only_the_bundles_own_image_names_are_accepted(copy: Path, tmp_path: Path) -> None:
+    _forge_image_name(copy, "localhost/payments", "2.3")
+    env, calls = fake_engine(tmp_path)
+    result = verify(copy, None, "--engine", "podman", env=env)
+    assert result.returncode == 1
+    assert "images.json: names churn-service, localhost/payments; a bundle holds " in (
+        result.stderr
+    )
+    assert not calls.exists()
+    _forge_image_name(copy, "churn-service", "1.0")  # the service twice, no UI
+    assert "images.json: names churn-service, churn-service" in verify(copy).stderr
+
+
+Extra = Callable[[tarfile.TarFile, dict[str, bytes]], None]
+
+
+def _rewrite_archive(archive: Path, extra: Extra) -> None:
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    with tarfile.open(archive, "w") as tar:
+        for name, content in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            tar.addfile(info, io.BytesIO(content))
+        extra(tar, members)
+
+
+def _link(
+    name: str, target: str, kind: bytes
+) -> Callable[[tarfile.TarFile, dict[str, bytes]], None]:
+    def add(tar: tarfile.TarFile, members: dict[str, bytes]) -> None:
+        info = tarfile.TarInfo(name)
+        info.type, info.linkname = kind, target
+        tar.addfile(info)
+
+    return add
+
+
+def _twin(name: str, content: bytes) -> Extra:
+    def add(tar: tarfile.TarFile, members: dict[str, bytes]) -> None:
+        info = tarfile.TarInfo(name)
+        info.size = len(content)
+        tar.addfile(info, io.BytesIO(content))
+
+    return add
+
+
+SMUGGLED = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
+
+
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [
+        # podman follows the later symlink of the same name; verify read the first.
+        (_link("index.json", "blobs/sha256/smuggled", tarfile.SYMTYPE),
+         "the member index.json is there twice"),
+        (_link("./index.json", "oci-layout", tarfile.LNKTYPE),
+         "the member index.json is there twice"),
+        (_twin("index.json", SMUGGLED), "the member index.json is there twice"),
+        (_link("blobs/sha256/" + "0" * 64, "/etc/passwd", tarfile.SYMTYPE),
+         f"the member blobs/sha256/{'0' * 64} is a link or special file"),
+        (_link("extra", "index.json", tarfile.LNKTYPE), "the member extra is a link"),
+        # A docker-archive's manifest, which a loader may read instead of index.json.
+        (_twin("manifest.json", b'[{"RepoTags": ["localhost/payments:2.3"]}]'),
+         "the member manifest.json is not part of an OCI image layout"),
+    ],
+)  # fmt: skip
+def test_an_archive_with_twin_link_or_foreign_members_is_refused(
+    copy: Path,
+    tmp_path: Path,
+    extra: Extra,
+    refusal: str,
+) -> None:
+    _rewrite_archive(copy / "images" / "churn-ui.oci.tar", extra)
+    resum(copy)
+    env, calls = fake_engine(tmp_path)
+    result = verify(copy, None, "--engine", "podman", env=env)
+    assert result.returncode == 1
+    assert f"images/churn-ui.oci.tar: {refusal}" in result.stderr
+    assert not calls.exists()
+
+
+def test_an_archive_naming_another_image_is_refused(copy: Path) -> None:
+    archive = copy / "images" / "churn-ui.oci.tar"
+
+    def annotate(name: str) -> None:
+        with tarfile.open(archive) as tar:
+            members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+        index = json.loads(members["index.json"])
+        index["manifests"][0]["annotations"] = {"org.opencontainers.image.ref.name": name}
+        members["index.json"] = json.dumps(index).encode()
+        with tarfile.open(archive, "w") as tar:
+            for member, content in members.items():
+                info = tarfile.TarInfo(member)
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+        resum(copy)
+
+    annotate("churn-ui:1.0")  # as podman writes it
+    assert verify(copy).returncode == 0
+    annotate("localhost/payments:2.3")  # podman load would tag it so
+    result = verify(copy)
+    assert result.returncode == 1
+    assert "images/churn-ui.oci.tar: names itself localhost/payments:2.3, not churn-ui:1.0" in (
+        result.stderr
+    )
+
+
+def test_a_file_listed_twice_is_refused_even_when_one_line_is_right(copy: Path) -> None:
+    sums = copy / "SHA256SUMS"
+    lines = sums.read_text().splitlines(keepends=True)
+    readme = next(line for line in lines if line.endswith("  README.md\n"))
+    (copy / "README.md").write_text("run this instead\n")
+    right = f"{hashlib.sha256(b'run this instead' + bytes([10])).hexdigest()}  README.md\n"
+    for forged in ([*lines, right], [right, *lines], [*lines, readme]):
+        sums.write_text("".join(forged))
+        result = verify(copy)
+        assert result.returncode == 1
+        assert re.search(r"SHA256SUMS: line \d+ lists README.md again", result.stderr)
+
+
+@pytest.mark.parametrize("name", ["./README.md", "k8s//x.yaml", "images/../README.md"])
+def test_a_path_spelt_another_way_is_refused(copy: Path, name: str) -> None:
+    with (copy / "SHA256SUMS").open("a") as sums:
+        sums.write(f"{'0' * 64}  {name}\n")
+    result = verify(copy)
+    assert result.returncode == 1
+    assert "is not '<sha256>  <relative path>'" in result.stderr
+
+
+def test_unlisted_fifos_links_and_empty_folders_are_refused(copy: Path) -> None:
+    os.mkfifo(copy / "k8s" / "pipe.yaml")
+    (copy / "empty").mkdir()
+    (copy / "sbom" / "nested" / "deeper").mkdir(parents=True)
+    (copy / "k8s" / "link.yaml").symlink_to("service-deployment.yaml")
+    result = verify(copy)
+    assert result.returncode == 1
+    assert "k8s/pipe.yaml (not a regular file): not in SHA256SUMS" in result.stderr
+    assert "empty (a folder): not in SHA256SUMS" in result.stderr
+    assert "sbom/nested (a folder): not in SHA256SUMS" in result.stderr
+    assert "k8s/link.yaml (a link): not in SHA256SUMS" in result.stderr

@@ -65,9 +65,14 @@ def configs_by_platform(archive: Path, top: str) -> dict[str, str]:
         return found
 
 
+def fingerprint() -> str:
+    """As the release announces it: `make bundle` writes it beside the bundle."""
+    return Path(BUNDLE + ".fingerprint").read_text().strip()
+
+
 @pytest.fixture(scope="module")
 def images() -> list[dict[str, Any]]:
-    return list(bundle.verify(Path(BUNDLE)))
+    return list(bundle.verify(Path(BUNDLE), fingerprint()))
 
 
 def test_the_bundle_holds_every_platform_that_was_built(images: list[dict[str, Any]]) -> None:
@@ -120,7 +125,8 @@ def test_a_tampered_copy_of_the_real_bundle_is_refused(tmp_path: Path) -> None:
         stream.seek(size // 2)
         stream.write(bytes([byte[0] ^ 0x01]))
     result = subprocess.run(
-        [sys.executable, str(DEPLOY / "bundle.py"), "verify", str(copy)],
+        [sys.executable, str(DEPLOY / "bundle.py"), "verify", str(copy),
+         "--fingerprint", fingerprint()],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 1

@@ -197,3 +197,54 @@ def test_evaluate_with_nothing_to_join_says_so(live_service: LiveService, tmp_pa
     assert result.returncode == 2
     assert "No customer has both" in result.stderr
     assert len((tmp_path / "e/unmatched.csv").read_text().splitlines()) == 3
+
+
+def test_evaluate_shows_no_segment_under_the_minimum(
+    live_service: LiveService, tmp_path: Path
+) -> None:
+    customers = like_training(400, seed=13)
+    customers["Geography"] = np.where(np.arange(400) < 250, "France", "Spain")
+    customers.loc[0, "Geography"] = "Schmidt 15588458\n# Injected"
+    predictions = pd.DataFrame(
+        {"CustomerId": customers["CustomerId"].astype(str), "churn_probability": 0.3}
+    )
+    write(predictions, tmp_path / "scored.csv")
+    write(customers, tmp_path / "outcomes.csv")
+    result = run_churn(
+        "evaluate", str(tmp_path / "scored.csv"), str(tmp_path / "outcomes.csv"),
+        "--out", str(tmp_path / "eval"), env={"BENTOML_HOME": str(live_service.home)},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    evaluation = json.loads((tmp_path / "eval/evaluation.json").read_text())
+    shown = [(s["value"], s["customers"]) for s in evaluation["now"] if s["group"] == "Geography"]
+    # Schmidt alone, and Spain (the total less France less Schmidt), would be one customer.
+    assert shown == [("France", 249), ("other", 151)]
+    assert set(evaluation["calibration"]) == {"all customers", "France"}
+    for name in ("evaluation.md", "evaluation.html"):
+        report = (tmp_path / "eval" / name).read_text()
+        assert "Schmidt" not in report
+        assert "Spain" not in report
+        assert "Geography: 151 customers in 2 values" in report
+
+
+def test_an_empty_file_is_named(live_service: LiveService, tmp_path: Path) -> None:
+    """`churn evaluate`, `churn drift` and `churn predict` read several files, or one of
+    many a scheduler runs: "The file is empty" must say which."""
+    empty = tmp_path / "empty-outcomes.csv"
+    empty.write_bytes(b"")
+    scored = write(
+        pd.DataFrame({"CustomerId": ["a"], "churn_probability": [0.4]}), tmp_path / "p.csv"
+    )
+    known = write(pd.DataFrame({"CustomerId": ["a"], "Exited": [1]}), tmp_path / "o.csv")
+    env = {"BENTOML_HOME": str(live_service.home)}
+    out = str(tmp_path / "e")
+    for command in (
+        ("evaluate", str(scored), str(empty), "--out", out),
+        ("evaluate", str(empty), str(known), "--out", out),
+        ("evaluate", str(scored), str(known), "--customers", str(empty), "--out", out),
+        ("drift", str(empty), "--out", str(tmp_path / "d.html")),
+        ("predict", str(empty), "--url", live_service.url),
+    ):
+        result = run_churn(*command, env=env)
+        assert result.returncode != 0, command
+        assert f"{empty}: The file is empty" in result.stderr, (command, result.stderr)

@@ -275,3 +275,82 @@ def test_public_data_set_reads_cleanly() -> None:
     rows_in, valid, problems = read_all(PUBLIC_DATA)
     assert rows_in == len(valid) == 10_000
     assert problems == []
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_a_header_row_longer_than_the_first_read_is_read_whole(
+    write_csv: WriteCsv, newline: str
+) -> None:
+    """A bank export with thousands of columns: the required ones after the first 64 KB."""
+    extra = [f"extra_column_{i:05d}" for i in range(8000)]  # about 150 KB
+    names = BANK_COLUMNS.split(",")
+    header = ",".join([*extra, *names])
+    assert len(header) > 2 * csvio.HEADER_BYTES
+    rows = [",".join(["x"] * len(extra) + bank_row(i).split(",")) for i in (1, 2)]
+    path = write_csv(newline.join([header, *rows]) + newline)
+    rows_in, valid, problems = read_all(path)
+    assert (rows_in, valid, problems) == (2, [1, 2], [])
+    assert csvio.read_header(path).names == [*extra, *names]
+
+
+def test_a_header_row_longer_than_arrow_reads_in_a_block_is_refused_so(
+    write_csv: WriteCsv,
+) -> None:
+    path = write_csv("a" * (csvio.MAX_HEADER_BYTES + 10) + "," + BANK_COLUMNS + "\n")
+    with pytest.raises(BadRequest, match="The header row is longer than 4 MB"):
+        list(read_customer_batches(path, require_id=True))
+
+
+def test_a_header_without_a_line_break_reads_to_the_end_of_the_file(write_csv: WriteCsv) -> None:
+    path = write_csv("x" * 100_000 + "," + BANK_COLUMNS)
+    assert read_all(path) == (0, [], [])
+
+
+# A cell's fate is its own: what a spreadsheet reads as the number, in every column and
+# whatever its neighbours in the batch are (Arrow's integer cast read 0x258 as 600 when
+# every other cell of the column was a plain integer, and only then).
+NUMBER_FORMS = [
+    ("600", 600),
+    ("+600", 600),
+    ("600.0", 600),
+    ("6e2", 600),
+    ("6E+2", 600),
+    ("600.", 600),
+    ("0600", 600),
+    (" 600 ", 600),  # spaces around a cell are its layout
+    ("\u00a0600\u00a0", 600),  # so are no-break spaces, as for categories and names
+    ("0x258", None),
+    ("0X258", None),
+    ("0b1", None),
+    ("0o7", None),
+    ("1_000", None),
+    ("\u0666\u0660\u0660", None),  # Arabic-Indic 600
+    ("\uff16\uff10\uff10", None),  # full-width 600
+    ("\u0966\u0966", None),  # Devanagari
+    ("6\u00a000", None),  # a no-break space inside: a thousands separator, in some locale
+    ("6 00", None),
+    ('"6,00"', None),  # a decimal comma, or a thousands separator: which is unknowable
+    ("0x1p3", None),
+]
+NEIGHBOURS = {"plain integers": "650", "a fraction": "650.5", "text": "abc"}
+
+
+@pytest.mark.parametrize(("cell", "value"), NUMBER_FORMS)
+@pytest.mark.parametrize("column", ["CreditScore", "Balance"])
+def test_a_number_cell_is_read_alike_whatever_its_neighbours(
+    write_csv: WriteCsv, cell: str, value: int | None, column: str
+) -> None:
+    for context, neighbour in NEIGHBOURS.items():
+        lines = [BANK_COLUMNS, bank_row(1, **{column: cell}), bank_row(2, **{column: neighbour})]
+        path = write_csv("\n".join([*lines, bank_row(3)]) + "\n")
+        (batch,) = read_customer_batches(path, require_id=True)
+        problems = {p.row: str(p) for p in batch.problems}
+        if value is None:
+            assert problems.get(1) == (
+                f"row 1 {column}: is not a number (allowed: "
+                + ("an integer from 300 to 900)" if column == "CreditScore"
+                   else "a number from 0 to 100000000)")
+            ), (context, problems)  # fmt: skip
+        else:
+            assert 1 not in problems, (context, problems)
+            assert batch.features[column].iloc[0] == value, context

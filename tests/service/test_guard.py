@@ -172,6 +172,23 @@ def test_missing_or_altered_model_stops_the_service(bundled_store: Path, tmp_pat
         assert not answers(url + "/livez")
 
 
+@pytest.mark.parametrize("blank", [",", " "])
+def test_keys_that_name_no_key_stop_the_service(
+    bundled_store: Path, tmp_path: Path, blank: str
+) -> None:
+    """Set, but no key in it: refused, rather than a service open to anyone without a word."""
+    log = tmp_path / "blank-keys.log"
+    url, process = start_service(bundled_store, log, {"CHURN_API_KEYS": blank})
+    try:
+        code = process.wait(timeout=120)
+    except subprocess.TimeoutExpired:
+        stop(process)
+        raise
+    assert code != 0
+    assert "CHURN_API_KEYS is set but names no key" in log.read_text()
+    assert not answers(url + "/livez")
+
+
 def test_the_last_access_lines_are_written_when_the_service_stops(
     bundled_store: Path, tmp_path: Path
 ) -> None:

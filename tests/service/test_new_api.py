@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import importlib.metadata
 import io
+import json
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -386,3 +387,34 @@ def test_openapi_documents_content_negotiation(live_service: LiveService) -> Non
     assert "406" in operation["responses"]
     for words in ("Accept", "?format=", "406", "422"):
         assert words in operation["description"]
+
+
+# Where JSON and CSV overlap: a JSON number's text, sent as JSON and as a CSV cell.
+JSON_NUMBERS = ["600", "600.0", "6e2", "6E2", "6.00e+2", "600.5", "1e400", "-0", "6e-1"]
+
+
+@pytest.mark.parametrize("text", JSON_NUMBERS)
+@pytest.mark.parametrize("column", ["CreditScore", "Balance"])
+def test_json_and_csv_read_a_number_alike(
+    live_service: LiveService, column: str, text: str
+) -> None:
+    customer = json.dumps(make_customer(**{column: 123456789})).replace("123456789", text)
+    body = f'{{"customers": [{customer}]}}'
+    as_json = httpx.post(
+        f"{live_service.url}/v2/predict", content=body,
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    upload = BANK_COLUMNS + "\n" + bank_row(1, **{column: text}) + "\n"
+    as_csv = httpx.post(
+        f"{live_service.url}/v2/predict-file?format=json",
+        files={"file": ("x.csv", upload, "text/csv")},
+    )
+    assert as_json.status_code in (200, 422), as_json.text
+    assert as_csv.status_code == 200, as_csv.text
+    scored_csv = len(as_csv.json()["predictions"]) == 1
+    assert (as_json.status_code == 200) == scored_csv, (as_json.text, as_csv.text)
+    if scored_csv:
+        assert (
+            as_json.json()[0]["churn_probability"]
+            == (as_csv.json()["predictions"][0]["churn_probability"])
+        )
