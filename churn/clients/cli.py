@@ -13,10 +13,9 @@ import click
 from churn.model.artifact import MODELS_DIR
 from churn.monitoring.commands import drift, evaluate
 from churn.record.errors import ChurnError, naming_file
-from churn.settings import DEFAULT_URL
+from churn.settings import ClientSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
-_SHOWN_PROBLEMS = 20
 _ABOUT_THE_FILE = frozenset({400, 411, 413, 415, 422})  # the service's refusals of an upload
 
 
@@ -28,11 +27,7 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ChurnError as error:
-            lines = [error.message]
-            lines += [f"  {problem}" for problem in error.problems[:_SHOWN_PROBLEMS]]
-            if len(error.problems) > _SHOWN_PROBLEMS:
-                lines.append(f"  ... and {len(error.problems) - _SHOWN_PROBLEMS} more")
-            raise click.ClickException("\n".join(lines)) from error
+            raise click.ClickException(error.report()) from error
 
     return wrapper  # type: ignore[return-value]
 
@@ -190,8 +185,7 @@ def migrate_store() -> None:
     "csv_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option(
-    "--url", envvar="CHURN_API_URL", default=DEFAULT_URL, show_default=True,
-    help="The churn service (or set CHURN_API_URL).",
+    "--url", show_default=ClientSettings.shown_default("api_url"), help="The churn service.",
 )  # fmt: skip
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -201,7 +195,9 @@ def migrate_store() -> None:
               show_default=True)  # fmt: skip
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to connect.")
 @reports_errors
-def predict(csv_path: Path, url: str, out: Path | None, output_format: str, timeout: float) -> None:
+def predict(
+    csv_path: Path, url: str | None, out: Path | None, output_format: str, timeout: float
+) -> None:
     """Score a customer CSV through a running churn service.
 
     Every row is accounted for: valid rows are scored, invalid rows are written back
