@@ -144,9 +144,7 @@ def segments(
         rest = ~np.isin(values, shown)
         others = len(set(values[rest].tolist()))
         if shown and others:  # the pool holds MIN_CUSTOMERS by construction
-            pool = segment_metrics(
-                group, OTHER, labels[rest], scores[rest], threshold, label_rule
-            )
+            pool = segment_metrics(group, OTHER, labels[rest], scores[rest], threshold, label_rule)
             found.append(pool.model_copy(update={"pooled": others}))
     return found
 
