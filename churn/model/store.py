@@ -125,6 +125,17 @@ def save_tree_model(
     return bentoml.models.get(model.tag)
 
 
+def save_once(
+    tree: TreeModel, metadata: ModelMetadata, *, force: bool = False
+) -> tuple[bentoml.Model, bool]:
+    """The entry made from the same file (`source_sha256`) if there is one, unless
+    `force`; otherwise a new one. Returns it and whether it is new."""
+    existing = None if force else find_imported(source_sha256(metadata))
+    if existing is not None:
+        return existing, False
+    return save_tree_model(tree, metadata), True
+
+
 def find_imported(source_sha256: str) -> bentoml.Model | None:
     """The newest stored model made from exactly this file (its SHA-256), if any."""
     wanted = source_sha256.strip().lower()
