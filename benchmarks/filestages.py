@@ -28,6 +28,7 @@ from starlette.requests import Request
 
 from benchmarks.run import LAYOUTS, MODEL, layout_csv
 from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for
+from churn.model.booster import TreeModel
 from churn.model.store import LoadedModel
 from churn.monitoring.live import scorer_for
 from churn.record import csvio
@@ -75,16 +76,16 @@ def predictor() -> ChurnPredictor:
     """The service's predictor, as `service.py` builds it with the default settings:
     drift profiling on (outside `bentoml serve` its counts go to a scratch directory)."""
     metadata = ModelMetadata.read(metadata_path_for(MODEL))
-    pipeline = load_verified(MODEL, metadata.artifact_sha256)
+    tree = TreeModel.from_pipeline(load_verified(MODEL, metadata.artifact_sha256))
     settings = ServiceSettings()
     scorer = scorer_for(
-        pipeline,
+        tree,
         metadata,
         profiling=settings.drift_profiling,
         window_minutes=settings.drift_window_minutes,
         bulk_threads=settings.bulk_threads,
     )
-    return ChurnPredictor(LoadedModel(pipeline, metadata, "churn_model:bundled"), scorer)
+    return ChurnPredictor(LoadedModel(tree, metadata, "churn_model:bundled"), scorer)
 
 
 def multipart_body(path: Path) -> bytes:

@@ -153,7 +153,7 @@ def test_request_ids_and_a_log_without_customer_data(guarded: LiveService) -> No
 def test_missing_or_altered_model_stops_the_service(bundled_store: Path, tmp_path: Path) -> None:
     home = tmp_path / "altered"
     shutil.copytree(bundled_store, home)
-    (stored,) = (home / "models" / "churn_model").glob("*/saved_model.pkl")
+    (stored,) = (home / "models" / "churn_model").glob("*/booster.ubj")
     stored.write_bytes(stored.read_bytes() + b"!")
     empty = tmp_path / "empty"
     (empty / "models").mkdir(parents=True)
