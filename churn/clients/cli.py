@@ -85,10 +85,6 @@ def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool
     )  # fmt: skip
     metrics = result.metadata.metrics
     assert metrics is not None  # training measures them
-    if store:
-        from churn.model.store import save_tree_model
-
-        click.echo(f"stored {save_tree_model(result.tree, result.metadata).tag}")
     click.echo(
         f"model {result.model_path} (sha256 {result.metadata.artifact_sha256})\n"
         f"threshold {result.metadata.threshold}\n"
@@ -96,6 +92,11 @@ def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool
         f"precision {metrics.precision:.4f} recall {metrics.recall:.4f} "
         f"f1 {metrics.f1:.4f} brier {metrics.brier:.4f}"
     )
+    if store:
+        from churn.model.store import save_once
+
+        stored, new = save_once(result.tree, result.metadata)
+        click.echo(f"{'stored' if new else 'already in the store:'} {stored.tag}")
 
 
 @main.command("import-model")

@@ -11,11 +11,12 @@ imported from a pickle made elsewhere.
 
 The entry is written with `bentoml.models.create`, the booster file written into it,
 not with `bentoml.xgboost.save_model`: that one asks for the `xgboost` distribution's
-version, and the project installs the slim `xgboost-cpu` (the same module, without the
-CUDA libraries), so it raises `PackageNotFoundError`. Swapping in the full `xgboost`
-package for it would put its bundled NCCL/CUDA runtime into the service image for a
-helper that only writes a file and two YAML fields. `bentoml.models.create` works with
-either package, and the file is ours to define: the booster and its layout together.
+version, and the project installs the slim `xgboost-cpu` (the same module, built
+without CUDA), so it raises `PackageNotFoundError`. The full `xgboost` package's Linux
+wheels are built with CUDA (and pull NVIDIA's NCCL on x86_64): a bigger service image,
+not measured, for a helper that only writes a file and two YAML fields, so that trade is
+not made. `bentoml.models.create` works with either package, and the file is ours to
+define: the booster and its layout together, which `churn.model.booster` reads back.
 
 The tag's version says which model is which in `bentoml models list`:
 `churn_model:1.0-train-3f2a9c1e` (made by `churn train`) or
@@ -123,6 +124,17 @@ def save_tree_model(
     ) as model:
         Path(model.path_of(STORED_BOOSTER)).write_bytes(data)
     return bentoml.models.get(model.tag)
+
+
+def save_once(
+    tree: TreeModel, metadata: ModelMetadata, *, force: bool = False
+) -> tuple[bentoml.Model, bool]:
+    """The entry made from the same file (`source_sha256`) if there is one, unless
+    `force`; otherwise a new one. Returns it and whether it is new."""
+    existing = None if force else find_imported(source_sha256(metadata))
+    if existing is not None:
+        return existing, False
+    return save_tree_model(tree, metadata), True
 
 
 def find_imported(source_sha256: str) -> bentoml.Model | None:

@@ -213,7 +213,7 @@ def evaluate(
 
 
 def stored_metadata(tag: str) -> tuple[ModelMetadata, str]:
-    """A stored model's metadata and full tag; its pickle is checked, never loaded."""
+    """A stored model's metadata and full tag; its booster file is checked, not loaded."""
     model = verify_stored(tag)
     return stored_model_metadata(model), str(model.tag)
 

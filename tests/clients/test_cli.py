@@ -18,17 +18,17 @@ def test_synth_writes_the_public_layout(tmp_path: Path) -> None:
     assert len(frame) == 300
 
 
-def test_train_twice_gives_the_same_metrics(tmp_path: Path) -> None:
+def test_train_twice_gives_the_same_metrics(tmp_path: Path, model_store: Path) -> None:
     data = tmp_path / "d.csv"
     assert run_churn("data", "synth", "--rows", "1500", "--out", str(data)).returncode == 0
     outputs = []
+    stored = []
     for name in ("a", "b"):
         result = run_churn("train", "--data", str(data), "--out", str(tmp_path / name))
         assert result.returncode == 0, result.stderr
         assert "fold 1/5" in result.stderr
-        # The store entry's tag and the file's folder differ; the figures must not.
-        lines = result.stdout.splitlines()
-        outputs.append([line for line in lines if not line.startswith(("stored ", "model "))])
+        outputs.append(result.stdout.splitlines()[1:-1])
+        stored.append(result.stdout.splitlines()[-1])
         meta = json.loads(
             (tmp_path / name / "churn_prediction_model_v1_0.metadata.json").read_text()
         )
@@ -36,6 +36,9 @@ def test_train_twice_gives_the_same_metrics(tmp_path: Path) -> None:
         # What churn import-model --sha256 needs.
         assert f"(sha256 {meta['artifact_sha256']})" in result.stdout
     assert outputs[0] == outputs[1]
+    # The same model, byte for byte: stored once, the second run finds it.
+    tag = f"churn_model:1.0-train-{meta['artifact_sha256'][:8]}"
+    assert stored == [f"stored {tag}", f"already in the store: {tag}"]
 
 
 def test_train_reports_bad_rows_without_a_traceback(tmp_path: Path) -> None:
