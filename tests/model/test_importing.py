@@ -267,3 +267,11 @@ def test_the_probe_covers_every_category_and_each_bound() -> None:
         else:
             assert probe[spec.name].min() == spec.minimum
             assert probe[spec.name].max() == spec.maximum
+
+
+def test_a_wrong_or_malformed_digest_is_refused(trained: TrainingResult, model_store: Path) -> None:
+    with pytest.raises(ModelIntegrityError, match="its SHA-256 is"):
+        import_model(trained.model_path, sha256="0" * 64)
+    with pytest.raises(ModelIntegrityError, match="not a SHA-256"):
+        import_model(trained.model_path, sha256="abc")
+    assert bentoml.models.list() == []
