@@ -33,10 +33,11 @@ did, before anything is stored.
    raised an error for them.
 
 If `NAME.metadata.json` beside the file (as `churn train` writes it) records the same
-SHA-256 as the file, its data (threshold and its rule, training metrics, reference
-profile, model card, training data's name and digest) are taken over: they are numbers
-and text, never code, and they describe exactly this file. The trust in the pickle
-never rests on it.
+SHA-256 as the file, the file is one `churn train` made, and it is stored as `churn
+train` stores it: that metadata (threshold and its rule, training metrics, reference
+profile, model card, training data's name and digest: numbers and text, never code),
+without provenance, once the parity check passed. The trust in the pickle never rests
+on it: the digest was checked against the anchor first.
 """
 
 from __future__ import annotations
@@ -455,30 +456,22 @@ def _metadata(
     tree: TreeModel,
     probe: _Probe,
 ) -> ModelMetadata:
-    health = _health(tree, threshold, rule, probe)
-    chosen_version = (
-        version or version_from_name(model_path.name)
-        or (beside.model_version if beside else DEFAULT_VERSION)
-    )  # fmt: skip
-    inherited: dict[str, Any] = {}
+    """What the store keeps: a file `churn train` made (its metadata beside it records
+    this digest) is kept as `churn train` keeps it, its own metadata without provenance;
+    a file made elsewhere gets its provenance, parity included."""
+    health = {key: value for key, value in _health(tree, threshold, rule, probe).items() if value}
+    decided = {"threshold": threshold, "threshold_rule": why, "label_rule": rule}
     if beside is not None:
-        inherited = beside.model_dump(
-            include={
-                "trained_at", "seed", "data_file", "data_sha256", "data_rows", "metrics",
-                "reference_profile", "model_card",
-            }
-        )  # fmt: skip
+        chosen = {"model_version": version} if version else {}
+        return beside.model_copy(update={**decided, **health, **chosen})
     return ModelMetadata.model_validate(
         {
-            **inherited,
-            **{key: value for key, value in health.items() if value},
-            "model_version": chosen_version,
+            **decided,
+            **health,
+            "model_version": version or version_from_name(model_path.name) or DEFAULT_VERSION,
             "artifact_file": model_path.name,
             "artifact_sha256": digest,
-            "threshold": threshold,
-            "threshold_rule": why,
-            "label_rule": rule,
-            "libraries": beside.libraries if beside else provenance.made_with,
+            "libraries": provenance.made_with,
             "features": list(FEATURE_NAMES),
             "feature_schema": [spec.as_json() for spec in FEATURE_SPECS],
             "provenance": provenance.model_dump(mode="json"),

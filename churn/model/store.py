@@ -31,7 +31,6 @@ verified booster file, without unpickling anything.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +41,6 @@ import bentoml
 from churn.model.artifact import (
     MODEL_NAME,
     ModelMetadata,
-    metadata_path_for,
     verified_bytes,
 )
 from churn.model.booster import TreeModel
@@ -150,45 +148,6 @@ def find_imported(source_sha256: str) -> bentoml.Model | None:
         if found == wanted:
             return model
     return None
-
-
-def import_model(
-    model_path: Path,
-    *,
-    metadata_path: Path | None = None,
-    sha256: str | None = None,
-    force: bool = False,
-) -> tuple[bentoml.Model, bool]:
-    """Store a joblib pipeline that `churn train` made, with its metadata beside it.
-
-    The bytes unpickled are the bytes whose digest matched. Returns the stored model
-    and whether it is new: importing the same file again is a no-op unless `force`.
-    """
-    metadata = ModelMetadata.read(metadata_path or metadata_path_for(model_path))
-    expected = (sha256 or metadata.artifact_sha256).strip().lower()
-    data = verified_bytes(model_path, expected)
-    if sha256 and expected != metadata.artifact_sha256:
-        raise ModelIntegrityError(
-            f"The --sha256 given matches the file but not its metadata "
-            f"({metadata.artifact_sha256}); the metadata describes another model."
-        )
-    existing = None if force else find_imported(expected)
-    if existing is not None:
-        return existing, False
-    return save_tree_model(_pipeline_tree(model_path.name, data), metadata), True
-
-
-def _pipeline_tree(name: str, data: bytes) -> TreeModel:
-    """The booster and layout of a pickled pipeline whose bytes were verified."""
-    import joblib  # here: what serves or only checks digests never imports it
-    from sklearn.pipeline import Pipeline
-
-    pipeline: Any = joblib.load(io.BytesIO(data))
-    if not isinstance(pipeline, Pipeline):
-        raise ModelIntegrityError(
-            f"{name} holds a {type(pipeline).__name__}, not a scikit-learn Pipeline."
-        )
-    return TreeModel.from_pipeline(pipeline)
 
 
 def load_model(tag: str = f"{MODEL_NAME}:latest") -> LoadedModel:

@@ -33,6 +33,8 @@ def test_train_twice_gives_the_same_metrics(tmp_path: Path, model_store: Path) -
             (tmp_path / name / "churn_prediction_model_v1_0.metadata.json").read_text()
         )
         assert meta["data_rows"] == 1500
+        # What churn import-model --sha256 needs.
+        assert f"(sha256 {meta['artifact_sha256']})" in result.stdout
     assert outputs[0] == outputs[1]
     # The same model, byte for byte: stored once, the second run finds it.
     tag = f"churn_model:1.0-train-{meta['artifact_sha256'][:8]}"

@@ -230,6 +230,21 @@ def test_a_second_import_is_a_no_op(pythons: dict[str, Path], tmp_path: Path) ->
     assert "exported" not in again.stderr
 
 
+def test_a_wheelhouse_without_the_versions_says_which_are_missing(
+    pythons: dict[str, Path], tmp_path: Path
+) -> None:
+    model = make(pythons["older"], "notebook", tmp_path)
+    wheels = tmp_path / "wheelhouse"
+    wheels.mkdir()
+    refused = churn_import(
+        model, tmp_path / "bentoml", "--wheelhouse", str(wheels), "--env-cache", str(tmp_path)
+    )
+    assert refused.returncode == 1
+    assert f"uv could not build an environment with {OLDER.summary()}" in refused.stderr
+    assert f"from the wheelhouse {wheels}" in refused.stderr
+    assert "scikit-learn was not found" in refused.stderr
+
+
 def test_the_notebooks_requirements_give_the_same_environment(
     pythons: dict[str, Path], tmp_path: Path
 ) -> None:

@@ -130,14 +130,11 @@ def test_import_then_again_is_a_no_op_and_force_imports_again(
     forced = import_model(trained.model_path, sha256=digest, force=True)
     assert forced.imported
     assert forced.model.tag != first.model.tag
-    # churn train's metadata beside it records this digest: its data is taken over.
+    # churn train's metadata beside it records this digest: stored as churn train stores it.
     loaded = load_model(str(first.model.tag))
-    assert loaded.metadata.threshold == trained.metadata.threshold
-    assert loaded.metadata.label_rule == ">="
-    assert loaded.metadata.metrics == trained.metadata.metrics
-    assert loaded.metadata.reference_profile == trained.metadata.reference_profile
-    assert loaded.metadata.provenance is not None
-    assert loaded.metadata.provenance.source_sha256 == digest
+    assert loaded.metadata == trained.metadata
+    assert loaded.metadata.provenance is None
+    assert first.model.tag.version == f"1.0-train-{digest[:8]}"
 
 
 def test_a_pipeline_made_elsewhere_keeps_predicts_rule(model_store: Path, tmp_path: Path) -> None:
@@ -267,3 +264,11 @@ def test_the_probe_covers_every_category_and_each_bound() -> None:
         else:
             assert probe[spec.name].min() == spec.minimum
             assert probe[spec.name].max() == spec.maximum
+
+
+def test_a_wrong_or_malformed_digest_is_refused(trained: TrainingResult, model_store: Path) -> None:
+    with pytest.raises(ModelIntegrityError, match="its SHA-256 is"):
+        import_model(trained.model_path, sha256="0" * 64)
+    with pytest.raises(ModelIntegrityError, match="not a SHA-256"):
+        import_model(trained.model_path, sha256="abc")
+    assert bentoml.models.list() == []

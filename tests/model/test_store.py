@@ -18,9 +18,9 @@ from churn.model.store import (
     LEGACY_PICKLE,
     STORED_BOOSTER,
     find_imported,
-    import_model,
     load_model,
     migrate,
+    save_once,
     save_tree_model,
     verify_stored,
 )
@@ -54,7 +54,7 @@ def entry_files(model: bentoml.Model) -> set[str]:
 def test_an_entry_holds_the_booster_and_metadata_and_no_pickle(
     trained: TrainingResult, model_store: Path
 ) -> None:
-    model, imported = import_model(trained.model_path)
+    model, imported = save_once(trained.tree, trained.metadata)
     assert imported
     assert entry_files(model) == {STORED_BOOSTER, "model.yaml"}
     stored = bentoml.models.get("churn_model:latest")
@@ -77,7 +77,7 @@ def test_an_entry_holds_the_booster_and_metadata_and_no_pickle(
 
 
 def test_the_tag_says_which_model_is_which(trained: TrainingResult, model_store: Path) -> None:
-    ours, _ = import_model(trained.model_path)
+    ours, _ = save_once(trained.tree, trained.metadata)
     theirs = save_tree_model(trained.tree, imported_metadata(trained.metadata, "ab" * 32))
     assert ours.tag.version == f"1.0-train-{trained.metadata.artifact_sha256[:8]}"
     assert theirs.tag.version == "1.0-import-abababab"
@@ -113,7 +113,7 @@ def test_find_imported_by_the_original_files_digest(
     trained: TrainingResult, model_store: Path
 ) -> None:
     assert find_imported("cd" * 32) is None
-    ours, _ = import_model(trained.model_path)
+    ours, _ = save_once(trained.tree, trained.metadata)
     theirs = save_tree_model(trained.tree, imported_metadata(trained.metadata, "cd" * 32))
     found = find_imported("CD" * 32)
     assert found is not None
@@ -124,44 +124,16 @@ def test_find_imported_by_the_original_files_digest(
 
 
 def test_import_is_idempotent(trained: TrainingResult, model_store: Path) -> None:
-    first, _ = import_model(trained.model_path)
-    again, imported = import_model(trained.model_path)
+    first, _ = save_once(trained.tree, trained.metadata)
+    again, imported = save_once(trained.tree, trained.metadata)
     assert (again.tag, imported) == (first.tag, False)
     assert len(bentoml.models.list("churn_model")) == 1
-
-
-def test_tampered_file_is_refused_before_it_is_unpickled(
-    trained: TrainingResult, model_store: Path, tmp_path: Path
-) -> None:
-    model_path = copy_model(trained, tmp_path / "evil")
-    marker = tmp_path / "code-ran"
-    model_path.write_bytes(pickle.dumps(_RunsOnUnpickle(marker)))
-    with pytest.raises(ModelIntegrityError, match="SHA-256"):
-        import_model(model_path)
-    assert not marker.exists(), "the tampered pickle was loaded"
-    assert bentoml.models.list() == []
-
-
-def test_explicit_digest_must_match(
-    trained: TrainingResult, model_store: Path, tmp_path: Path
-) -> None:
-    with pytest.raises(ModelIntegrityError, match="SHA-256"):
-        import_model(trained.model_path, sha256="0" * 64)
-    with pytest.raises(ModelIntegrityError, match="not a SHA-256"):
-        import_model(trained.model_path, sha256="abc")
-
-
-def test_missing_metadata_is_refused(trained: TrainingResult, tmp_path: Path) -> None:
-    lone = tmp_path / trained.model_path.name
-    shutil.copy(trained.model_path, lone)
-    with pytest.raises(ModelIntegrityError, match="metadata"):
-        import_model(lone)
 
 
 def test_booster_changed_after_import_is_refused_before_it_is_read(
     trained: TrainingResult, model_store: Path
 ) -> None:
-    model, _ = import_model(trained.model_path)
+    model, _ = save_once(trained.tree, trained.metadata)
     stored_file = Path(model.path_of(STORED_BOOSTER))
     stored_file.write_bytes(stored_file.read_bytes() + b"\x00")
     with pytest.raises(ModelIntegrityError, match="SHA-256"):
@@ -173,7 +145,7 @@ def test_booster_changed_after_import_is_refused_before_it_is_read(
 def test_an_entry_without_a_booster_digest_is_refused(
     trained: TrainingResult, model_store: Path
 ) -> None:
-    model, _ = import_model(trained.model_path)
+    model, _ = save_once(trained.tree, trained.metadata)
     del model.info.metadata[BOOSTER_DIGEST]
     model.flush()  # type: ignore[no-untyped-call]
     with pytest.raises(ModelIntegrityError, match="no booster file with a recorded digest"):
@@ -243,7 +215,7 @@ def test_migration_rewrites_older_entries_without_unpickling(
 def test_the_store_keeps_what_the_pipeline_scores_with(
     trained: TrainingResult, model_store: Path
 ) -> None:
-    model, _ = import_model(trained.model_path)
+    model, _ = save_once(trained.tree, trained.metadata)
     pipeline = load_verified(trained.model_path, trained.metadata.artifact_sha256)
     data = Path(model.path_of(STORED_BOOSTER)).read_bytes()
     assert data == TreeModel.from_pipeline(pipeline).to_bytes()
@@ -280,6 +252,6 @@ def test_make_setup_migrates_a_real_older_entry(trained: TrainingResult, model_s
     assert new.info.module == "churn.model.store"
     assert load_model().metadata == trained.metadata
     # `make setup` imports the bundled model next: it finds the migrated entry.
-    again, imported = import_model(trained.model_path)
+    again, imported = save_once(trained.tree, trained.metadata)
     assert (again.tag, imported) == (new.tag, False)
     assert run_churn("migrate-store").stdout.startswith("the model store holds no entry")

@@ -10,7 +10,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from churn.model.artifact import MODELS_DIR, ModelMetadata, metadata_path_for, sha256_file
-from churn.model.store import import_model, load_model
+from churn.model.store import load_model, save_once
 from churn.model.training import TrainingResult
 from churn.monitoring.card import (
     Document,
@@ -90,7 +90,7 @@ def test_a_model_without_card_figures_still_has_a_card(trained: TrainingResult) 
 def test_the_store_keeps_the_profile_and_the_card(
     trained: TrainingResult, model_store: Path
 ) -> None:
-    import_model(trained.model_path)
+    save_once(trained.tree, trained.metadata)
     stored = load_model().metadata
     assert stored.reference_profile == trained.metadata.reference_profile
     assert stored.model_card == trained.metadata.model_card

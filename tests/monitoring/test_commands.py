@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churn.model.store import import_model, load_model
+from churn.model.store import load_model, save_once
 from churn.model.training import TrainingResult
 from churn.monitoring.drift_report import file_drift, write_evidently_report
 from churn.monitoring.profile import reference_of
@@ -74,7 +74,7 @@ def test_drift_counts_rejected_rows_and_refuses_a_file_it_cannot_read(
 def test_evidently_reports_the_same_psi_as_the_service_statistic(
     trained: TrainingResult, model_store: Path, tmp_path: Path
 ) -> None:
-    import_model(trained.model_path)
+    save_once(trained.tree, trained.metadata)
     loaded = load_model()
     current = write(shifted(like_training(800, seed=9)), tmp_path / "c.csv")
     result, counts, _ = file_drift(current, loaded)
