@@ -30,6 +30,7 @@ from churn.clients.ui.form import (
 )
 from churn.clients.ui.health import model_health, when
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
+from churn.clients.ui.text import plain as _plain
 from churn.record.answers import Explanation, ModelInfo
 from churn.record.schema import CUSTOMER_ID
 from churn.settings import ClientSettings
@@ -101,11 +102,6 @@ def _problem(problem: Any) -> str:
     # BentoML names fields by their place in the request ("customer.Age").
     text = str(problem)
     return re.sub(r"^customers?\.(\d+\.)?", "", text)
-
-
-def _plain(text: str) -> str:
-    """Text from the service, shown as text: Markdown's special characters escaped."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text)
 
 
 # The sidebar: is the service there, and what does it serve --------------------------
