@@ -17,6 +17,7 @@ import streamlit as st
 
 from churn.clients.client import ChurnClient, ServiceError
 from churn.clients.ui.charts import STATUS_COLOURS, distribution_chart, drift_chart
+from churn.clients.ui.text import plain
 from churn.record.answers import DriftReport, ModelInfo, WindowDrift
 
 SINCE_START = "Since the service started"
@@ -91,7 +92,7 @@ def model_health(
         report = drift_report(client.url, client)
     except ServiceError as error:
         if error.status == 409:  # profiling off: say so, no alarm
-            st.info(f"Live drift is not available: {error.message}", icon=":material/info:")
+            st.info(f"Live drift is not available: {plain(error.message)}", icon=":material/info:")
         else:
             show_error(error, timeout)
     except Exception as error:
@@ -104,7 +105,8 @@ def model_health(
     st.divider()
     st.subheader("Model card")
     try:
-        st.markdown(model_card(client.url, client))
+        # The service escapes the data's values in it (churn.monitoring.card); no HTML.
+        st.markdown(model_card(client.url, client), unsafe_allow_html=False)
     except Exception as error:
         show_error(error, timeout)
 

@@ -47,3 +47,15 @@ def test_errors_read_as_sentences(kind: str, headline: str, detail: str) -> None
 def test_the_rows_of_an_input_error_are_listed() -> None:
     page = _page("input")
     assert page.markdown[0].value == "- row 3 Age: is out of range"
+
+
+def test_the_services_words_are_shown_as_text() -> None:
+    from markdown_it import MarkdownIt
+
+    from churn.clients.ui.text import plain
+
+    hostile = "x\n# Injected [click](javascript:alert(1)) <script>alert(1)</script> :red[x] $x$"
+    tokens = MarkdownIt("commonmark").parse(plain(hostile))
+    assert [t.type for t in tokens] == ["paragraph_open", "inline", "paragraph_close"]
+    assert [c.type for c in tokens[1].children or []] == ["text"]
+    assert tokens[1].children[0].content == hostile.replace("\n", " ")  # type: ignore[index]
