@@ -1,41 +1,24 @@
 """Configuration, from environment variables only, each read in one place.
 
-The service (`ServiceSettings`, read once at start-up):
+Each setting is a field below, named as its variable without the CHURN_ prefix, with
+its default and a description. README.md's "Configuration" tables are made from them
+(`python -m churn.settings README.md` rewrites them; tests/test_settings.py fails when
+they differ), and the command line takes its defaults from them.
 
-| variable | default | meaning |
-| --- | --- | --- |
-| CHURN_WORKERS | 2 | server worker processes (one per core is right for this model) |
-| CHURN_TIMEOUT_SECONDS | 120 | request timeout; a 1,000,000-row file takes a few seconds |
-| CHURN_MAX_BATCH_SIZE | 512 | batching: most customers gathered from many requests (at least 2) |
-| CHURN_MAX_LATENCY_MS | 10000 | batching: a queued request waiting this long gets a 503 |
-| CHURN_MODEL_TAG | churn_model:latest | which model in the store the service packs and loads |
-| CHURN_LOG_LEVEL | INFO | level of the churn.* loggers (the access log is INFO) |
-| CHURN_LOG_FLUSH_MS | 500 | longest an INFO line waits to be written with others (0: at once) |
-| CHURN_API_KEYS | (unset) | comma-separated API keys; unset means no authentication |
-| CHURN_METRICS_REQUIRE_KEY | false | whether /metrics needs a key too |
-| CHURN_MAX_UPLOAD_MB | 256 | largest request body; a 1,000,000-row CSV is about 90 MB |
-| CHURN_MAX_ROWS | 2000000 | most rows in one uploaded file |
-| CHURN_KEEPALIVE_REQUESTS | 100 | mean requests per keep-alive connection (serving.edge) |
-| CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict first (serving.fastpath) |
-| CHURN_BULK_THREADS | 2 | XGBoost threads for 10,000 customers or more in one request (not files) |
-| CHURN_DRIFT_PROFILING | true | count scored customers into the live drift profile |
-| CHURN_DRIFT_WINDOW_MINUTES | 60 | the rolling window of /v2/drift (at most a week) |
+- `ModelSettings`: which model in the store, for the service and the offline commands.
+- `ServiceSettings`: the service's, read once at start-up (the model's too).
+- `ClientSettings`: the Python client's, the command line's and the UI's.
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
 model's metadata: run it only on a network where that is acceptable.
 The port is BentoML's own: `bentoml serve --port` or BENTOML_PORT (default 3000).
-
-The clients (`ClientSettings`: the Python client, the CLI and the UI):
-
-| variable | default | meaning |
-| --- | --- | --- |
-| CHURN_API_URL | http://127.0.0.1:3000 | the service's root URL |
-| CHURN_API_KEY | (unset) | the key sent as `Authorization: Bearer <key>` |
-| CHURN_API_TIMEOUT | 30 | seconds the UI waits for each answer |
 """
 
 from __future__ import annotations
 
+import re
+import sys
+from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
 from pydantic import Field, ValidationError, field_validator
@@ -64,25 +47,117 @@ class _FromEnvironment(BaseSettings):
         except ValidationError as error:
             raise _named(error) from None
 
+    @classmethod
+    def variable(cls, name: str) -> str:
+        """The environment variable a field is read from: `api_url` is CHURN_API_URL."""
+        if name not in cls.model_fields:
+            raise KeyError(f"{cls.__name__} has no setting {name!r}")
+        return _PREFIX + name.upper()
 
-class ServiceSettings(_FromEnvironment):
-    workers: int = Field(2, ge=1)
-    timeout_seconds: int = Field(120, ge=1)
+    @classmethod
+    def shown_default(cls, name: str) -> str:
+        """What a command line shows as an option's default: the variable, else its default."""
+        default = _shown(cls.model_fields[name].get_default(call_default_factory=True), quote="")
+        return f"{cls.variable(name)}, else {default}"
+
+    @classmethod
+    def markdown(cls) -> str:
+        """The settings as a Markdown table: variable, default and description of each."""
+        rows = ["| variable | default | meaning |", "| --- | --- | --- |"]
+        for name, field in cls.model_fields.items():
+            if not field.description:
+                raise ValueError(f"{cls.__name__}.{name} needs Field(description=...)")
+            default = _shown(field.get_default(call_default_factory=True))
+            cells = (f"`{cls.variable(name)}`", default, field.description)
+            rows.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
+        return "\n".join(rows)
+
+
+def _shown(default: Any, quote: str = "`") -> str:
+    if default is None or default == ():
+        return "unset"
+    if isinstance(default, bool):
+        return str(default).lower()
+    if isinstance(default, float):
+        return f"{default:g}"
+    if isinstance(default, str):
+        return f"{quote}{default}{quote}"
+    return str(default)
+
+
+class ModelSettings(_FromEnvironment):
+    model_tag: str = Field(
+        "churn_model:latest",
+        description="the model in the BentoML store that the service packs and loads, and that "
+        "`churn drift`, `churn evaluate` and `churn batch` use unless told another",
+    )
+
+
+class ServiceSettings(ModelSettings):
+    workers: int = Field(2, ge=1, description="server worker processes (one per core)")
+    timeout_seconds: int = Field(
+        120, ge=1,
+        description="time allowed before an answer starts; past it, 504 with a JSON error",
+    )  # fmt: skip
     # One would be no batching at all (serving.batching).
-    max_batch_size: int = Field(512, ge=2)
-    max_latency_ms: int = Field(10_000, ge=1)
-    model_tag: str = "churn_model:latest"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
-    log_flush_ms: int = Field(500, ge=0)
-    api_keys: Annotated[tuple[str, ...], NoDecode] = ()
-    metrics_require_key: bool = False
-    max_upload_mb: int = Field(256, ge=1)
-    max_rows: int = Field(2_000_000, ge=1)
-    keepalive_requests: int = Field(100, ge=1)
-    fast_path: bool = True
-    bulk_threads: int = Field(2, ge=1)
-    drift_profiling: bool = True
-    drift_window_minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    max_batch_size: int = Field(
+        512, ge=2,
+        description="batching: most customers gathered from separate requests into one model "
+        "call (a larger request is scored as sent)",
+    )  # fmt: skip
+    max_latency_ms: int = Field(
+        10_000, ge=1,
+        description="batching: a queued request that has waited this long is answered 503 "
+        "instead of scored; never a delay",
+    )  # fmt: skip
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO",
+        description="the `churn.*` loggers; the access log is one INFO line per request",
+    )
+    log_flush_ms: int = Field(
+        500, ge=0,
+        description="the `churn.*` lines go to stderr in batches, each line within this many "
+        "milliseconds (warnings and errors at once, the rest when a worker stops); 0 writes "
+        "every line at once, a system call per request",
+    )  # fmt: skip
+    api_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        (),
+        description="comma-separated keys; when set, every route but the probes, `/metrics` "
+        "and the docs needs `Authorization: Bearer <key>`",
+    )
+    metrics_require_key: bool = Field(False, description="put `/metrics` behind the keys too")
+    max_upload_mb: int = Field(
+        256, ge=1,
+        description="largest request body (413 before it is read); a 1,000,000-row CSV is "
+        "about 90 MB",
+    )  # fmt: skip
+    max_rows: int = Field(2_000_000, ge=1, description="most rows in one file (413)")
+    keepalive_requests: int = Field(
+        100, ge=1,
+        description="requests a keep-alive connection serves on average before it is "
+        "recycled, so that a client's fixed connection pool spreads over all workers instead "
+        "of pinning one (as nginx's `keepalive_requests`)",
+    )  # fmt: skip
+    fast_path: bool = Field(
+        True,
+        description="answer well-formed `/v1/customer` and `/v2/predict` requests ahead of "
+        'the routers (see "The fast path" below); `false` sends every request through them',
+    )
+    bulk_threads: int = Field(
+        2, ge=1,
+        description="XGBoost threads for one request of 10,000 customers or more (not for "
+        "files, whose reading and writing hold the other core)",
+    )  # fmt: skip
+    drift_profiling: bool = Field(
+        True,
+        description="count every customer scored into the drift profile (`GET /v2/drift`, "
+        'see "Model health"); `false` turns it off',
+    )
+    drift_window_minutes: int = Field(
+        60, ge=1, le=7 * 24 * 60,
+        description="the rolling window of `GET /v2/drift` and the drift gauges (at most a "
+        "week)",
+    )  # fmt: skip
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -102,9 +177,11 @@ class ServiceSettings(_FromEnvironment):
 
 
 class ClientSettings(_FromEnvironment):
-    api_url: str = DEFAULT_URL
-    api_key: str | None = None
-    api_timeout: float = Field(30.0, gt=0)
+    api_url: str = Field(DEFAULT_URL, description="the service's root URL")
+    api_key: str | None = Field(
+        None, description="the key sent as `Authorization: Bearer <key>`, if the service has keys"
+    )
+    api_timeout: float = Field(30.0, gt=0, description="seconds the UI waits for each answer")
 
     @field_validator("api_url", mode="after")
     @classmethod
@@ -141,3 +218,59 @@ def _named(error: ValidationError) -> ConfigurationError:
     says = _SAYS.get(detail["type"], f"is not valid: {detail['msg']}.")
     shown = "(hidden)" if name.endswith(("_KEY", "_KEYS")) else repr(value)
     return ConfigurationError(f"{name}={shown} {says}")
+
+
+# README.md's tables: a block per settings class, between these two lines.
+_BLOCK = re.compile(
+    r"(?P<start><!-- settings: (?P<name>\w+) .*?-->\n)(?P<table>.*?)(?P<end><!-- end settings -->)",
+    re.DOTALL,
+)
+
+
+def _all_settings(root: type[_FromEnvironment] = _FromEnvironment) -> list[type[_FromEnvironment]]:
+    found = []
+    for cls in root.__subclasses__():
+        found += [cls, *_all_settings(cls)]
+    return found
+
+
+def with_tables(text: str) -> str:
+    """`text` (README.md) with each settings block's table made from its class.
+
+    A `ValueError` when a block names no settings class, or when a class's variables are
+    in no block (its own, or that of a class that extends it).
+    """
+    classes = {cls.__name__: cls for cls in _all_settings()}
+    shown = [match["name"] for match in _BLOCK.finditer(text)]
+    unknown = sorted(set(shown) - set(classes))
+    if unknown:
+        raise ValueError(f"no settings class is named {', '.join(unknown)}")
+    missing = sorted(
+        name
+        for name, cls in classes.items()
+        if not any(issubclass(classes[block], cls) for block in shown)
+    )
+    if missing:
+        raise ValueError(f"no table shows {', '.join(missing)}: add a block for it")
+    return _BLOCK.sub(
+        lambda match: f"{match['start']}\n{classes[match['name']].markdown()}\n\n{match['end']}",
+        text,
+    )
+
+
+def main(argv: list[str]) -> int:
+    """`python -m churn.settings README.md`: rewrite the file's settings tables."""
+    if len(argv) != 1:
+        print("usage: python -m churn.settings README.md", file=sys.stderr)
+        return 2
+    path = Path(argv[0])
+    text = path.read_text(encoding="utf-8")
+    updated = with_tables(text)
+    if updated != text:
+        path.write_text(updated, encoding="utf-8")
+    print(f"{path}: settings tables {'rewritten' if updated != text else 'already current'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

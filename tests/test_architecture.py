@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "settings": {"record"},
     "model": {"record"},
     "scoring": {"record", "model"},
-    "monitoring": {"record", "model", "scoring"},
+    "monitoring": {"record", "model", "scoring", "settings"},
     "serving": {"record", "model", "scoring", "monitoring", "settings"},
     "spark": {"record", "model", "scoring", "settings"},
     "deploy": {"record", "settings"},

@@ -5,7 +5,8 @@ import os
 import pytest
 
 from churn.record.errors import ConfigurationError
-from churn.settings import DEFAULT_URL, ClientSettings, ServiceSettings
+from churn.settings import DEFAULT_URL, ClientSettings, ServiceSettings, with_tables
+from tests.conftest import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -105,3 +106,24 @@ def test_a_bad_client_setting_is_named_and_a_key_never_shown(
     with pytest.raises(ConfigurationError) as raised:
         ServiceSettings.from_environment()
     assert "alpha" not in str(raised.value)
+
+
+README = ROOT / "README.md"
+
+
+def test_the_readme_shows_every_setting_as_the_settings_describe_it() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert with_tables(text) == text, "run `python -m churn.settings README.md` and commit"
+    for cls in (ServiceSettings, ClientSettings):
+        for name, field in cls.model_fields.items():
+            assert f"| `{cls.variable(name)}` |" in text
+            assert field.description
+
+
+def test_a_settings_class_without_a_table_or_a_table_without_a_class_is_refused() -> None:
+    text = README.read_text(encoding="utf-8")
+    block = "<!-- settings: ClientSettings "
+    with pytest.raises(ValueError, match=r"^no table shows ClientSettings: add a block for it$"):
+        with_tables(text.replace(block, "<!-- moved: ClientSettings "))
+    with pytest.raises(ValueError, match=r"^no settings class is named ClientSetings$"):
+        with_tables(text.replace(block, "<!-- settings: ClientSetings "))

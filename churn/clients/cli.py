@@ -13,7 +13,7 @@ import click
 from churn.model.artifact import MODELS_DIR
 from churn.monitoring.commands import drift, evaluate
 from churn.record.errors import ChurnError
-from churn.settings import DEFAULT_URL
+from churn.settings import ClientSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
 _SHOWN_PROBLEMS = 20
@@ -114,8 +114,7 @@ def import_model(
     "csv_path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
 @click.option(
-    "--url", envvar="CHURN_API_URL", default=DEFAULT_URL, show_default=True,
-    help="The churn service (or set CHURN_API_URL).",
+    "--url", show_default=ClientSettings.shown_default("api_url"), help="The churn service.",
 )  # fmt: skip
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path),
@@ -125,7 +124,9 @@ def import_model(
               show_default=True)  # fmt: skip
 @click.option("--timeout", type=float, default=60, show_default=True, help="Seconds to connect.")
 @reports_errors
-def predict(csv_path: Path, url: str, out: Path | None, output_format: str, timeout: float) -> None:
+def predict(
+    csv_path: Path, url: str | None, out: Path | None, output_format: str, timeout: float
+) -> None:
     """Score a customer CSV through a running churn service.
 
     Every row is accounted for: valid rows are scored, invalid rows are written back

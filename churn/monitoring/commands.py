@@ -15,12 +15,13 @@ from pathlib import Path
 import click
 
 from churn.record.errors import ChurnError
+from churn.settings import ModelSettings
 
 _SHOWN_PROBLEMS = 20
 
 model_option = click.option(
-    "--model", "model_tag", envvar="CHURN_MODEL_TAG", default="churn_model:latest",
-    show_default=True, help="The model in the BentoML store (or set CHURN_MODEL_TAG).",
+    "--model", "model_tag", default=lambda: ModelSettings.from_environment().model_tag,
+    show_default=ModelSettings.shown_default("model_tag"), help="The model in the BentoML store.",
 )  # fmt: skip
 
 

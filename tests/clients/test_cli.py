@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.model.synth import COLUMNS
-from tests.conftest import run_churn
+from tests.conftest import free_port, run_churn
 
 
 def test_synth_writes_the_public_layout(tmp_path: Path) -> None:
@@ -41,3 +41,28 @@ def test_train_reports_bad_rows_without_a_traceback(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "missing required columns" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_predict_finds_the_service_by_the_clients_setting(tmp_path: Path) -> None:
+    source = tmp_path / "customers.csv"
+    source.write_text("CustomerId,CreditScore\n1,600\n", encoding="utf-8")
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    result = run_churn(
+        "predict", str(source), "--timeout", "2", env={"CHURN_API_URL": nowhere + "/"}
+    )
+    assert result.returncode == 1
+    # Without its trailing slash: read through ClientSettings, not by click on its own.
+    assert f"The churn service at {nowhere} cannot be reached" in result.stderr
+    shown = run_churn("predict", "--help").stdout
+    assert " ".join(shown.split()).count("CHURN_API_URL, else http://127.0.0.1:3000") == 1
+
+
+def test_drift_and_evaluate_take_the_model_from_the_services_setting(tmp_path: Path) -> None:
+    source = tmp_path / "customers.csv"
+    source.write_text("CustomerId,CreditScore\n1,600\n", encoding="utf-8")
+    env = {"CHURN_MODEL_TAG": " no_such_model:1 ", "BENTOML_HOME": str(tmp_path / "store")}
+    drifted = run_churn("drift", str(source), "--out", str(tmp_path / "r.html"), env=env)
+    evaluated = run_churn("evaluate", str(source), str(source), "--out", str(tmp_path), env=env)
+    for result in (drifted, evaluated):
+        assert result.returncode == 2
+        assert "Model no_such_model:1 is not in the BentoML model store" in result.stderr
