@@ -16,7 +16,6 @@ from churn.record.errors import ChurnError
 from churn.settings import ClientSettings
 
 F = TypeVar("F", bound=Callable[..., Any])
-_SHOWN_PROBLEMS = 20
 
 
 def reports_errors(command: F) -> F:
@@ -27,11 +26,7 @@ def reports_errors(command: F) -> F:
         try:
             return command(*args, **kwargs)
         except ChurnError as error:
-            lines = [error.message]
-            lines += [f"  {problem}" for problem in error.problems[:_SHOWN_PROBLEMS]]
-            if len(error.problems) > _SHOWN_PROBLEMS:
-                lines.append(f"  ... and {len(error.problems) - _SHOWN_PROBLEMS} more")
-            raise click.ClickException("\n".join(lines)) from error
+            raise click.ClickException(error.report()) from error
 
     return wrapper  # type: ignore[return-value]
 

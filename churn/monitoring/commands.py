@@ -17,8 +17,6 @@ import click
 from churn.record.errors import ChurnError
 from churn.settings import ModelSettings
 
-_SHOWN_PROBLEMS = 20
-
 model_option = click.option(
     "--model", "model_tag", default=lambda: ModelSettings.from_environment().model_tag,
     show_default=ModelSettings.shown_default("model_tag"), help="The model in the BentoML store.",
@@ -54,7 +52,7 @@ def drift(current: Path, out: Path, model_tag: str) -> None:
             raise CouldNotRun(f"{current.name} has no customer the schema accepts.")
         write_evidently_report(reference_of(loaded.metadata), counts, out)
     except ChurnError as error:
-        raise CouldNotRun(error.message) from error
+        raise CouldNotRun(error.report()) from error
     for problem in problems:
         click.echo(f"rejected: {problem}", err=True)
     if result.rejected > len(problems):
@@ -94,8 +92,7 @@ def evaluate(
         evaluation, excluded = run(predictions, outcomes, metadata, model=tag, customers=customers)
         written = write_evaluation(evaluation, excluded, out)
     except ChurnError as error:
-        lines = [error.message, *(f"  {p}" for p in error.problems[:_SHOWN_PROBLEMS])]
-        raise CouldNotRun("\n".join(lines)) from error
+        raise CouldNotRun(error.report()) from error
     click.echo(json.dumps(evaluation.summary(), indent=2))
     click.echo(f"wrote {', '.join(str(path) for path in written)}", err=True)
     if not evaluation.accounting.matched:

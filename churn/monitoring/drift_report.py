@@ -25,10 +25,8 @@ from churn.monitoring.drift import DRIFT_PSI, THRESHOLDS, compare
 from churn.monitoring.files import customer_batches
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns, reference_of
 from churn.record.answers import Thresholds, WindowDrift
-from churn.record.errors import ChurnError, Problem
+from churn.record.errors import SHOWN_PROBLEMS, ChurnError, Problem
 from churn.scoring.scorer import Scorer
-
-_SHOWN_PROBLEMS = 20
 
 
 class EvidentlyMissing(ChurnError):
@@ -70,7 +68,7 @@ def file_drift(
     for batch in customer_batches(path):
         rows += batch.row_count
         rejected += len(batch.rejected_rows)
-        problems += batch.problems[: _SHOWN_PROBLEMS - len(problems)]
+        problems += batch.problems[: SHOWN_PROBLEMS - len(problems)]
         matrix = scorer.matrix(batch.features)
         counts += binner.counts(matrix, scorer.probabilities(matrix))
     per_bin = binner.split(counts)

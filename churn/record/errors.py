@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, ClassVar
 
+# A person at a terminal reads the first problems of a file; the rest are counted.
+SHOWN_PROBLEMS = 20
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -50,6 +53,13 @@ class ChurnError(Exception):
     def headers(self) -> dict[str, str]:
         """Response headers HTTP requires with this status."""
         return {}
+
+    def report(self) -> str:
+        """The message and the first problems, a line each: what a command prints."""
+        lines = [self.message, *(f"  {problem}" for problem in self.problems[:SHOWN_PROBLEMS])]
+        if len(self.problems) > SHOWN_PROBLEMS:
+            lines.append(f"  ... and {len(self.problems) - SHOWN_PROBLEMS} more")
+        return "\n".join(lines)
 
     def as_json(self, max_problems: int = 100) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
