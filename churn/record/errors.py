@@ -1,7 +1,10 @@
 """The exceptions the package raises, each carrying the HTTP status it maps to.
 
+Here: the tree's root, `ChurnError`, and what the library itself raises about its
+input, its model and its configuration. The errors only the HTTP layer raises (a
+request's method, path, headers, key or time) extend it in `churn.serving.errors`.
 The service turns any `ChurnError` into a JSON response in one place
-(`churn.serving.routes.error_response`); nothing else decides status codes.
+(`churn.serving.responses.error_response`); nothing else decides status codes.
 """
 
 from __future__ import annotations
@@ -86,67 +89,6 @@ class BadRequest(ChurnError):
 class PayloadTooLarge(ChurnError):
     status_code = 413
     code = "payload_too_large"
-
-
-class LengthRequired(ChurnError):
-    """A body sent without Content-Length, whose size could only be learnt by reading it."""
-
-    status_code = 411
-    code = "length_required"
-
-
-class UnsupportedMediaType(ChurnError):
-    status_code = 415
-    code = "unsupported_media_type"
-
-
-class Unauthorized(ChurnError):
-    status_code = 401
-    code = "unauthorized"
-
-    def headers(self) -> dict[str, str]:
-        return {"WWW-Authenticate": "Bearer"}
-
-
-class NotFound(ChurnError):
-    status_code = 404
-    code = "not_found"
-
-
-class NotAcceptable(ChurnError):
-    """The Accept header admits none of the media types the route can answer in."""
-
-    status_code = 406
-    code = "not_acceptable"
-
-
-class MethodNotAllowed(ChurnError):
-    status_code = 405
-    code = "method_not_allowed"
-
-    def __init__(self, message: str, allowed_methods: str) -> None:
-        super().__init__(message)
-        self.allowed_methods = allowed_methods
-
-    def headers(self) -> dict[str, str]:
-        return {"Allow": self.allowed_methods}
-
-
-class Overloaded(ChurnError):
-    """Adaptive batching could not score the request within CHURN_MAX_LATENCY_MS."""
-
-    status_code = 503
-    code = "overloaded"
-
-    def headers(self) -> dict[str, str]:
-        return {"Retry-After": "1"}
-
-
-class TimedOut(ChurnError):
-    """No answer had started within the request time limit (CHURN_TIMEOUT_SECONDS)."""
-
-    status_code = 504
-    code = "timeout"
 
 
 class ConfigurationError(ChurnError):

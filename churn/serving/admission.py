@@ -7,13 +7,8 @@ from __future__ import annotations
 
 import hmac
 
-from churn.record.errors import (
-    ChurnError,
-    LengthRequired,
-    PayloadTooLarge,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from churn.record.errors import ChurnError, PayloadTooLarge
+from churn.serving.errors import LengthRequired, Unauthorized, UnsupportedMediaType
 
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/", "/docs.json", "/schema.json"})
 OPEN_PREFIXES = ("/static_content/", "/assets/")

@@ -54,8 +54,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from churn.record.answers import Prediction
-from churn.record.errors import Overloaded
 from churn.record.schema import Customer
+from churn.serving.errors import Overloaded
 
 if TYPE_CHECKING:
     from prometheus_client import Histogram

@@ -41,9 +41,9 @@ import re
 import time
 import uuid
 
-from churn.record.errors import TimedOut
 from churn.serving.admission import Admission
 from churn.serving.asgi import App, Message, Receive, Scope, Send
+from churn.serving.errors import TimedOut
 from churn.serving.paths import loggable, merged_slashes
 from churn.serving.reshape import ROUTING_STATUSES, json_answers_whole, routing_error
 from churn.serving.responses import send_error

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from churn.record.errors import BadRequest, InvalidInput, NotAcceptable, Problem
+from churn.record.errors import BadRequest, InvalidInput, Problem
 from churn.scoring.files import OutputFormat
+from churn.serving.errors import NotAcceptable
 
 JSON = "application/json"
 

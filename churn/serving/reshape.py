@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 
-from churn.record.errors import ChurnError, MethodNotAllowed, NotFound
+from churn.record.errors import ChurnError
 from churn.serving.asgi import Message, Scope, Send
+from churn.serving.errors import MethodNotAllowed, NotFound
 from churn.serving.paths import shortened
 from churn.serving.responses import API_BODY, send_error, validation_error
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from churn.record.errors import TimedOut
 from churn.serving.asgi import App, Message, Receive, Scope, Send
+from churn.serving.errors import TimedOut
 from churn.serving.responses import send_error
 
 
