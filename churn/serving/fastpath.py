@@ -12,7 +12,7 @@ body that breaks it gets the error the edge makes of BentoML's (`serving.reshape
 Everything in front of it still applies: the guard (API keys, body limits, request id,
 access log), BentoML's metrics and tracing middlewares, and the request time limit.
 `CHURN_FAST_PATH=false` turns it off and every request goes through the routers;
-tests/service/test_fastpath.py checks that both ways answer alike.
+tests/service/test_fastpath_answers_as_routes.py checks that both ways answer alike.
 """
 
 from __future__ import annotations

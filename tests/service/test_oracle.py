@@ -27,7 +27,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import HIGH_RISK_FROM, ROOT, LiveService, Oracle
+from tests.conftest import HIGH_RISK_FROM, ROOT, Oracle
 from tests.factories import EXAMPLE_CUSTOMER
 
 # A route rounds probabilities to 6 decimals (up to 5e-7 off) and may sum the trees in
@@ -169,15 +169,6 @@ def expected(oracle: Oracle) -> Expected:
     return Expected(with_ids, oracle.probabilities(customers).tolist())
 
 
-@pytest.fixture(params=["fast path on", "fast path off"])
-def url(request: pytest.FixtureRequest, live_service: LiveService) -> str:
-    """The service on the bundled model, with CHURN_FAST_PATH as shipped and false."""
-    if request.param == "fast path on":
-        return live_service.url
-    routes_only: str = request.getfixturevalue("routes_only")
-    return routes_only
-
-
 def assert_agrees(
     oracle: Oracle,
     expected: Expected,
@@ -244,14 +235,14 @@ def test_the_customers_cover_the_threshold_and_every_band(
     assert {oracle.band(p) for p in expected.probabilities} == {"low", "medium", "high"}
 
 
-def test_the_published_threshold_and_bands_are_the_oracles(oracle: Oracle, url: str) -> None:
-    model = httpx.get(f"{url}/v2/model", timeout=30).json()
+def test_the_published_threshold_and_bands_are_the_oracles(oracle: Oracle, either_url: str) -> None:
+    model = httpx.get(f"{either_url}/v2/model", timeout=30).json()
     assert (model["model_version"], model["threshold"]) == (oracle.version, oracle.threshold)
     assert model["risk_bands"] == {"medium_from": oracle.threshold, "high_from": HIGH_RISK_FROM}
 
 
-def test_v1_customer(oracle: Oracle, expected: Expected, url: str) -> None:
-    with httpx.Client(base_url=url, timeout=30) as client:
+def test_v1_customer(oracle: Oracle, expected: Expected, either_url: str) -> None:
+    with httpx.Client(base_url=either_url, timeout=30) as client:
         answers = [
             client.post("/v1/customer", json=expected.features(n)).json()["Prediction"]
             for n in range(len(expected.customers))
@@ -259,18 +250,18 @@ def test_v1_customer(oracle: Oracle, expected: Expected, url: str) -> None:
     assert answers == labels(oracle, expected)
 
 
-def test_v1_customerbatch(oracle: Oracle, expected: Expected, url: str) -> None:
-    answer = upload(f"{url}/v1/customerbatch", expected).json()
+def test_v1_customerbatch(oracle: Oracle, expected: Expected, either_url: str) -> None:
+    answer = upload(f"{either_url}/v1/customerbatch", expected).json()
     assert len(answer) == len(expected.customers)
     assert [answer[str(c["CustomerId"])] for c in expected.customers] == [
         label.title() for label in labels(oracle, expected)
     ]
 
 
-def test_v2_predict(oracle: Oracle, expected: Expected, url: str) -> None:
+def test_v2_predict(oracle: Oracle, expected: Expected, either_url: str) -> None:
     # All customers in one request (more than 64: XGBoost scores them), and the example
     # and the threshold pair one at a time (the service's own tree walk scores them).
-    with httpx.Client(base_url=url, timeout=60) as client:
+    with httpx.Client(base_url=either_url, timeout=60) as client:
         whole = client.post("/v2/predict", json={"customers": expected.customers}).json()
         single = [
             client.post("/v2/predict", json={"customers": [expected.customers[n]]}).json()[0]
@@ -284,8 +275,8 @@ def test_v2_predict(oracle: Oracle, expected: Expected, url: str) -> None:
     assert_agrees(oracle, expected, single, FOCUS)
 
 
-def test_v2_predict_file_csv(oracle: Oracle, expected: Expected, url: str) -> None:
-    response = upload(f"{url}/v2/predict-file", expected)
+def test_v2_predict_file_csv(oracle: Oracle, expected: Expected, either_url: str) -> None:
+    response = upload(f"{either_url}/v2/predict-file", expected)
     rows = list(csv.DictReader(io.StringIO(response.text)))
     assert [(int(r["row"]), r["status"]) for r in rows] == [
         (n, "scored") for n in range(1, len(expected.customers) + 1)
@@ -295,8 +286,8 @@ def test_v2_predict_file_csv(oracle: Oracle, expected: Expected, url: str) -> No
     assert response.headers["x-predicted-churn"] == str(churners)
 
 
-def test_v2_predict_file_json(oracle: Oracle, expected: Expected, url: str) -> None:
-    body = upload(f"{url}/v2/predict-file", expected, format="json").json()
+def test_v2_predict_file_json(oracle: Oracle, expected: Expected, either_url: str) -> None:
+    body = upload(f"{either_url}/v2/predict-file", expected, format="json").json()
     rows = body["predictions"]
     assert [r["row"] for r in rows] == list(range(1, len(expected.customers) + 1))
     assert_agrees(oracle, expected, rows)
@@ -304,8 +295,8 @@ def test_v2_predict_file_json(oracle: Oracle, expected: Expected, url: str) -> N
     assert body["summary"]["predicted_churn"] == churners
 
 
-def test_v2_explain(oracle: Oracle, expected: Expected, url: str) -> None:
-    with httpx.Client(base_url=url, timeout=60) as client:
+def test_v2_explain(oracle: Oracle, expected: Expected, either_url: str) -> None:
+    with httpx.Client(base_url=either_url, timeout=60) as client:
         answers = [
             client.post("/v2/explain", json={"customer": expected.customers[n]}).json()
             for n in FOCUS

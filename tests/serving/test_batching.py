@@ -1,7 +1,7 @@
 """When churn.serving.batching scores a request: at once, with the requests queued beside it, or
 not at all. In-process, on a real event loop; no clock is read by the assertions.
 
-Over HTTP, tests/service/test_batching.py checks the same through /metrics.
+Over HTTP, tests/service/test_batching_over_http.py checks the same through /metrics.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What the fast dispatch answers, and what it hands on (in-process ASGI calls).
 
-Over HTTP, tests/service/test_fastpath.py checks its answers against the routes'.
+Over HTTP, tests/service/test_fastpath_answers_as_routes.py checks its answers against
+the routes'.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The fast path (churn.serving.fastpath) against the routes it stands in front of, over HTTP.
 
 The session's live service runs with the fast path on, as shipped; a second service
-(`routes_only`, tests/service/conftest.py) runs with CHURN_FAST_PATH=false, where every
+(`routes_only`, tests/conftest.py) runs with CHURN_FAST_PATH=false, where every
 request goes through BentoML's and FastAPI's routes. Both must answer every request
-alike, byte for byte. tests/service/test_batching.py checks batching, both ways.
+alike, byte for byte. tests/service/test_batching_over_http.py checks batching, both ways.
 """
 
 from __future__ import annotations

@@ -13,22 +13,12 @@ import json
 import re
 
 import httpx
-import pytest
 
-from tests.conftest import LiveService
 from tests.factories import make_customer
 
 WAITS = "churn_predict_queue_wait_seconds"
 SIZES = "churn_predict_batch_size"
 BULK = 3_000  # customers: more than a batch gathers (CHURN_MAX_BATCH_SIZE, 512)
-
-
-@pytest.fixture(params=["fast path", "routes only"])
-def url(request: pytest.FixtureRequest, live_service: LiveService) -> str:
-    if request.param == "fast path":
-        return live_service.url
-    found: str = request.getfixturevalue("routes_only")
-    return found
 
 
 def histogram(url: str, name: str) -> dict[str, float]:
@@ -48,13 +38,13 @@ def grew(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {key: after[key] - before.get(key, 0) for key in after}
 
 
-def test_after_bulk_requests_a_lone_request_is_scored_at_once(url: str) -> None:
+def test_after_bulk_requests_a_lone_request_is_scored_at_once(either_url: str) -> None:
     bulk = json.dumps(
         {"customers": [make_customer(CustomerId=n, Age=18 + n % 70) for n in range(BULK)]}
     )
-    waits, sizes = histogram(url, WAITS), histogram(url, SIZES)
+    waits, sizes = histogram(either_url, WAITS), histogram(either_url, SIZES)
 
-    with httpx.Client(base_url=url, timeout=120) as client:
+    with httpx.Client(base_url=either_url, timeout=120) as client:
         for _ in range(3):
             answer = client.post(
                 "/v2/predict", content=bulk, headers={"content-type": "application/json"}
@@ -66,7 +56,10 @@ def test_after_bulk_requests_a_lone_request_is_scored_at_once(url: str) -> None:
             assert answer.status_code == 200
             assert answer.json()[0]["CustomerId"] == str(n)
 
-    waits, sizes = grew(waits, histogram(url, WAITS)), grew(sizes, histogram(url, SIZES))
+    waits, sizes = (
+        grew(waits, histogram(either_url, WAITS)),
+        grew(sizes, histogram(either_url, SIZES)),
+    )
     # Each request went through the queue once and none waited in it: a bulk request is
     # scored as sent, and a lone request after it finds the batcher idle.
     assert waits["count"] == waits["le=0.0"] == 23
@@ -76,12 +69,12 @@ def test_after_bulk_requests_a_lone_request_is_scored_at_once(url: str) -> None:
     assert sizes["sum"] == 3 * BULK + 20
 
 
-def test_concurrent_single_customer_requests_are_batched(url: str) -> None:
+def test_concurrent_single_customer_requests_are_batched(either_url: str) -> None:
     clients, rounds = 64, 5
 
     async def drive() -> list[int]:
         limits = httpx.Limits(max_connections=clients)
-        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=either_url, limits=limits, timeout=60) as client:
             statuses = []
             for _ in range(rounds):
                 answers = await asyncio.gather(
@@ -98,9 +91,12 @@ def test_concurrent_single_customer_requests_are_batched(url: str) -> None:
                 statuses += [a.status_code for a in answers]
             return statuses
 
-    waits, sizes = histogram(url, WAITS), histogram(url, SIZES)
+    waits, sizes = histogram(either_url, WAITS), histogram(either_url, SIZES)
     statuses = asyncio.run(drive())
-    waits, sizes = grew(waits, histogram(url, WAITS)), grew(sizes, histogram(url, SIZES))
+    waits, sizes = (
+        grew(waits, histogram(either_url, WAITS)),
+        grew(sizes, histogram(either_url, SIZES)),
+    )
 
     assert statuses == [200] * clients * rounds
     # Every customer scored exactly once, in fewer calls than customers ...
