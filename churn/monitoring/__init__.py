@@ -8,7 +8,9 @@
 - `performance` and `card`: holdout metrics overall and per segment, calibration, mean
   |TreeSHAP| per feature and country, and the model card rendered from them.
 
-This package imports the inner modules (schema, scoring, artifacts, settings) and none of
-them imports it, except for two hooks: `churn.model.training` builds the profile and the card,
-and `churn.scoring.predictor` profiles what the service scores.
+This package imports the inner rooms (record, model, scoring, settings) and none of them
+imports it, except `churn.model.training`, which builds the profile and the card (an
+exception tests/test_architecture.py names). What the service scores is profiled by the
+scorer `live.scorer_for` makes, which service.py hands to the predictor: scoring never
+imports this package.
 """

@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import bentoml
 import httpx
 import pytest
 
@@ -239,3 +240,15 @@ def test_a_path_cannot_forge_an_access_log_line(live_service: LiveService) -> No
     (line,) = [line for line in lines if "request_id=forging-attempt" in line]
     assert "route=/x%0A2026-01-01%2000:00:00" in line
     assert not any(line.startswith(forged) for line in lines)
+
+
+def test_bentomls_client_sends_its_token_as_the_key(guarded: LiveService) -> None:
+    with bentoml.SyncHTTPClient(guarded.url, token=KEYS[1]) as client:
+        [answer] = client.predict(customers=[EXAMPLE_CUSTOMER])
+    assert answer["prediction"] in {"churn", "not churn"}
+    with (
+        bentoml.SyncHTTPClient(guarded.url) as client,
+        pytest.raises(bentoml.exceptions.BentoMLException, match="API key") as refused,
+    ):
+        client.predict(customers=[EXAMPLE_CUSTOMER])
+    assert refused.value.error_code == 401
