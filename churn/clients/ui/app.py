@@ -28,9 +28,9 @@ from churn.clients.ui.form import (
     template_csv,
     titles,
 )
-from churn.clients.ui.health import flags_at, model_health, plain, when
+from churn.clients.ui.health import flags_at, model_health, when
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
-from churn.clients.ui.text import plain as _plain
+from churn.clients.ui.text import plain
 from churn.record.answers import Explanation, ModelInfo
 from churn.record.schema import CUSTOMER_ID
 from churn.settings import ClientSettings

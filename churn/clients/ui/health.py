@@ -8,7 +8,6 @@ statistic of its own.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -32,11 +31,6 @@ def drift_report(url: str, _client: ChurnClient) -> DriftReport:
 @st.cache_data(ttl=300, show_spinner=False)
 def model_card(url: str, _client: ChurnClient) -> str:
     return _client.model_card()
-
-
-def plain(text: str) -> str:
-    """Text from the service, shown as text: Markdown's special characters escaped."""
-    return re.sub(r"([\\`*_{}\[\]<>()#+!|~$])", r"\\\1", text)
 
 
 def flags_at(info: ModelInfo) -> str:
