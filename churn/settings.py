@@ -19,7 +19,7 @@ The service (`ServiceSettings`, read once at start-up):
 | CHURN_FAST_PATH | true | answer /v1/customer, /v2/predict first (serving.fastpath) |
 | CHURN_BULK_THREADS | 2 | XGBoost threads for 10,000 customers or more in one request (not files) |
 | CHURN_DRIFT_PROFILING | true | count scored customers into the live drift profile |
-| CHURN_DRIFT_WINDOW_MINUTES | 60 | the rolling window of /v2/drift (at most a week) |
+| CHURN_DRIFT_WINDOW_MINUTES | 60 | drift window, clock minutes, shown when closed (up to a week) |
 
 Without CHURN_API_KEYS anyone who can reach the port can score customers and read the
 model's metadata: run it only on a network where that is acceptable.
