@@ -3,6 +3,7 @@ test_live_service.py."""
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -190,3 +191,31 @@ def test_a_window_it_cannot_keep_is_refused_at_start(
     monkeypatch.setenv("CHURN_DRIFT_WINDOW_MINUTES", minutes)
     with pytest.raises(ConfigurationError, match="CHURN_DRIFT_WINDOW_MINUTES"):
         ServiceSettings.from_environment()
+
+
+def test_a_file_that_is_not_the_services_own_is_skipped_with_a_warning(
+    parts: tuple[Scorer, ReferenceProfile, Binner], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    scorer, profile, binner = parts
+    clock = Clock()
+    folder = tmp_path / "instance"
+    reader, writer = (LiveProfile(profile, binner, folder, 60, clock=clock) for _ in range(2))
+    matrix = scorer.matrix(customers(150, seed=47))
+    writer.observe(matrix, scorer.probabilities(matrix))
+    writer.publish()
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    clock.now += 3600
+    assert binner.customers(reader.read().since_start) == 150
+    good = writer.path.read_bytes()
+    negative = np.frombuffer(good, dtype=np.int64).copy()
+    negative[-1] = -5
+    (folder / "worker-7-7.counts").write_bytes(negative.tobytes())
+    if os.geteuid() == 0:  # another user's file, with this service's counts
+        other = folder / "worker-8-8.counts"
+        other.write_bytes(good)
+        os.chown(other, 65534, 65534)
+    assert binner.customers(reader.read().since_start) == 150
+    assert "worker-7-7.counts" in caplog.text
+    assert "negative counts" in caplog.text
+    if os.geteuid() == 0:
+        assert "another user owns it" in caplog.text
