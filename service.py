@@ -22,6 +22,7 @@ import bentoml
 from bentoml import get_current_service
 from bentoml.validators import ContentType
 from starlette.responses import Response
+from starlette.routing import Route
 
 from churn.model.store import load_stored, verify_stored
 from churn.monitoring.live import scorer_for
@@ -32,7 +33,7 @@ from churn.scoring.predictor import ChurnPredictor
 from churn.serving import routes
 from churn.serving.app import service_app
 from churn.serving.batching import Batcher
-from churn.serving.bentoml_internals import replace_bentoml_timeout
+from churn.serving.bentoml_internals import replace_bentoml_metrics, replace_bentoml_timeout
 from churn.serving.edge import Guard
 from churn.serving.fastpath import FastPath
 from churn.serving.logs import configure_logging, flush_logs
@@ -91,6 +92,9 @@ def _current_batcher() -> Batcher:
     return service.batcher
 
 
+root_app = service_app(_current_predictor, max_rows=settings.max_rows, openapi=_openapi)
+
+
 @bentoml.service(
     name="churn",
     workers=settings.workers,
@@ -98,10 +102,7 @@ def _current_batcher() -> Batcher:
     # churn.serving.edge writes the access log (with request ids and no customer data).
     logging={"access": {"enabled": False}},
 )
-@bentoml.asgi_app(
-    service_app(_current_predictor, max_rows=settings.max_rows, openapi=_openapi),
-    path="/",
-)
+@bentoml.asgi_app(root_app, path="/")
 class ChurnService:
     model = bentoml.models.BentoModel(settings.model_tag)
 
@@ -173,6 +174,11 @@ class ChurnService:
         return routes.explain(self.predictor, customer)
 
 
+# Metrics labelled with these routes and "unmatched", never a path as sent, and no
+# refused request counted (bentoml_internals).
+replace_bentoml_metrics(
+    _api_paths() | {route.path for route in root_app.routes if isinstance(route, Route)}
+)
 cast(Any, ChurnService).add_asgi_middleware(
     Guard,
     api_keys=settings.api_keys,

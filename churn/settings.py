@@ -158,8 +158,8 @@ class ServiceSettings(ModelSettings):
     )
     drift_window_minutes: int = Field(
         60, ge=1, le=7 * 24 * 60,
-        description="the rolling window of `GET /v2/drift` and the drift gauges (at most a "
-        "week)",
+        description="the drift window of `GET /v2/drift` and the drift gauges: whole "
+        "minutes of the clock, shown when it closes (at most a week; see \"Model health\")",
     )  # fmt: skip
 
     @field_validator("log_level", mode="before")

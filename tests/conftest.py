@@ -175,7 +175,8 @@ def live_service(
 ) -> Iterator[LiveService]:
     """The real `bentoml serve` on a free loopback port, for the whole session."""
     log = tmp_path_factory.mktemp("logs") / "service.log"
-    url, process = start_service(bundled_store, log)
+    # Drift figures are shown when their window closes: a minute's, for the tests.
+    url, process = start_service(bundled_store, log, {"CHURN_DRIFT_WINDOW_MINUTES": "1"})
     try:
         wait_for(url + "/readyz", process)
         yield LiveService(url, bundled_store, log)

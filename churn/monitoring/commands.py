@@ -1,9 +1,11 @@
 """`churn drift` and `churn evaluate`: model health from files, for schedulers and people.
 
 Both print a JSON summary on stdout. Exit status: 0 when all went well; for `churn
-drift`, 1 when a feature or the score drifted, so that a scheduler can act on it;
-2 when the command could not run (a missing file or column, a model not in the store,
-no customer to compare), with a one-line message.
+drift`, 1 when a feature or the score drifted, so that a scheduler can act on it, and 3
+when the file has too few customers for any statistic (fewer than
+drift.MIN_CUSTOMERS: every status is "insufficient"), so that "too few to tell" is not
+read as "fine"; 2 when the command could not run (a missing file or column, a model not
+in the store, no customer to compare), with a one-line message.
 """
 
 from __future__ import annotations
@@ -23,6 +25,10 @@ model_option = click.option(
 )  # fmt: skip
 
 
+# `churn drift`: too few customers in the file for any statistic (module docstring).
+INSUFFICIENT = 3
+
+
 class CouldNotRun(click.ClickException):
     # 1 means "drifted" to a scheduler; a run that could not finish says so with 2.
     exit_code = 2
@@ -39,7 +45,8 @@ def drift(current: Path, out: Path, model_tag: str) -> None:
     """Compare a CSV or Parquet file of customers with the model's training data.
 
     Prints PSI and status per feature and for the score, as GET /v2/drift computes
-    them, and writes an Evidently report to --out. Exits 1 when something drifted.
+    them, and writes an Evidently report to --out. Exits 1 when something drifted, 3 when
+    the file has too few customers to tell (every status "insufficient").
     """
     from churn.model.store import load_model
     from churn.monitoring.drift_report import file_drift, write_evidently_report
@@ -60,6 +67,9 @@ def drift(current: Path, out: Path, model_tag: str) -> None:
     click.echo(json.dumps({**result.summary(), "report": str(out)}, indent=2))
     if result.drift.drifted:
         sys.exit(1)
+    statuses = {f.status for f in [*result.drift.features.values(), result.drift.score]}
+    if statuses == {"insufficient"}:
+        sys.exit(INSUFFICIENT)
 
 
 @click.command()

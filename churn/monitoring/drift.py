@@ -10,6 +10,12 @@ The thresholds are the industry's convention for PSI: below 0.1 the population i
 stable (ok), 0.1 to 0.25 it has moved (warn), 0.25 or more it has shifted (drift).
 PSI over few customers is noisy (about (bins - 1) / customers when nothing changed), so
 with fewer than `MIN_CUSTOMERS` in a window the status is "insufficient" instead.
+
+`MIN_CUSTOMERS` is also the one minimum of what may be shown of a group of customers (the
+model card's segments and `churn evaluate` use it too): under it, no PSI and no share of
+any bin, only the count, because the shares of one customer are that customer's values
+in bins. What the service publishes live, and why differencing its readings cannot
+single out a customer, is in `churn.monitoring.live`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ WARN_PSI = 0.1
 DRIFT_PSI = 0.25
 MIN_CUSTOMERS = 100
 _DIGITS = 6
+# Shares are for people reading the bins: a tenth of a percent is all they need.
+SHARE_DIGITS = 3
 _SMALLEST_SHARE = 1e-4
 
 # As a gauge on /metrics: the status's number.
@@ -58,17 +66,18 @@ def compare(
     profile: ReferenceProfile, counts: dict[str, np.ndarray], customers: int
 ) -> WindowDrift:
     """Each feature's and the score's drift, from the window's counts per bin."""
+    shown = customers >= MIN_CUSTOMERS  # fewer: the count only (module docstring)
     results: dict[str, FeatureDrift] = {}
     for bins in profile.all_bins():
         reference = np.asarray(bins.counts, dtype=np.int64)
         current = np.asarray(counts[bins.name], dtype=np.int64)
-        value = psi(reference, current)
+        value = psi(reference, current) if shown else None
         results[bins.name] = FeatureDrift(
             psi=value,
             status=status_of(value, customers),
             bins=bins.labels(),
             reference=_shares(reference),
-            current=_shares(current),
+            current=_shares(current) if shown else None,
         )
     score = results.pop(profile.score.name)
     return WindowDrift(
@@ -87,4 +96,4 @@ def _shares(counts: np.ndarray) -> list[float]:
     total = counts.sum()
     if total == 0:
         return [0.0] * len(counts)
-    return [round(float(v), _DIGITS) for v in counts / total]
+    return [round(float(v), SHARE_DIGITS) for v in counts / total]

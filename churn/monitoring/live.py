@@ -5,38 +5,63 @@ Every scoring route goes through `Scorer.probabilities` with the model's input m
 (`churn.monitoring.profile.Binner`) before handing the scores back. service.py
 builds the predictor's scorer with `scorer_for`, the one hook in the service.
 
-Each worker counts into a file of its own, mapped into memory, in a directory all the
-service's workers share: BentoML's Prometheus multiprocess directory, which `bentoml
-serve` empties when it starts (a private temporary directory in a process that is not
-a BentoML worker). Counting is a few NumPy operations on that memory, no system call:
-a batch is counted at once; a single customer (every /v1/customer request) is binned
-at once, and its bin numbers wait in a small buffer to be counted with the next ones,
-at most a second (a thread flushes it), so what is reported is at most a second old
-(less in the worker that answers, which flushes first). Reading sums every worker's
-file, so what two workers scored is what is reported, also what a worker scored before
-it was restarted. The files hold counts per bin and nothing else: no customer's values,
-ids or scores.
+Counting. Each worker counts in its own memory: a few NumPy operations, no system call.
+A batch is counted at once; a single customer (every /v1/customer request) is binned at
+once, and its bin numbers wait in a small buffer to be counted with the next ones, at
+most a second (a thread flushes it). Scoring never depends on drift: a count that fails
+is logged and dropped, never the answer and never the worker.
 
-Windows: since the service started, and a rolling window of the last
-CHURN_DRIFT_WINDOW_MINUTES minutes (default 60), kept as one row of counts per minute.
-A minute's row is zeroed when the clock comes round to it again, and its counts go to
-the file's running total first, so "since start" is the total plus every minute's row.
+Sharing. The same thread publishes the worker's counts once a second, when they changed,
+as a file of its own (`worker-<pid>-<ns>.counts`, 0600) in a directory of this service
+instance's own (0700): `churn-drift/serve-<host>-<arbiter pid>-<its start>/` beside
+BentoML's Prometheus multiprocess directory, which a second `bentoml serve` on the same
+BENTOML_HOME empties when it starts (so the drift files are kept out of it), and which the
+workers of one `bentoml serve` share by their parent, the arbiter. A file is written whole
+and renamed into place, so nobody can truncate or rewrite the memory a worker counts in,
+and a full or read-only disk costs the other workers' view of this one's counts, nothing
+else. Reading sums this worker's memory and every other file in the directory, so what two
+workers scored is what is reported, also what a worker scored before it was restarted (up
+to its last second). A file is read only if it is this service's own: a regular file (opened
+without following a link, and without waiting, so a FIFO cannot hold a reader), of this
+user, of the exact size, with this profile's header and counts that can be counts;
+anything else is skipped with a warning. The files hold counts per bin and nothing else:
+no customer's values, ids or scores.
+
+Windows, and what is shown. A window is CHURN_DRIFT_WINDOW_MINUTES minutes (default 60)
+of the clock, counted from the Unix epoch, so 60 is each clock hour (UTC) and 15 each
+quarter; the counts of the window still open are never shown. `rolling` is the last
+window that closed, and `since_start` every window closed since the service started. In
+each worker, the counts of a closed window with fewer than `MIN_CUSTOMERS` customers are
+left out of both for good. So every figure the service publishes is a sum of whole
+worker-windows of at least `MIN_CUSTOMERS` customers each, and changes only when a window
+closes; two readings, or any number, differ by whole such worker-windows, and a reader who
+differences them learns at best the bins of `MIN_CUSTOMERS` or more customers together,
+never one customer's. Rounding alone could not give that: one customer more moves a
+bin's share by 1/n, and either some rounded share moves with it (and shows the bin) or
+the rounding is too coarse to read, and a reader who can time requests can push a share
+to a rounding edge. Under the minimum (drift.MIN_CUSTOMERS) a window shows its count, no
+PSI and no share. What the minimum cannot stop: a client with a key who sends all but one
+of a worker-window's customers, and knows them, can subtract them from that window; only
+noise added to the counts would stop that, at the cost of every figure.
 
 The same figures go to /metrics as gauges (`churn_drift_psi`, `churn_drift_status`,
-`churn_drift_customers`), which the same thread refreshes every 15 seconds from the
-summed counts; deploy/prometheus/ has alert rules for them.
+`churn_drift_customers`, labelled with the window and its minutes), which the same thread
+refreshes every 15 seconds; deploy/prometheus/ has alert rules for them.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime as dt
 import functools
 import hashlib
 import logging
-import mmap
 import os
+import re
 import shutil
+import socket
+import stat
 import tempfile
 import threading
 import time
@@ -49,7 +74,7 @@ import numpy as np
 
 from churn.model.artifact import ModelMetadata
 from churn.model.booster import TreeModel
-from churn.monitoring.drift import STATUS_CODES, THRESHOLDS, compare
+from churn.monitoring.drift import MIN_CUSTOMERS, STATUS_CODES, THRESHOLDS, compare
 from churn.monitoring.profile import (
     Binner,
     ReferenceProfile,
@@ -66,17 +91,27 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("churn.drift")
 SUBDIRECTORY = "churn-drift"
-PATTERN = "worker-*.counts"
+FILE_NAME = re.compile(r"^worker-\d+-\d+\.counts$")
 PENDING_ROWS = 256
-FLUSH_SECONDS = 1.0  # how long a single customer may wait to be counted
+FLUSH_SECONDS = 1.0  # how long a single customer may wait to be counted, and published
 GAUGE_SECONDS = 15.0
-_MAGIC = 0x43484452_49465431  # "CHDRIFT1"
-_HEADER = 8  # magic, width, slots, fingerprint, started (ms), pid, 0, 0
+_MAGIC = 0x43484452_49465432  # "CHDRIFT2"
+_HEADER = 8  # magic, width, minutes, fingerprint, started (ms), pid, 0, 0
+_ROWS = 2  # the window open now and the last one closed
+_NOT_A_WINDOW = -1
+_READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_WRITE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+_WARNED_AT_MOST = 1000
 
 
 class ProfilingOff(ChurnError):
     status_code = 409
     code = "drift_profiling_off"
+
+
+class DriftUnavailable(ChurnError):
+    status_code = 503
+    code = "drift_unavailable"
 
 
 @dataclass(frozen=True)
@@ -85,10 +120,34 @@ class Counts:
     rolling: np.ndarray
     workers: int
     started: float  # seconds since the epoch
+    until: float  # when the window shown as rolling closed, seconds since the epoch
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where each part lies in a worker's counts (its memory, and its file)."""
+
+    width: int
+    stamps: slice
+    rows: slice
+    archive: slice
+    size: int  # int64 values
+
+    @classmethod
+    def of(cls, width: int) -> _Layout:
+        rows = _HEADER + _ROWS
+        archive = rows + _ROWS * width
+        return cls(
+            width,
+            slice(_HEADER, rows),
+            slice(rows, archive),
+            slice(archive, archive + width),
+            archive + width,
+        )
 
 
 class LiveProfile:
-    """This worker's counts per bin: in memory shared with the other workers through a file."""
+    """This worker's counts per bin, in its memory, published for the other workers."""
 
     def __init__(
         self,
@@ -106,22 +165,25 @@ class LiveProfile:
         self.fingerprint = int.from_bytes(
             hashlib.sha256(binner.edges.tobytes()).digest()[:8], "little", signed=True
         )
-        width, slots = binner.width, window_minutes
-        directory.mkdir(parents=True, exist_ok=True)
+        self.layout = _Layout.of(binner.width)
         self.path = directory / f"worker-{os.getpid()}-{time.time_ns()}.counts"
-        size = 8 * (_HEADER + slots + width + slots * width)
-        with self.path.open("x+b") as handle:
-            handle.truncate(size)
-            self._map = mmap.mmap(handle.fileno(), size)
-        data = np.frombuffer(self._map, dtype=np.int64)
-        header = (_MAGIC, width, slots, self.fingerprint, int(clock() * 1000), os.getpid())
-        data[: len(header)] = header
-        self._stamps = data[_HEADER : _HEADER + slots]
-        self._archive = data[_HEADER + slots : _HEADER + slots + width]
-        self._slots = data[_HEADER + slots + width :].reshape(slots, width)
+        self._data = np.zeros(self.layout.size, dtype=np.int64)
+        header = (
+            _MAGIC, binner.width, window_minutes, self.fingerprint, int(clock() * 1000),
+            os.getpid(),
+        )  # fmt: skip
+        self._data[: len(header)] = header
+        self._stamps = self._data[self.layout.stamps]
+        self._stamps[:] = _NOT_A_WINDOW
+        self._rows = self._data[self.layout.rows].reshape(_ROWS, binner.width)
+        self._archive = self._data[self.layout.archive]
         self._lock = threading.Lock()
-        self._minute = -1
-        self._current: np.ndarray = self._slots[0]
+        self._window = _NOT_A_WINDOW
+        self._current: np.ndarray = self._rows[0]
+        self._changes = 0  # counted batches, so the file is written only when it changed
+        self._published = -1
+        self._write_failed = False
+        self._warned: set[tuple[str, str]] = set()
         # One customer's score and values, shifted: the score first, then the matrix's.
         self._row = np.empty(binner.columns, dtype=np.float64)
         self._values, self._shift = self._row[1:], binner.shift[1:]
@@ -148,6 +210,7 @@ class LiveProfile:
         with self._lock:
             current = self._slot()
             current += counts
+            self._changes += 1
 
     def flush(self) -> None:
         """Count the single customers still waiting: every second, and before a read."""
@@ -161,57 +224,175 @@ class LiveProfile:
                 self._pending[: self._waiting].ravel(), minlength=self.binner.width
             )
             self._waiting = 0
+            self._changes += 1
+
+    def _now(self) -> int:
+        """The window open now, by its number since the epoch."""
+        return int(self.clock()) // (60 * self.minutes)
 
     def _slot(self) -> np.ndarray:
-        minute = int(self.clock()) // 60
-        if minute != self._minute:
-            index = minute % len(self._stamps)
-            if self._stamps[index] != minute:
-                self._archive += self._slots[index]
-                self._slots[index] = 0
-                self._stamps[index] = minute
-            self._minute, self._current = minute, np.asarray(self._slots[index])
+        window = self._now()
+        if window != self._window:
+            index = window % _ROWS
+            if self._stamps[index] != window:
+                # It holds a window closed before the last one: kept for `since_start`
+                # if it has enough customers to show, left out for good if not.
+                row = self._rows[index]
+                if self.binner.customers(row) >= MIN_CUSTOMERS:
+                    self._archive += row
+                row[:] = 0
+                self._stamps[index] = window
+            self._window, self._current = window, self._rows[index]
         return self._current
 
+    # Sharing ---------------------------------------------------------------------------
+
+    def publish(self) -> None:
+        """Write this worker's counts for the others, if they changed: whole, then renamed."""
+        with self._lock:
+            self._count_pending()
+            if self._changes == self._published and self._intact():
+                return
+            data, changes = self._data.tobytes(), self._changes
+        try:
+            self._write(data)
+        except OSError as error:
+            if not self._write_failed:
+                LOG.warning(
+                    "could not write this worker's drift counts to %s (%s): the other "
+                    "workers' figures miss this one's customers until it can; scoring goes on",
+                    self.directory, error.strerror or error,
+                )  # fmt: skip
+            self._write_failed = True
+            return
+        if self._write_failed:
+            LOG.warning("this worker's drift counts are written to %s again", self.directory)
+        self._write_failed = False
+        self._published = changes
+
+    def _intact(self) -> bool:
+        """Whether this worker's file is still there as written (someone may have
+        truncated or removed it): if not, it is written again."""
+        try:
+            return self.path.lstat().st_size == 8 * self.layout.size
+        except OSError:
+            return False
+
+    def _write(self, data: bytes) -> None:
+        _own_directory(self.directory)
+        partial = self.path.with_name(f".{self.path.name}.partial")
+        try:
+            handle = os.open(partial, _WRITE_FLAGS, 0o600)
+            try:
+                if not stat.S_ISREG(os.fstat(handle).st_mode):
+                    raise OSError(f"{partial.name} is not a regular file")
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(handle, view) :]
+            finally:
+                os.close(handle)
+            os.replace(partial, self.path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                partial.unlink()
+            raise
+
     def read(self) -> Counts:
-        """Every worker's counts summed: since start, and over the rolling window."""
-        self.flush()
-        now = int(self.clock()) // 60
-        # This worker's own counts from its memory: its file may be gone (another
-        # `bentoml serve` on the same BENTOML_HOME empties the shared directory).
-        sources = [np.frombuffer(self._map, dtype=np.int64)]
-        sources += [
-            np.fromfile(path, dtype=np.int64)
-            for path in sorted(self.directory.glob(PATTERN))
-            if path != self.path
-        ]
-        since_start = np.zeros(self.binner.width, dtype=np.int64)
-        rolling = np.zeros(self.binner.width, dtype=np.int64)
+        """What is shown (module docstring): every worker's counts of closed windows."""
+        with self._lock:
+            self._count_pending()
+            sources = [self._data.copy()]  # this worker's own, from its memory
+        sources += self._others()
+        now = self._now()
+        layout, customers = self.layout, self.binner.customers
+        since_start = np.zeros(layout.width, dtype=np.int64)
+        rolling = np.zeros(layout.width, dtype=np.int64)
         workers, started = 0, self.clock()
         for data in sources:
-            parsed = self._parse(data)
-            if parsed is None:
-                continue  # being created, or another model's or window's counts
-            stamps, archive, slots, began = parsed
-            counted = archive + slots.sum(axis=0)
-            since_start += counted
-            rolling += slots[(stamps > now - self.minutes) & (stamps <= now)].sum(axis=0)
-            workers += bool(counted.any())
-            started = min(started, began)
-        return Counts(since_start, rolling, workers, started)
+            stamps = data[layout.stamps]
+            rows = data[layout.rows].reshape(_ROWS, layout.width)
+            since_start += data[layout.archive]
+            for stamp, row in zip(stamps.tolist(), rows, strict=True):
+                if _NOT_A_WINDOW < stamp < now and customers(row) >= MIN_CUSTOMERS:
+                    since_start += row
+                    if stamp == now - 1:
+                        rolling += row
+            workers += bool(data[layout.rows].any() or data[layout.archive].any())
+            started = min(started, float(data[4]) / 1000)
+        return Counts(since_start, rolling, workers, started, now * 60.0 * self.minutes)
 
-    def _parse(self, data: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, float] | None:
-        width, slots = self.binner.width, self.minutes
-        if len(data) != _HEADER + slots + width + slots * width:
+    def _others(self) -> list[np.ndarray]:
+        """The other workers' published counts: only files that are this service's own."""
+        try:
+            names = sorted(entry.name for entry in os.scandir(self.directory))
+        except FileNotFoundError:
+            return []  # nobody has published yet
+        except OSError as error:
+            raise DriftUnavailable(
+                "The drift counts cannot be read now; scoring is not affected. The "
+                "service's log says why."
+            ) from error
+        found = []
+        for name in names:
+            if name != self.path.name and FILE_NAME.match(name):
+                data = self._read_file(name)
+                if data is not None:
+                    found.append(data)
+        return found
+
+    def _read_file(self, name: str) -> np.ndarray | None:
+        path = self.directory / name
+        size = 8 * self.layout.size
+        try:
+            # Never following a link, never waiting on a FIFO or a device; then the file
+            # it is, not the name, is checked.
+            handle = os.open(path, _READ_FLAGS)
+        except OSError as error:
+            if not isinstance(error, FileNotFoundError):  # gone: a worker rewrote it
+                self._skip(name, f"it cannot be opened ({error.strerror or error})")
             return None
-        if tuple(data[:4]) != (_MAGIC, width, slots, self.fingerprint):
-            return None
-        return (
-            data[_HEADER : _HEADER + slots],
-            data[_HEADER + slots : _HEADER + slots + width],
-            data[_HEADER + slots + width :].reshape(slots, width),
-            float(data[4]) / 1000,
-        )
+        try:
+            info = os.fstat(handle)
+            if not stat.S_ISREG(info.st_mode):
+                return self._skip(name, "it is not a regular file")
+            if info.st_uid != os.geteuid():
+                return self._skip(name, "another user owns it")
+            if info.st_size != size:
+                return self._skip(name, f"it has {info.st_size} bytes, not {size}")
+            raw = os.read(handle, size + 1)
+        except OSError as error:
+            return self._skip(name, f"it cannot be read ({error.strerror or error})")
+        finally:
+            os.close(handle)
+        if len(raw) != size:
+            return self._skip(name, "its size changed while it was read")
+        data = np.frombuffer(raw, dtype=np.int64)
+        problem = self._problem(data)
+        return self._skip(name, problem) if problem else data
+
+    def _problem(self, data: np.ndarray) -> str | None:
+        """Why counts read from a file cannot be this service's own, if they cannot."""
+        expected = (_MAGIC, self.binner.width, self.minutes, self.fingerprint)
+        if tuple(data[:4].tolist()) != expected:
+            return "its header is not this model's and window's"
+        started_ms = int(data[4])
+        if not 0 < started_ms <= (self.clock() + 86_400) * 1000:
+            return "its start time is not a time"
+        stamps = data[self.layout.stamps]
+        if ((stamps < _NOT_A_WINDOW) | (stamps > self._now())).any():
+            return "its windows are not times"
+        if (data[_HEADER + _ROWS :] < 0).any():
+            return "it has negative counts"
+        return None
+
+    def _skip(self, name: str, why: str) -> np.ndarray | None:
+        """Nothing, from a file that is not one of this service's: said once."""
+        if (name, why) not in self._warned:
+            if len(self._warned) >= _WARNED_AT_MOST:
+                self._warned.clear()
+            self._warned.add((name, why))
+            LOG.warning("drift: skipped %s in %s: %s", name, self.directory, why)
+        return None
 
     def report(self, model_version: str) -> DriftReport:
         counts = self.read()
@@ -223,11 +404,28 @@ class LiveProfile:
         return DriftReport(
             **since_start.model_dump(),
             model_version=model_version,
-            since=dt.datetime.fromtimestamp(counts.started, dt.UTC).isoformat(timespec="seconds"),
+            since=_utc(counts.started),
             workers=counts.workers,
-            rolling=RollingDrift(minutes=self.minutes, **rolling.model_dump()),
+            rolling=RollingDrift(
+                minutes=self.minutes, until=_utc(counts.until), **rolling.model_dump()
+            ),
             thresholds=THRESHOLDS,
         )
+
+
+def _utc(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
+
+
+def _own_directory(directory: Path) -> None:
+    """Make the instance's directory (0700) if it is not there; refuse one that is not a
+    directory of this user's (a link, a file, another user's)."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = directory.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.geteuid():
+        raise OSError(f"{directory} is not a directory of this user's")
+    if stat.S_IMODE(info.st_mode) != 0o700:
+        directory.chmod(0o700)
 
 
 class ProfilingScorer(Scorer):
@@ -240,10 +438,17 @@ class ProfilingScorer(Scorer):
             model, metadata.threshold, label_rule=metadata.label_rule, bulk_threads=bulk_threads
         )
         self.live = live
+        self._failed = False
 
     def observe(self, matrix: np.ndarray, scores: np.ndarray) -> None:
-        if len(scores):
+        if not len(scores):
+            return
+        try:
             self.live.observe(matrix, scores)
+        except Exception:  # drift costs counts, never an answer
+            if not self._failed:
+                LOG.exception("drift: could not count customers scored; they are left out")
+            self._failed = True
 
 
 def scorer_for(
@@ -254,7 +459,7 @@ def scorer_for(
     window_minutes: int,
     bulk_threads: int = 1,
 ) -> Scorer:
-    """The service's scorer: profiling (CHURN_DRIFT_PROFILING, over a rolling window of
+    """The service's scorer: profiling (CHURN_DRIFT_PROFILING, over windows of
     CHURN_DRIFT_WINDOW_MINUTES), unless turned off or the model has no profile."""
     if not profiling or not metadata.reference_profile:
         return Scorer(
@@ -264,7 +469,7 @@ def scorer_for(
     binner = Binner(profile, input_columns(model))
     live = LiveProfile(profile, binner, shared_directory(), window_minutes)
     Flusher(live, metadata.model_version).start()
-    atexit.register(live.flush)
+    atexit.register(live.publish)
     return ProfilingScorer(model, metadata, live, bulk_threads=bulk_threads)
 
 
@@ -276,7 +481,16 @@ def live_report(scorer: Scorer, metadata: ModelMetadata) -> DriftReport:
         raise ProfilingOff(
             "Live drift profiling is off in this service (CHURN_DRIFT_PROFILING=false)."
         )
-    return scorer.live.report(metadata.model_version)
+    try:
+        return scorer.live.report(metadata.model_version)
+    except ChurnError:
+        raise
+    except Exception as error:  # the route answers in the service's shape, never a 500
+        LOG.exception("drift: could not compute the live drift report")
+        raise DriftUnavailable(
+            "Live drift cannot be computed now; scoring is not affected. The service's "
+            "log says why."
+        ) from error
 
 
 def no_reference_report(metadata: ModelMetadata) -> DriftReport:
@@ -298,13 +512,44 @@ def no_reference_report(metadata: ModelMetadata) -> DriftReport:
 
 @functools.cache
 def shared_directory() -> Path:
-    """Where the workers of this `bentoml serve` keep their counts."""
+    """Where the workers of this `bentoml serve`, and only they, keep their counts."""
     shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    if shared:
-        return Path(shared) / SUBDIRECTORY
-    private = Path(tempfile.mkdtemp(prefix="churn-drift-"))
-    atexit.register(shutil.rmtree, private, ignore_errors=True)
-    return private
+    if not shared:  # not a BentoML worker: a directory of this process's own
+        private = Path(tempfile.mkdtemp(prefix="churn-drift-"))
+        atexit.register(shutil.rmtree, private, ignore_errors=True)
+        return private
+    root = Path(shared).parent / SUBDIRECTORY
+    host = re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())[:64] or "host"
+    parent = os.getppid()
+    _remove_stale(root, host)
+    return root / f"serve-{host}-{parent}-{_started(parent)}"
+
+
+_INSTANCE = re.compile(r"^serve-(?P<host>[A-Za-z0-9._]+)-(?P<pid>\d+)-(?P<started>\d+)$")
+
+
+def _started(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot: with its pid, it names the
+    process for as long as the machine runs ("0" where /proc cannot tell)."""
+    try:
+        line = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return "0"
+    return line.rpartition(")")[2].split()[19]
+
+
+def _remove_stale(root: Path, host: str) -> None:
+    """Remove the directories of this host's instances whose arbiter has ended."""
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return
+    for entry in entries:
+        found = _INSTANCE.match(entry.name)
+        if found is None or found["host"] != host or not entry.is_dir(follow_symlinks=False):
+            continue
+        if found["started"] != "0" and _started(int(found["pid"])) != found["started"]:
+            shutil.rmtree(entry.path, ignore_errors=True)
 
 
 # /metrics ---------------------------------------------------------------------------
@@ -316,26 +561,27 @@ def gauges() -> tuple[Gauge, Gauge, Gauge]:
     # the same values, from the summed counts; the newest one is reported.
     import prometheus_client
 
-    labels = ("feature", "window")
+    labels = ("feature", "window", "minutes")
     return (
         prometheus_client.Gauge(
             "churn_drift_psi",
             "Population stability index of a feature (or feature=score, the model's "
-            "score) against the training data; NaN with no customers.",
+            f"score) against the training data; NaN under {MIN_CUSTOMERS} customers.",
             labels,
             multiprocess_mode="mostrecent",
         ),
         prometheus_client.Gauge(
             "churn_drift_status",
             "Drift status: 0 ok (PSI < 0.1), 1 warn (< 0.25), 2 drift, "
-            "-1 too few customers in the window (< 100).",
+            f"-1 too few customers in the window (< {MIN_CUSTOMERS}).",
             labels,
             multiprocess_mode="mostrecent",
         ),
         prometheus_client.Gauge(
             "churn_drift_customers",
-            "Customers scored in the window (since_start, or the rolling window).",
-            ("window",),
+            "Customers shown in the window (since_start, or rolling: the last closed window "
+            "of `minutes` minutes).",
+            ("window", "minutes"),
             multiprocess_mode="mostrecent",
         ),
     )
@@ -343,17 +589,21 @@ def gauges() -> tuple[Gauge, Gauge, Gauge]:
 
 def set_gauges(report: DriftReport) -> None:
     psi, status, customers = gauges()
+    minutes = str(report.rolling.minutes)
     windows: dict[str, WindowDrift] = {"since_start": report, "rolling": report.rolling}
     for window, drift in windows.items():
-        customers.labels(window=window).set(drift.customers)
+        customers.labels(window=window, minutes=minutes).set(drift.customers)
         for name, result in [*drift.features.items(), ("score", drift.score)]:
             value = float("nan") if result.psi is None else result.psi
-            psi.labels(feature=name, window=window).set(value)
-            status.labels(feature=name, window=window).set(STATUS_CODES[result.status])
+            psi.labels(feature=name, window=window, minutes=minutes).set(value)
+            status.labels(feature=name, window=window, minutes=minutes).set(
+                STATUS_CODES[result.status]
+            )
 
 
 class Flusher(threading.Thread):
-    """Counts the waiting customers every second and sets the gauges every 15 seconds."""
+    """Counts the waiting customers and publishes them every second, and sets the gauges
+    every 15 seconds. Nothing it reads can make it wait (`LiveProfile._read_file`)."""
 
     def __init__(self, live: LiveProfile, model_version: str) -> None:
         super().__init__(name="churn-drift", daemon=True)
@@ -364,10 +614,10 @@ class Flusher(threading.Thread):
         gauges_due = 0.0
         while True:
             try:
-                self.live.flush()
+                self.live.publish()
                 if time.monotonic() >= gauges_due:
-                    set_gauges(self.live.report(self.model_version))
                     gauges_due = time.monotonic() + GAUGE_SECONDS
+                    set_gauges(self.live.report(self.model_version))
             except Exception:  # a count or gauge late must not end the worker
-                LOG.exception("could not count the drift profile or set its gauges")
+                LOG.exception("could not publish the drift counts or set their gauges")
             time.sleep(FLUSH_SECONDS)

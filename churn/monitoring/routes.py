@@ -14,6 +14,7 @@ from fastapi import APIRouter
 from starlette.responses import HTMLResponse, Response
 
 from churn.monitoring.card import card_document, to_html, to_markdown
+from churn.monitoring.drift import MIN_CUSTOMERS
 from churn.monitoring.live import live_report
 from churn.record.answers import MODEL_CARD_PATH, DriftReport, ErrorBody
 
@@ -42,15 +43,19 @@ def health_routes(predictor: Callable[[], ChurnPredictor]) -> APIRouter:
         response_model=DriftReport,
         summary="Live drift of the customers scored, against the training data",
         description=(
-            "PSI and status (ok < 0.1 <= warn < 0.25 <= drift; insufficient under 100 "
-            "customers) per feature and for the score, over every customer any worker has "
-            "scored since the service started (top level) and over the rolling window "
-            "(`rolling`), with each bin's share in the training data and now. A model without "
-            "a reference profile (imported without reference data) answers with "
-            "`reference: false` and a `message` saying so."
+            f"PSI and status (ok < 0.1 <= warn < 0.25 <= drift; insufficient under "
+            f"{MIN_CUSTOMERS} customers) per feature and for the score, over the windows of "
+            "CHURN_DRIFT_WINDOW_MINUTES minutes of the clock closed since the service "
+            "started (top level) and over the last one closed (`rolling`), with each bin's "
+            "share in the training data and in the window. A worker's window counts only "
+            f"with {MIN_CUSTOMERS} customers or more, and a window under the minimum shows "
+            "its count alone, so that no reading, nor the difference of two, shows a customer. "
+            "A model without a reference profile (imported without reference data) answers "
+            "with `reference: false` and a `message` saying so."
         ),
         responses={
             409: {"model": ErrorBody, "description": "Live profiling is off."},
+            503: {"model": ErrorBody, "description": "The drift counts cannot be read now."},
             **_KEY_REFUSED,
         },
     )

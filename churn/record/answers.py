@@ -151,11 +151,16 @@ class Thresholds(BaseModel):
 
 
 class FeatureDrift(BaseModel):
-    psi: float | None = Field(description="Population stability index; null with no customers.")
+    psi: float | None = Field(
+        description="Population stability index; null under the minimum of customers."
+    )
     status: DriftStatus
     bins: list[str] = Field(description="The bins fixed at training, in words.")
     reference: list[float] = Field(description="Share of the training customers in each bin.")
-    current: list[float] = Field(description="Share of this window's customers in each bin.")
+    current: list[float] | None = Field(
+        description="Share of this window's customers in each bin (to 0.1%); null under "
+        "the minimum of customers, where shares would show individuals."
+    )
 
 
 class WindowDrift(BaseModel):
@@ -175,7 +180,11 @@ class WindowDrift(BaseModel):
 
 
 class RollingDrift(WindowDrift):
-    minutes: int = Field(description="The rolling window: the last this many minutes.")
+    minutes: int = Field(
+        description="The window's length: windows of this many minutes of the clock, from "
+        "the Unix epoch (60: each hour, UTC); the one shown is the last that closed."
+    )
+    until: str = Field(description="When the window shown closed (UTC).")
 
 
 class DriftReport(WindowDrift):

@@ -71,6 +71,8 @@ def score_legacy_file(
     rows: list[np.ndarray] = []
     cells: list[pa.Array] = []
     churn: list[np.ndarray] = []
+    scorer = predictor.scorer
+    scored: list[tuple[np.ndarray, np.ndarray]] = []
     for batch in _ahead(read_customer_batches(path, require_id=True)):
         rows_in += batch.row_count
         _check_rows(rows_in, max_rows)
@@ -82,7 +84,12 @@ def score_legacy_file(
         assert batch.id_cells is not None  # require_id: the column is there
         rows.append(batch.rows)
         cells.append(batch.id_cells)
-        churn.append(predictor.scorer.labels(predictor.scorer.score_frame(batch.features)))
+        # Counted into live drift only once the whole file is answered: a refused file
+        # scores nobody, and each retry of it would count its valid rows again.
+        matrix = scorer.matrix(batch.features)
+        scores = scorer.probabilities(matrix, observe=False)
+        scored.append((matrix, scores))
+        churn.append(scorer.labels(scores))
     if rows_in == 0:
         raise InvalidInput(_NO_ROWS)
     answers: dict[object, str] = {}
@@ -107,6 +114,8 @@ def score_legacy_file(
             "and get the others back with their reasons.",
             problems,
         )
+    for matrix, scores in scored:
+        scorer.observe(matrix, scores)
     return answers
 
 

@@ -36,3 +36,10 @@ def test_the_alerts_fire_when_they_should_and_not_before() -> None:
     tested = promtool("test", "rules", str(UNIT_TESTS))
     assert tested.returncode == 0, tested.stdout + tested.stderr
     assert "SUCCESS" in tested.stdout
+
+
+def test_the_rules_name_the_configured_window_not_an_hour() -> None:
+    # Issue 27: the text said "last hour" whatever CHURN_DRIFT_WINDOW_MINUTES said.
+    text = RULES.read_text()
+    assert "last hour" not in text
+    assert text.count("{{ $labels.minutes }}") == 2

@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 
 from churn.model.store import load_model, save_once
 from churn.model.training import TrainingResult
+from churn.monitoring.drift import MIN_CUSTOMERS
 from churn.monitoring.drift_report import file_drift, write_evidently_report
 from churn.monitoring.profile import reference_of
 from tests.conftest import LiveService, run_churn
@@ -24,7 +25,7 @@ from tests.monitoring.conftest import like_training, shifted, write
 
 def drift(current: Path, out: Path, store: Path) -> tuple[int, dict[str, Any], str]:
     result = run_churn("drift", str(current), "--out", str(out), env={"BENTOML_HOME": str(store)})
-    summary = json.loads(result.stdout) if result.returncode in (0, 1) else {}
+    summary = json.loads(result.stdout) if result.returncode in (0, 1, 3) else {}
     return result.returncode, summary, result.stderr
 
 
@@ -51,6 +52,20 @@ def test_drift_of_older_customers_all_in_germany_exits_1(
     assert summary["features"]["Geography"]["status"] == "drift"
     assert summary["features"]["CreditScore"]["status"] == "ok"
     assert (tmp_path / "report.html").stat().st_size > 100_000
+
+
+def test_drift_of_too_few_customers_has_an_exit_status_of_its_own(
+    bundled_store: Path, tmp_path: Path
+) -> None:
+    # Issue 27: it exited 0 when every status was "insufficient", so that a scheduler could
+    # not tell "too few customers" from "fine".
+    customers = write(like_training(MIN_CUSTOMERS - 1, seed=5), tmp_path / "few.csv")
+    status, summary, _ = drift(customers, tmp_path / "report.html", bundled_store)
+    assert status == 3
+    assert summary["customers"] == MIN_CUSTOMERS - 1
+    statuses = {f["status"] for f in [*summary["features"].values(), summary["score"]]}
+    assert statuses == {"insufficient"}
+    assert {f["psi"] for f in summary["features"].values()} == {None}
 
 
 def test_drift_counts_rejected_rows_and_refuses_a_file_it_cannot_read(

@@ -13,8 +13,10 @@ import pytest
 
 from churn.model.store import LoadedModel
 from churn.model.training import TrainingResult
-from churn.record.errors import PayloadTooLarge
-from churn.scoring.files import DuplicateIds, _ahead, _behind, score_file
+from churn.monitoring.live import LiveProfile, ProfilingScorer
+from churn.monitoring.profile import Binner, input_columns, reference_of
+from churn.record.errors import InvalidInput, PayloadTooLarge
+from churn.scoring.files import DuplicateIds, _ahead, _behind, score_file, score_legacy_file
 from churn.scoring.predictor import ChurnPredictor
 from tests.factories import BANK_COLUMNS, bank_row
 
@@ -121,3 +123,27 @@ def test_duplicate_ids_are_counted_as_text_whether_or_not_they_are_numbers(
     assert counter.count() == duplicates
     every = [i for ids in batches for i in ids if i is not None]
     assert duplicates == len(every) - len(set(every))
+
+
+def test_a_legacy_upload_refused_counts_nobody_into_drift(
+    trained: TrainingResult, write_csv: WriteCsv, tmp_path: Path
+) -> None:
+    # Issue 27: a /v1/customerbatch upload refused with 422 ("nothing was scored") still
+    # counted its valid rows into drift, again on each retry.
+    profile = reference_of(trained.metadata)
+    binner = Binner(profile, input_columns(trained.tree))
+    now = [1_800_000_000.0]
+    live = LiveProfile(profile, binner, tmp_path / "drift", 60, clock=lambda: now[0])
+    scorer = ProfilingScorer(trained.tree, trained.metadata, live)
+    predictor = ChurnPredictor(
+        LoadedModel(trained.tree, trained.metadata, "churn_model:test"), scorer
+    )
+    rows = [bank_row(row, 15_600_000 + row, Age=20 + row % 60) for row in range(1, 151)]
+    refused = write_csv("\n".join([BANK_COLUMNS, *rows, bank_row(151, 15_600_001)]) + "\n")
+    for _ in range(3):
+        with pytest.raises(InvalidInput, match="nothing was scored"):
+            score_legacy_file(predictor, refused)
+    answered = write_csv("\n".join([BANK_COLUMNS, *rows]) + "\n", "answered.csv")
+    assert len(score_legacy_file(predictor, answered)) == len(rows)
+    now[0] += 3600  # the window closes, and is shown
+    assert binner.customers(live.read().since_start) == len(rows)

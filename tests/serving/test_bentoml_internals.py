@@ -52,3 +52,64 @@ def test_the_model_store_of_this_process_can_still_be_swapped(tmp_path: Path) ->
             f"{UPGRADED}: BentoMLContainer.model_store no longer decides where bentoml.models looks"
         )
     assert [m.tag for m in bentoml.models.list()] == [m.tag for m in before]
+
+
+def test_bentoml_still_builds_its_http_metrics_by_name_so_ours_takes_its_place() -> None:
+    instruments = importlib.import_module(bentoml_internals.INSTRUMENTS_MODULE)
+    original = getattr(instruments, "RunnerTrafficMetricsMiddleware", None)
+    assert original is not None, (
+        f"{UPGRADED}: {instruments.__name__}.RunnerTrafficMetricsMiddleware is gone"
+    )
+    ours = bentoml_internals.route_metrics_class()
+    base = ours.__mro__[1]
+    parameters = list(inspect.signature(base.__init__).parameters)
+    assert parameters == ["self", "app", "namespace", "skip_paths"], (
+        f"{UPGRADED}: RunnerTrafficMetricsMiddleware now takes {parameters}"
+    )
+    setup = inspect.getsource(base._setup)
+    for name in (
+        "metrics_request_total", "metrics_request_duration", "metrics_request_in_progress",
+        "metrics_last_request_timestamp",
+    ):  # fmt: skip
+        assert f"self.{name} =" in setup, f"{UPGRADED}: its _setup no longer makes {name}"
+    app = importlib.import_module("_bentoml_impl.server.app")
+    builds = inspect.getsource(app.ServiceAppFactory.middlewares.fget)
+    assert "instruments import" in builds, (
+        f"{UPGRADED}: its server app no longer imports the metrics middleware from "
+        f"{instruments.__name__} when it builds, so the per-path one would run again"
+    )
+    assert "RunnerTrafficMetricsMiddleware" in builds
+
+
+def test_prometheus_client_still_opens_its_files_by_the_module_name(tmp_path: Path) -> None:
+    values = importlib.import_module(bentoml_internals.VALUES_MODULE)
+    assert "MmapedDict(filename)" in inspect.getsource(values.MultiProcessValue), (
+        f"prometheus_client changed what {bentoml_internals.__name__} uses: "
+        "MultiProcessValue no longer opens its files through values.MmapedDict"
+    )
+    allocated = bentoml_internals.allocated_dict_class()
+    metrics = allocated(str(tmp_path / "counter_1.db"))
+    key = '["metric", "metric_total", {"endpoint": "/v1/customer"}, "help"]'
+    used = metrics._used
+    metrics.write_value(key, 3.0, 0.0)
+    assert metrics._used - used == bentoml_internals._entry_size(key), (
+        "prometheus_client changed the size of an entry in its metrics files"
+    )
+    for i in range(2000):  # grows the file past its first 64 KB, allocated first
+        metrics.write_value(f"{key}{i}", 1.0, 0.0)
+    assert (tmp_path / "counter_1.db").stat().st_blocks * 512 >= metrics._capacity
+    metrics.close()
+    written = values.MmapedDict.read_all_values_from_file(str(tmp_path / "counter_1.db"))
+    assert {entry[0]: entry[1] for entry in written}[key] == 3.0
+
+
+def test_a_metrics_file_that_cannot_be_written_keeps_the_values_in_memory(
+    tmp_path: Path, caplog: Any
+) -> None:
+    allocated = bentoml_internals.allocated_dict_class()
+    metrics = allocated(str(tmp_path / "no-such-folder" / "counter_1.db"))
+    for i in range(2000):
+        metrics.write_value(f"key-{i}", float(i), 0.0)
+    assert metrics.read_value("key-1999") == (1999.0, 0.0)
+    assert "kept in memory" in caplog.text
+    metrics.close()

@@ -128,12 +128,14 @@ def drift_chart(table: pd.DataFrame, thresholds: Thresholds) -> alt.LayerChart:
 
 
 def distribution_chart(drift: FeatureDrift, title: str) -> alt.Chart:
-    """Each bin's share of customers now beside its share in the training data."""
+    """Each bin's share of customers now beside its share in the training data (the
+    training data's alone while the window has too few customers to show)."""
+    now = drift.current or []
     data = pd.DataFrame(
         {
-            "bin": drift.bins * 2,
-            "share": [*drift.reference, *drift.current],
-            "customers": [TRAINING] * len(drift.bins) + [NOW] * len(drift.bins),
+            "bin": drift.bins + drift.bins[: len(now)],
+            "share": [*drift.reference, *now],
+            "customers": [TRAINING] * len(drift.bins) + [NOW] * len(now),
         }
     )
     chart: alt.Chart = (

@@ -116,9 +116,10 @@ def live_drift(report: DriftReport) -> None:
     warned.metric("Warn", sum(f.status == "warn" for f in everything))
     st.caption(
         f"Since {when(report.since)}, summed over {report.workers} worker process"
-        f"{'' if report.workers == 1 else 'es'}; refreshed when the page is. With fewer "
-        f"than {report.thresholds.min_customers} customers a window's PSI is too noisy to "
-        "judge (insufficient)."
+        f"{'' if report.workers == 1 else 'es'}. The figures change when a window of "
+        f"{report.rolling.minutes} minutes of the clock closes, and count a worker's window "
+        f"only with {report.thresholds.min_customers} customers or more: fewer could show "
+        "individuals, and their PSI is too noisy to judge (insufficient)."
     )
     if st.button("Refresh", key="drift_refresh"):
         drift_report.clear()

@@ -178,7 +178,8 @@ def test_model_health_tab_in_chromium(ui_url: str, live_service: LiveService) ->
         expect(page.get_by_text("Churn probability: now against training")).to_be_visible()
         expect(page.get_by_role("heading", name="Model card", exact=True)).to_be_visible()
         expect(page.get_by_role("heading", name="What drives churn, by country")).to_be_visible()
-        page.get_by_text("Last 60 minutes").click()
+        minutes = httpx.get(f"{live_service.url}/v2/drift").json()["rolling"]["minutes"]
+        page.get_by_text(f"Last {minutes} minutes").click()
         expect(page.get_by_test_id("stMetric").filter(has_text="Customers scored")).to_be_visible()
         shoot(page, "04-model-health.png")
         assert not page.get_by_test_id("stException").count()

@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 from churn.clients.client import ChurnClient
 from churn.record.schema import FEATURE_NAMES
 from tests.clients.ui.drive import chart_data, chart_title, charts, metrics, open_page
-from tests.conftest import IMPORTED_SHA256, ImportedService
+from tests.conftest import IMPORTED_SHA256, ImportedService, wait_until
 from tests.factories import make_customer
 
 pytestmark = pytest.mark.slow
@@ -21,6 +21,9 @@ def scored(page_env: str) -> str:
     customers = [make_customer(Age=20 + i % 60, Geography="Germany") for i in range(150)]
     answer = httpx.post(f"{page_env}/v2/predict", json={"customers": customers}, timeout=30)
     assert answer.status_code == 200
+    # Shown when their window (a minute, in the session's service) closes.
+    with ChurnClient(page_env) as client:
+        wait_until(lambda: client.drift().customers >= len(customers), "them shown", 80)
     return page_env
 
 
