@@ -498,14 +498,15 @@ def no_reference_report(metadata: ModelMetadata) -> DriftReport:
     Nothing was counted, so the windows are empty."""
     empty = FeatureDrift(psi=None, status="insufficient", bins=[], reference=[], current=[])
     window = WindowDrift(customers=0, features={}, score=empty, drifted=[])
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     return DriftReport(
         **window.model_dump(),
         model_version=metadata.model_version,
         reference=False,
         message=no_reference_message(metadata),
-        since=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        since=now,
         workers=0,
-        rolling=RollingDrift(minutes=0, **window.model_dump()),
+        rolling=RollingDrift(minutes=0, until=now, **window.model_dump()),
         thresholds=THRESHOLDS,
     )
 
