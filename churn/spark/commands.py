@@ -50,10 +50,10 @@ def _spark_options(command: F) -> F:
     return command
 
 
-def _start(master: str | None, conf_pairs: tuple[str, ...], name: str) -> Session:
+def _start(master: str | None, conf: dict[str, str], name: str) -> Session:
     from churn.spark.session import start
 
-    return start(master=master, app_name=name, conf=_conf(conf_pairs))
+    return start(master=master, app_name=name, conf=conf)
 
 
 def _sink(out: str | None, table: str | None, what: str) -> Sink:
@@ -116,6 +116,7 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         from churn.spark import model as batch_model
         from churn.spark.job import Source, check_run_id, today
 
+        conf = _conf(conf_pairs)
         if (input_path is None) == (table is None):
             raise InvalidInput("Name the book: INPUT (files) or --table NAME, not both.")
         if (model is None) != (model_sha256 is None):
@@ -129,16 +130,18 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
             else Source.of(str(input_path), format_, multiline=multiline)
         )
         run = check_run_id(run_id or today())
-        # The store's model is checked before Spark starts; a file may be a URI Spark reads.
-        chosen = batch_model.from_store(model_tag) if model is None else None
-        session = _start(master, conf_pairs, "churn batch score")
+        # A model this machine holds is checked before Spark starts; a URI, through Spark.
+        chosen = None
+        if model is None:
+            chosen = batch_model.from_store(model_tag)
+        elif batch_model.is_local(model):
+            chosen = batch_model.read(None, model, str(model_sha256))
+        session = _start(master, conf, "churn batch score")
         try:
             from churn.spark.job import score_book
 
             if chosen is None:
-                assert model is not None
-                assert model_sha256 is not None
-                chosen = batch_model.read(session.spark, model, model_sha256)
+                chosen = batch_model.read(session.spark, str(model), str(model_sha256))
             summary = score_book(session.spark, source, sink, chosen, run=run)
         finally:
             session.stop()
@@ -174,8 +177,9 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         conf_pairs: tuple[str, ...],
     ) -> None:
         """The riskiest customers of a scored run, each with the top three reasons."""
+        conf = _conf(conf_pairs)
         sink = _sink(directory, table, "the scored run (DIR or --table)")
-        session = _start(master, conf_pairs, "churn batch call-list")
+        session = _start(master, conf, "churn batch call-list")
         try:
             from churn.spark.call_list import build_call_list
 

@@ -417,8 +417,12 @@ def write_partition(spark: SparkSession, frame: DataFrame, sink: Sink) -> None:
             writer.parquet(sink.location)
         return
     if not spark.catalog.tableExists(sink.location):
+        # The session's own default source (Parquet, or Delta on Databricks): Spark 3.5
+        # would otherwise make a Hive table, which a catalog without Hive refuses.
+        source = spark.conf.get("spark.sql.sources.default", "parquet") or "parquet"
         (
             frame.writeTo(sink.location)
+            .using(source)
             .partitionedBy(F.col(RUN))
             .option("partitionOverwriteMode", "dynamic")
             .create()

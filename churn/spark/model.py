@@ -89,9 +89,8 @@ def read(spark: SparkSession | None, location: str, sha256: str) -> BatchModel:
     expected = sha256.strip().lower()
     if not _HEX.fullmatch(expected):
         raise InvalidInput("--model-sha256 must be 64 hexadecimal digits (sha256sum's output).")
-    scheme = urlsplit(location).scheme
-    if scheme in ("", "file") or len(scheme) == 1:  # a path (C:\ on Windows)
-        path = Path(location.removeprefix("file://") if scheme == "file" else location)
+    if is_local(location):
+        path = Path(location.removeprefix("file://"))
         try:
             data = path.read_bytes()
         except OSError as error:
@@ -100,6 +99,12 @@ def read(spark: SparkSession | None, location: str, sha256: str) -> BatchModel:
         data = _read_through_spark(spark, location)
     _check(data, expected, location)
     return _described(data, expected, location)
+
+
+def is_local(location: str) -> bool:
+    """A path of this machine (or file://), which Python reads without Spark."""
+    scheme = urlsplit(location).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # C:\ on Windows
 
 
 def _read_through_spark(spark: SparkSession | None, location: str) -> bytes:

@@ -77,9 +77,13 @@ def find_java() -> str:
 def quiet_pyspark() -> Iterator[None]:
     # pyspark 4 warns that it does not fully support pandas 3 when it imports its Arrow
     # helpers. No pandas frame passes through Spark here (mapInArrow hands Arrow batches).
+    # pyspark 3.5 compares versions with distutils, which Python 3.11 says is deprecated.
     with warnings.catch_warnings():
         warnings.filterwarnings(
             "ignore", message="PySpark does not yet fully support pandas", category=FutureWarning
+        )
+        warnings.filterwarnings(
+            "ignore", message="The distutils package is deprecated", category=DeprecationWarning
         )
         yield
 
