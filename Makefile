@@ -200,5 +200,5 @@ pytest-spark35: spark35 ## the Spark job's and call list's tests on pyspark 3.5
 spark-cluster: spark-env ## churn batch on a standalone Spark master + worker on 127.0.0.1
 	CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v
 
-bench-spark: sync ## Spark local[2] vs the service's file scorer vs pandas + predict (1M, 10M rows)
+bench-spark: sync ## Spark start-up, marginal rows/s per core (1M, 10M rows) vs the file scorer, scaling, memory
 	$(BIN)/python -m benchmarks.spark $(BENCH_SPARK_ARGS)

@@ -174,6 +174,7 @@ def _load(data: bytes, sha256: str) -> tuple[dict[str, str], Scorer]:
 def export(tag: str | None, out: Path) -> BatchModel:
     """Write the store's model as a batch model file; its digest is what jobs name."""
     model = from_store(tag)
+    out.parent.mkdir(parents=True, exist_ok=True)
     partial = out.with_name(out.name + ".partial")
     partial.write_bytes(model.data)
     partial.replace(out)
