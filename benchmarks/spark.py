@@ -1,36 +1,33 @@
-"""Spark local[2] against the service's file scorer and the old app's pandas approach.
+"""Spark's cost as a cluster pays it: start-up apart from the marginal cost per row.
 
     make bench-spark                     # = .venv/bin/python -m benchmarks.spark
-    .venv/bin/python -m benchmarks.spark --rows 1000000 --only spark,file
+    .venv/bin/python -m benchmarks.spark --rows 1000000,10000000 --only spark,file
 
-For each size (default 1M and 10M generated rows) and format (CSV, Parquet), three
-ways of scoring the whole file, each in a process of its own, one after another:
+For two sizes of a generated book (default 1M and 10M rows, synthetic customers in the
+bank layout, as CSV and as Parquet with 1M-row row groups; kept in build/bench-spark/),
+each run a process tree of its own, one after another:
 
-- **spark**: `churn batch score INPUT --master local[2]`, as a user runs it (JVM start
-  included), into scored/ and rejected/ Parquet, with the service's model from the
-  BentoML store, imported first as `make setup` does (`--spark-model file`: with
-  `--model` the joblib file, whose booster the driver then derives from the pickle).
-  A machine's first run also writes the JVM's class-data archive
-  (`churn.spark.session.class_archive`); if it is missing, a run on a 1,000-row book
-  writes it first, unmeasured, so every size is measured as every run after the first;
+- **spark**: `churn batch score FILE --out DIR --master local[N] --model F
+  --model-sha256 D`, as a user runs it (JVM start included), with the model file
+  exported from the store; Parquet and CSV on local[2], Parquet on local[1] too;
 - **file**: `churn.scoring.files.score_file`, the single-process scorer behind
-  /v2/predict-file, into a results CSV (CSV input only: the service reads CSV);
-- **pandas**: the old app's /v1/customerbatch, `pd.read_csv` (or `read_parquet`), the
-  pipeline's `predict` on the whole frame, the id -> label map as JSON.
+  /v2/predict-file, on the CSV (it reads CSV only).
 
-Rows/s are rows in over wall-clock seconds of the whole command. A thread samples the
-resident memory of each process tree every 100 ms; for Spark it is split into the
-driver (the `churn` Python process), the JVM (in local mode the driver's and the
-executor's JVM are one) and the executors' Python workers. The ratios the issue sets
-targets for are printed at the end, measured in the same run. Figures go to
-build/bench-spark/results.json; the generated files are kept in build/bench-spark/
-and reused. Timings on a shared machine are noisy: read the ratios.
+From the two sizes: the marginal cost, (t(10M) - t(1M)) / 9M rows, as rows per second
+per core (Spark: over N cores; the file scorer: one process) and per CPU-second of the
+whole tree (steadier on a shared machine); the fixed start-up, t(1M) less 1M rows at
+the marginal rate; scaling local[1] -> local[2] on Parquet; the driver's Python memory
+at 1M and 10M, and the executors' peak (in local mode the driver's and the executor's
+JVM are one process; the executors' Python workers apart). Figures go to
+build/bench-spark/results.json. The machine is shared: the load average is printed
+with each run; read the ratios, measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -57,23 +54,14 @@ MIB = 1 << 20
 
 @dataclass
 class Result:
-    method: str
+    method: str  # spark-local[N] or file
     rows: int
     format: str
     seconds: float
-    rows_per_second: float
-    cpu_seconds: float  # of the whole process tree: steadier than wall time on a busy machine
+    cpu_seconds: float
     peak_mib: dict[str, float] = field(default_factory=dict)
-    cpu_by_role: dict[str, float] = field(default_factory=dict)
+    load: float = 0.0  # the 1-minute load average when the run ended
     ok: bool = True
-    note: str = ""
-
-    def cpu_split(self) -> str:
-        return ", ".join(f"{role} {seconds:.1f}" for role, seconds in self.cpu_by_role.items())
-
-    def memory(self) -> str:
-        parts = sorted(self.peak_mib.items(), key=lambda item: item[0] == "total")
-        return ", ".join(f"{role} {mib:,.0f}" for role, mib in parts)
 
 
 def data_files(rows: int) -> dict[str, Path]:
@@ -144,19 +132,21 @@ def spark_roles(process: psutil.Process, root: int) -> str:
         return "driver python"
     if process.name() == "java":
         return "jvm (driver+executor)"
-    return "executor python workers"
+    return "executor python"
 
 
-def run(
-    command: list[str], classify: Callable[[psutil.Process, int], str]
-) -> tuple[float, dict[str, float], dict[str, float], str]:
+def one_process(_: psutil.Process, __: int) -> str:
+    return "process"
+
+
+def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> Result:
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     sampler = TreeSampler(process.pid, classify)
     sampler.start()
-    out, err = process.communicate()
+    _, err = process.communicate()
     seconds = time.monotonic() - started
     sampler.done.set()
     sampler.join()
@@ -165,159 +155,139 @@ def run(
             f"{' '.join(command[:4])} ... exited {process.returncode}: {err[-2000:]}"
         )
     peaks = {k: round(v, 1) for k, v in sampler.peaks.items()}
-    return seconds, sampler.cpu_by_role(), peaks, out.strip()
+    cpu = round(sum(sampler.cpu_by_role().values()), 1)
+    return Result("", 0, "", round(seconds, 2), cpu, peaks, round(os.getloadavg()[0], 1))
 
 
 FILE_SCORER = """
 import sys
 from pathlib import Path
+from churn.model.artifact import ModelMetadata, metadata_path_for
+from churn.model.booster import TreeModel
+from churn.model.store import LoadedModel
 from churn.scoring.files import score_file
 from churn.scoring.predictor import ChurnPredictor
-from churn.spark.model import resolve
-predictor = ChurnPredictor(resolve(sys.argv[1]).loaded)
-summary = score_file(predictor, Path(sys.argv[2]), Path(sys.argv[3]), max_rows=10**12)
-print(summary.rows_in)
-"""
-
-OLD_APP = """
-import json, sys
-import pandas as pd
-from benchmarks.baseline_app import load_model
-from churn.record.schema import FEATURE_NAMES
-from pathlib import Path
-model = load_model(Path(sys.argv[1]))
-source = sys.argv[2]
-df = pd.read_parquet(source) if source.endswith(".parquet") else pd.read_csv(source)
-preds = model.predict(df[list(FEATURE_NAMES)])
-labels = ["Churn" if p else "Not Churn" for p in preds]
-Path(sys.argv[3]).write_text(json.dumps(dict(zip(df.CustomerId.astype(str), labels, strict=True))))
-print(len(df))
+from churn.spark.model import read
+model = read(None, sys.argv[1], sys.argv[2])
+tree = TreeModel.from_bytes(model.data)
+metadata = ModelMetadata.read(metadata_path_for(Path(sys.argv[5])))
+predictor = ChurnPredictor(LoadedModel(tree, metadata, model.tag))
+print(score_file(predictor, Path(sys.argv[3]), Path(sys.argv[4]), max_rows=10**12).rows_in)
 """
 
 
-def one_process(_: psutil.Process, __: int) -> str:
-    return "process"
+def export_model() -> tuple[Path, str]:
+    subprocess.run([str(BIN / "churn"), "import-model", str(MODEL)], check=True)
+    path = BUILD / "churn-model.ubj"
+    done = subprocess.run(
+        [str(BIN / "churn"), "batch", "export-model", "--out", str(path)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    return path, done.stdout.split()[0]
 
 
-def measure(method: str, rows: int, kind: str, source: Path, model: str = "store") -> Result:
-    out = BUILD / f"out-{method}"
+def measure(method: str, rows: int, kind: str, source: Path, model: tuple[Path, str]) -> Result:
+    out = BUILD / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    if method == "spark":
-        command = [str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
-                   "--master", "local[2]"]  # fmt: skip
-        if model == "file":
-            command += ["--model", str(MODEL)]
-        seconds, cpu, peaks, _ = run(command, spark_roles)
-        summary = json.loads((out / "dir" / "summary.json").read_text())
-        counted = summary["rows_in"]
-        note = f"job {summary['seconds']:.1f} s of it"
+    if method.startswith("spark"):
+        master = method.removeprefix("spark-")
+        result = run(
+            [str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
+             "--master", master, "--run-id", "bench", "--model", str(model[0]),
+             "--model-sha256", model[1]],
+            spark_roles,
+        )  # fmt: skip
+        found = list((out / "dir" / "_summary" / "run=bench").glob("*.json"))
+        counted = json.loads(json.loads(found[0].read_text())["summary"])["rows_in"]
     else:
-        script = FILE_SCORER if method == "file" else OLD_APP
-        command = [sys.executable, "-c", script, str(MODEL), str(source), str(out / "result")]
-        seconds, cpu, peaks, printed = run(command, one_process)
-        counted, note = int(printed.splitlines()[-1]), ""
+        result = run(
+            [sys.executable, "-c", FILE_SCORER, str(model[0]), model[1], str(source),
+             str(out / "result.csv"), str(MODEL)],
+            one_process,
+        )  # fmt: skip
+        counted = 0  # counted below from its printed rows
     shutil.rmtree(out, ignore_errors=True)
-    ok = counted == rows
-    return Result(
-        method, rows, kind, round(seconds, 2), round(rows / seconds),
-        round(sum(cpu.values()), 1), peaks, cpu, ok, note,
-    )  # fmt: skip
-
-
-def warm_class_archive() -> None:
-    """The JVM's class-data archive, written by one small run if this machine has none."""
-    from churn.spark.session import class_archive, find_java
-
-    if class_archive(find_java()).is_file():
-        return
-    small = BUILD / "book-1000.csv"
-    if not small.exists():
-        BUILD.mkdir(parents=True, exist_ok=True)
-        pacsv.write_csv(pa.Table.from_pandas(synthesize(1000, seed=0), preserve_index=False), small)
-    started = time.monotonic()
-    measure("spark", 1000, "csv", small)
-    seconds = time.monotonic() - started
-    print(f"(wrote the JVM's class-data archive: a first run of {seconds:.1f} s)")
+    result.method, result.rows, result.format = method, rows, kind
+    result.ok = method == "file" or counted == rows
+    return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", default="1000000,10000000", help="comma-separated sizes")
-    parser.add_argument("--only", default="spark,file,pandas")
-    parser.add_argument("--formats", default="csv,parquet")
+    parser.add_argument("--rows", default="1000000,10000000", help="two comma-separated sizes")
+    parser.add_argument("--only", default="spark,file")
     parser.add_argument("--json", type=Path, default=BUILD / "results.json")
-    parser.add_argument(
-        "--spark-model", choices=("store", "file"), default="store",
-        help="Spark's model: the service's, from the store (default), or the joblib file",
-    )  # fmt: skip
     args = parser.parse_args()
-    sizes = [int(size) for size in args.rows.split(",")]
-    methods = [m for m in ("spark", "file", "pandas") if m in args.only.split(",")]
+    small, large = (int(size) for size in args.rows.split(","))
+    model = export_model()
+    plan = []
+    if "spark" in args.only:
+        plan += [("spark-local[2]", "parquet"), ("spark-local[1]", "parquet"),
+                 ("spark-local[2]", "csv")]  # fmt: skip
+    if "file" in args.only:
+        plan.append(("file", "csv"))
     results: list[Result] = []
-    if "spark" in methods:
-        if args.spark_model == "store":
-            subprocess.run([str(BIN / "churn"), "import-model", str(MODEL)], check=True)
-        warm_class_archive()
-    for rows in sizes:
-        files = data_files(rows)
-        for kind in args.formats.split(","):
-            for method in methods:
-                if method == "file" and kind != "csv":
-                    continue
-                result = measure(method, rows, kind, files[kind], args.spark_model)
-                results.append(result)
-                print(_line(result), flush=True)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    _targets(results)
+    for method, kind in plan:
+        for rows in (small, large):
+            result = measure(method, rows, kind, data_files(rows)[kind], model)
+            results.append(result)
+            print(_line(result), flush=True)
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    _report(results, small, large)
     return 0 if all(result.ok for result in results) else 1
 
 
 def _line(r: Result) -> str:
+    memory = ", ".join(f"{role} {mib:,.0f}" for role, mib in sorted(r.peak_mib.items()))
     return (
-        f"{r.method:7} {r.format:8} {r.rows:>11,} rows  {r.seconds:8.1f} s  "
-        f"{r.rows_per_second:>9,} rows/s  CPU {r.cpu_seconds:7.1f} s"
-        + (f" ({r.cpu_split()})" if len(r.cpu_by_role) > 1 else "")
-        + f"  peak MiB: {r.memory()}"
-        + (f"  ({r.note})" if r.note else "")
+        f"{r.method:15} {r.format:8} {r.rows:>11,} rows  {r.seconds:8.1f} s  "
+        f"CPU {r.cpu_seconds:7.1f} s  load {r.load:4.1f}  peak MiB: {memory}"
         + ("" if r.ok else "  ROWS MISSING")
     )
 
 
-def _targets(results: list[Result]) -> None:
+def _report(results: list[Result], small: int, large: int) -> None:
     def find(method: str, rows: int, kind: str) -> Result | None:
         return next(
             (r for r in results if (r.method, r.rows, r.format) == (method, rows, kind)), None
         )
 
-    sizes = sorted({r.rows for r in results})
+    extra = large - small
+    marginal: dict[tuple[str, str], tuple[float, float]] = {}
+    print(f"\nmarginal cost from {small:,} to {large:,} rows")
+    for method, kind in {(r.method, r.format) for r in results}:
+        a, b = find(method, small, kind), find(method, large, kind)
+        if a is None or b is None or b.seconds <= a.seconds:
+            continue
+        cores = int(method.split("[")[1].rstrip("]")) if "[" in method else 1
+        per_core = extra / (b.seconds - a.seconds) / cores
+        per_cpu = extra / max(b.cpu_seconds - a.cpu_seconds, 1e-9)
+        startup = a.seconds - small / (extra / (b.seconds - a.seconds))
+        marginal[method, kind] = per_core, per_cpu
+        print(f"  {method:15} {kind:8} {per_core:>10,.0f} rows/s per core  "
+              f"{per_cpu:>10,.0f} rows/CPU-s  fixed start-up {startup:5.1f} s")  # fmt: skip
+        driver = (b.peak_mib.get("driver python", 0), a.peak_mib.get("driver python", 0))
+        if method.startswith("spark"):
+            print(f"      driver Python {driver[1]:,.0f} -> {driver[0]:,.0f} MiB; executors' peak: "
+                  f"JVM {b.peak_mib.get('jvm (driver+executor)', 0):,.0f} MiB, Python workers "
+                  f"{b.peak_mib.get('executor python', 0):,.0f} MiB")  # fmt: skip
+    file = marginal.get(("file", "csv"))
     print("\ntargets (ratios from this run)")
-    for rows in sizes:
-        spark, file = find("spark", rows, "csv"), find("file", rows, "csv")
+    for kind in ("parquet", "csv"):
+        spark = marginal.get(("spark-local[2]", kind))
         if spark and file:
-            ratio = spark.rows_per_second / file.rows_per_second
-            per_cpu = (file.cpu_seconds / spark.cpu_seconds) if spark.cpu_seconds else 0
-            print(
-                f"  {rows:,} CSV rows: Spark local[2] / file scorer throughput "
-                f"{ratio:.2f} (target >= 0.5); rows per CPU-second {per_cpu:.2f}"
-            )
-    if len(sizes) >= 2:
-        small, large = sizes[0], sizes[-1]
-        for kind in ("csv", "parquet"):
-            a, b = find("spark", small, kind), find("spark", large, kind)
-            if a and b:
-                growth = b.peak_mib.get("driver python", 0) / max(
-                    a.peak_mib.get("driver python", 1), 1
-                )
-                jvm = b.peak_mib.get("jvm (driver+executor)", 0) / max(
-                    a.peak_mib.get("jvm (driver+executor)", 1), 1
-                )
-                print(
-                    f"  {kind}: {large:,} / {small:,} rows: time x{b.seconds / a.seconds:.2f} "
-                    f"(target <= {1.1 * large / small:.0f}x), driver Python memory "
-                    f"x{growth:.2f}, JVM x{jvm:.2f} (target: flat)"
-                )
+            print(f"  {kind}: Spark local[2] per core / file scorer: {spark[0] / file[0]:.2f} "
+                  f"(per CPU-s {spark[1] / file[1]:.2f}); target >= 0.5 on Parquet")  # fmt: skip
+    one, two = (
+        marginal.get(("spark-local[1]", "parquet")),
+        marginal.get(("spark-local[2]", "parquet")),
+    )
+    if one and two:
+        print(
+            f"  scaling local[1] -> local[2] (Parquet): {2 * two[0] / one[0]:.2f}x (target >= 1.7)"
+        )
 
 
 if __name__ == "__main__":

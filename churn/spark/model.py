@@ -1,183 +1,181 @@
-"""The model a batch job scores with: verified on the driver, and again on every executor.
+"""The model a batch job scores with: one file, verified on the driver and on every executor.
 
-The model is the one the Bento packs, from the BentoML store by tag (by default the
-service's, CHURN_MODEL_TAG), or a joblib file with its metadata beside it. The driver
-checks its SHA-256 against the recorded one. The executors are not sent the pickle:
-they get the model's booster and input columns (`churn.model.booster`), XGBoost's own
-file format, which loading cannot run code from and which needs no scikit-learn. A
-stored model has that file beside its pickle, with its digest, since import; for a
-joblib file (or a model imported before) the driver derives it from the verified
-pickle. The driver ships it (`SparkContext.addFile`) with its digest, and each
-executor checks the bytes it received before loading them, so a file swapped on the
-way is refused there too, and the job stops with that message. The call list's
-explanations unpickle the model on the driver (`DriverModel.loaded`), checking it again.
+The batch model file is the stored model's booster (`churn.model.booster.TreeModel`:
+XGBoost's UBJSON, with the input columns in an attribute), with what scoring needs
+besides the trees in more of its attributes: the threshold, the label rule, the model's
+version and tag, and the store's digest of its booster. It is not a pickle: loading it
+runs no code and needs neither scikit-learn nor joblib, and one SHA-256 covers all of it.
+
+`churn batch export-model --out FILE` writes it from the BentoML store and prints its
+digest. A job names it with `--model PATH_OR_URI --model-sha256 HEX`, so that a driver in
+cluster deploy mode needs no store: the driver reads it (a local path directly, a URI
+through Spark's own file systems, with the platform's credentials), checks its digest,
+and ships the bytes with the job's function; each executor checks them again before it
+loads them. Without `--model`, a driver with the store (client mode, a laptop) takes the
+service's model from it by tag, as the export would.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
-from collections.abc import Callable
+import hmac
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast, get_args
+from urllib.parse import urlsplit
 
-from churn.model.artifact import (
-    ModelMetadata,
-    load_verified,
-    metadata_path_for,
-    verified_bytes,
-    verify,
-)
-from churn.record.errors import ModelIntegrityError
-from churn.settings import ServiceSettings
+from churn.record.errors import InvalidInput, ModelIntegrityError
+from churn.record.outcome import LabelRule
 
 if TYPE_CHECKING:
-    import tempfile
+    from pyspark.sql import SparkSession
 
-    from pyspark import SparkContext
-
-    from churn.model.store import LoadedModel
+    from churn.model.booster import TreeModel
     from churn.scoring.scorer import Scorer
 
+_ATTRIBUTES = ("threshold", "label_rule", "model_version", "model_tag", "booster_sha256")
+_PREFIX = "churn_batch_"
+_HEX = re.compile(r"[0-9a-f]{64}")
+
 
 @dataclass(frozen=True)
-class ModelRef:
-    """What an executor is told about the model: which shipped file, and its digest."""
+class BatchModel:
+    """The batch model file's bytes, their digest, and what its attributes say."""
 
-    file_name: str  # the booster file, as shipped with SparkContext.addFile
-    booster_sha256: str
-    sha256: str  # of the model's pickle: the model a summary names
+    data: bytes = field(repr=False)
+    sha256: str
     threshold: float
+    label_rule: str
     version: str
-    tag: str  # the store's tag, or file:NAME for a joblib file
-    source: str  # the exact tag, or the joblib file's absolute path: `call-list` reloads it
+    tag: str
+    booster_sha256: str  # the store's digest of the booster alone
+    source: str  # the path or URI it was read from, or store:TAG
+
+    def scorer(self) -> Scorer:
+        """A scorer of these bytes, once their digest is checked again here."""
+        return _load(self.data, self.sha256)[1]
 
 
-@dataclass(frozen=True)
-class DriverModel:
-    """A verified model: what the executors are told of it, and what they are sent."""
+def from_store(tag: str | None) -> BatchModel:
+    """The service's model (CHURN_MODEL_TAG by default) from this machine's store, verified."""
+    from churn.model.store import BOOSTER_DIGEST, load_stored, verify_stored
+    from churn.settings import ServiceSettings
 
-    ref: ModelRef
-    booster: bytes = field(repr=False)
-    load: Callable[[], LoadedModel] = field(repr=False, compare=False)
-
-    @functools.cached_property
-    def loaded(self) -> LoadedModel:
-        """The model unpickled, its digest checked again first."""
-        return self.load()
-
-
-def check(model: str | None) -> None:
-    """Refuse a model that fails its checksum, quickly: this unpickles nothing."""
-    name, is_file = _named(model)
-    if is_file:
-        verify(Path(name), ModelMetadata.read(metadata_path_for(Path(name))).artifact_sha256)
-    else:
-        from churn.model.store import verify_stored
-
-        verify_stored(name)
+    stored = verify_stored(tag or ServiceSettings.from_environment().model_tag)
+    loaded = load_stored(stored)
+    metadata = loaded.metadata
+    values = {
+        "threshold": repr(float(metadata.threshold)),
+        "label_rule": metadata.label_rule,
+        "model_version": metadata.model_version,
+        "model_tag": loaded.tag,
+        "booster_sha256": str(stored.info.metadata[BOOSTER_DIGEST]),
+    }
+    data = _with_attributes(loaded.tree, values)
+    return _described(data, hashlib.sha256(data).hexdigest(), f"store:{loaded.tag}")
 
 
-def resolve(model: str | None) -> DriverModel:
-    """The model named by a tag or a joblib file (default: the service's tag), verified."""
-    name, is_file = _named(model)
-    if is_file:
-        return _from_file(Path(name))
-    from churn.model.store import (
-        STORED_BOOSTER,
-        load_stored,
-        stored_model_metadata,
-        verify_stored,
-    )
-
-    stored = verify_stored(name)
-    metadata = stored_model_metadata(stored)
-    load: Callable[[], LoadedModel] = functools.partial(load_stored, stored)
-    booster_digest = stored.info.metadata.get("booster_sha256")
-    if booster_digest:
-        booster = verified_bytes(Path(stored.path_of(STORED_BOOSTER)), str(booster_digest))
-    else:  # imported before the store kept it: `churn import-model` adds it
-        loaded = load()
-        booster, load = loaded.tree.to_bytes(), functools.partial(_same, loaded)
-    # The digest recorded at import, which verify_stored just checked.
-    digest = str(stored.info.metadata.get("stored_sha256") or booster_digest)
-    tag = str(stored.tag)
-    ref = _ref(digest, booster, metadata, tag, source=tag)
-    return DriverModel(ref, booster, load)
-
-
-def _named(model: str | None) -> tuple[str, bool]:
-    name = model or ServiceSettings.from_environment().model_tag
-    candidate = Path(name)
-    return name, candidate.suffix == ".joblib" or candidate.is_file()
-
-
-def _from_file(path: Path) -> DriverModel:
-    metadata = ModelMetadata.read(metadata_path_for(path))
-    verify(path, metadata.artifact_sha256)
-    tag = f"file:{path.name}"
-    loaded = _load_file(path, metadata, tag)
-    booster = loaded.tree.to_bytes()
-    ref = _ref(metadata.artifact_sha256, booster, metadata, tag, str(path.resolve()))
-    return DriverModel(ref, booster, functools.partial(_same, loaded))
-
-
-def _same(loaded: LoadedModel) -> LoadedModel:
-    return loaded
-
-
-def _load_file(path: Path, metadata: ModelMetadata, tag: str) -> LoadedModel:
+def _with_attributes(tree: TreeModel, values: dict[str, str]) -> bytes:
     from churn.model.booster import TreeModel
-    from churn.model.store import LoadedModel
 
-    pipeline = load_verified(path, metadata.artifact_sha256)
-    return LoadedModel(TreeModel.from_pipeline(pipeline), metadata, tag=tag)
+    booster = tree.booster.copy()
+    booster.set_attr(**{_PREFIX + name: value for name, value in values.items()})
+    return TreeModel(booster, tree.columns).to_bytes()
 
 
-def _ref(digest: str, booster: bytes, metadata: ModelMetadata, tag: str, source: str) -> ModelRef:
-    booster_digest = hashlib.sha256(booster).hexdigest()
-    return ModelRef(
-        file_name=f"churn-model-{digest[:16]}-booster.ubj",
-        booster_sha256=booster_digest,
-        sha256=digest,
-        threshold=metadata.threshold,
-        version=metadata.model_version,
-        tag=tag,
+def read(spark: SparkSession | None, location: str, sha256: str) -> BatchModel:
+    """The batch model file at a path or URI, refused unless its SHA-256 is `sha256`."""
+    expected = sha256.strip().lower()
+    if not _HEX.fullmatch(expected):
+        raise InvalidInput("--model-sha256 must be 64 hexadecimal digits (sha256sum's output).")
+    if is_local(location):
+        path = Path(location.removeprefix("file://"))
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise InvalidInput(f"Cannot read the model {location}: {error.strerror}.") from None
+    else:
+        data = _read_through_spark(spark, location)
+    _check(data, expected, location)
+    return _described(data, expected, location)
+
+
+def is_local(location: str) -> bool:
+    """A path of this machine (or file://), which Python reads without Spark."""
+    scheme = urlsplit(location).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # C:\ on Windows
+
+
+def _read_through_spark(spark: SparkSession | None, location: str) -> bytes:
+    """A file on the cluster's storage, read by Spark with the platform's credentials."""
+    if spark is None:
+        raise InvalidInput(f"{location} is read through Spark, which has not started.")
+    rows = spark.read.format("binaryFile").load(location).select("content").collect()
+    if len(rows) != 1:
+        raise InvalidInput(f"{location} names {len(rows)} files; --model names one file.")
+    return bytes(rows[0]["content"])
+
+
+def _check(data: bytes, expected: str, name: str) -> None:
+    actual = hashlib.sha256(data).hexdigest()
+    if not hmac.compare_digest(actual, expected):
+        raise ModelIntegrityError(
+            f"Refusing to load {name}: its SHA-256 is {actual}, expected {expected}. "
+            "It is not the exported model."
+        )
+
+
+def _described(data: bytes, sha256: str, source: str) -> BatchModel:
+    attributes, _ = _load(data, sha256)
+    try:
+        threshold = float(attributes["threshold"])
+    except (KeyError, ValueError):
+        raise ModelIntegrityError(
+            f"{source} is a booster without a threshold: export it with `churn batch export-model`."
+        ) from None
+    return BatchModel(
+        data=data,
+        sha256=sha256,
+        threshold=threshold,
+        label_rule=attributes.get("label_rule", ">="),
+        version=attributes.get("model_version", ""),
+        tag=attributes.get("model_tag", ""),
+        booster_sha256=attributes.get("booster_sha256", ""),
         source=source,
     )
 
 
-def ship(context: SparkContext, model: DriverModel, folder: Path) -> None:
-    """Send the booster file to every executor under the name `ref` gives it."""
-    shipped = folder / model.ref.file_name
-    shipped.write_bytes(model.booster)
-    context.addFile(str(shipped))
+# Per Python worker: a worker scores many tasks, and loads the model once.
+_LOADED: dict[str, tuple[dict[str, str], Scorer]] = {}
 
 
-def shipping_folder() -> tempfile.TemporaryDirectory[str]:
-    import tempfile
-
-    return tempfile.TemporaryDirectory(prefix="churn-spark-model-")
-
-
-_SCORERS: dict[str, Scorer] = {}
-
-
-def executor_scorer(ref: ModelRef) -> Scorer:
-    """The shipped booster, loaded once per Python worker, only if its digest matches."""
-    scorer = _SCORERS.get(ref.booster_sha256)
-    if scorer is None:
-        from pyspark import SparkFiles
-
+def _load(data: bytes, sha256: str) -> tuple[dict[str, str], Scorer]:
+    """The file's attributes and a scorer of its trees; the digest checked first."""
+    loaded = _LOADED.get(sha256)
+    if loaded is None:
         from churn.model.booster import TreeModel
         from churn.scoring.scorer import Scorer
 
-        path = Path(SparkFiles.get(ref.file_name))
-        try:
-            data = verified_bytes(path, ref.booster_sha256)
-        except ModelIntegrityError as error:
-            raise ModelIntegrityError(f"On an executor: {error.message}") from None
-        model = TreeModel.from_bytes(data)
-        scorer = _SCORERS[ref.booster_sha256] = Scorer(model, ref.threshold)
-    return scorer
+        _check(data, sha256, "the batch model")
+        tree = TreeModel.from_bytes(data)
+        attributes = {name: tree.booster.attr(_PREFIX + name) or "" for name in _ATTRIBUTES}
+        tree.booster.set_attr(**dict.fromkeys((_PREFIX + name for name in _ATTRIBUTES), None))
+        attributes = {name: value for name, value in attributes.items() if value}
+        threshold = float(attributes.get("threshold", "0.5"))
+        rule = attributes.get("label_rule", ">=")
+        if rule not in get_args(LabelRule):
+            raise ModelIntegrityError(f"The batch model's label rule {rule!r} is not >= or >.")
+        scorer = Scorer(tree, threshold, label_rule=cast(LabelRule, rule))
+        loaded = _LOADED[sha256] = attributes, scorer
+    return loaded
+
+
+def export(tag: str | None, out: Path) -> BatchModel:
+    """Write the store's model as a batch model file; its digest is what jobs name."""
+    model = from_store(tag)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    partial.write_bytes(model.data)
+    partial.replace(out)
+    return model

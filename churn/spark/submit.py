@@ -1,6 +1,10 @@
-"""`churn batch` under spark-submit, which runs a Python file rather than a command:
+"""`churn-batch`: the `churn batch` commands alone, for a wheel on a Spark platform.
 
-    spark-submit --master spark://HOST:7077 [--conf ...] churn/spark/submit.py score INPUT --out DIR
+spark-submit runs a Python file rather than a command, so this file is also the main
+file it is given (the wheel carries it; `python -m churn.spark.submit --path` prints it):
+
+    spark-submit --master k8s://... --deploy-mode cluster [--conf ...] \
+        .../churn/spark/submit.py score INPUT --out DIR --model URI --model-sha256 HEX
 
 The master and settings are spark-submit's; the arguments are `churn batch`'s.
 """
@@ -9,7 +13,19 @@ from __future__ import annotations
 
 import sys
 
-from churn.clients.cli import main
+import click
+
+from churn.clients.cli import reports_errors
+from churn.spark.commands import batch_group
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--path"]:
+        click.echo(__file__)
+        return
+    batch_group(reports_errors)(args, prog_name="churn-batch")
+
 
 if __name__ == "__main__":
-    main(["batch", *sys.argv[1:]], prog_name="churn")
+    main()

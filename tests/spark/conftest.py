@@ -6,19 +6,21 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pyspark import SparkContext
+from pyspark.sql import SparkSession
 
+from churn.model.artifact import ModelMetadata, metadata_path_for
+from churn.model.booster import TreeModel
+from churn.model.store import LoadedModel
 from churn.model.synth import write_synthetic_csv
-from churn.spark.job import BatchSummary, score_book
-from churn.spark.model import DriverModel, resolve
-from churn.spark.session import finish, start
-from tests.conftest import ROOT
+from churn.scoring.predictor import ChurnPredictor
+from churn.spark import model as batch_model
+from churn.spark.job import BatchSummary, Sink, Source, score_book
+from churn.spark.session import start
+from tests.conftest import ROOT, run_churn
 from tests.factories import bank_row
 
 BUNDLED_MODEL = ROOT / "models" / "churn_prediction_model_v1_0.joblib"
-# Short-lived JVMs spend most of their CPU compiling; C1 alone starts them sooner.
-TEST_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-TEST_CONF = {"spark.driver.extraJavaOptions": TEST_JVM, "spark.sql.shuffle.partitions": "2"}
+TEST_CONF = {"spark.sql.shuffle.partitions": "2", "spark.ui.enabled": "false"}
 
 # Rows the service rejects, each for one reason, and one it scores with a formula-like
 # id (high risk, so that it is on the call list). Row numbers follow the 40 good rows.
@@ -40,15 +42,40 @@ REJECTED_ROWS = {41, 42, 43, 44, 45, 46, 48}
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkContext]:
-    context = start(master="local[2]", app_name="churn tests", conf=TEST_CONF)
-    yield context
-    finish(context)
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    """A session this process starts, with a Hive-less catalog of Parquet tables."""
+    warehouse = tmp_path_factory.mktemp("warehouse")
+    conf = TEST_CONF | {"spark.sql.warehouse.dir": str(warehouse)}
+    session = start(master="local[2]", app_name="churn tests", conf=conf)
+    yield session.spark
+    session.stop()
 
 
 @pytest.fixture(scope="session")
-def bundled_model() -> DriverModel:
-    return resolve(str(BUNDLED_MODEL))
+def model_file(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The store's model exported as `churn batch export-model` does, and its digest."""
+    path = tmp_path_factory.mktemp("model") / "churn-model.ubj"
+    result = run_churn(
+        "batch", "export-model", "--out", str(path), env={"BENTOML_HOME": str(bundled_store)}
+    )
+    assert result.returncode == 0, result.stderr
+    digest, name = result.stdout.split()
+    assert name == str(path)
+    return path, digest
+
+
+@pytest.fixture(scope="session")
+def bundled_model(model_file: tuple[Path, str]) -> batch_model.BatchModel:
+    path, digest = model_file
+    return batch_model.read(None, str(path), digest)
+
+
+@pytest.fixture(scope="session")
+def service_predictor(bundled_model: batch_model.BatchModel) -> ChurnPredictor:
+    """The service's predictor on the same trees and the bundled model's metadata."""
+    metadata = ModelMetadata.read(metadata_path_for(BUNDLED_MODEL))
+    tree = TreeModel.from_bytes(bundled_model.data)
+    return ChurnPredictor(LoadedModel(tree, metadata, tag=bundled_model.tag))
 
 
 @pytest.fixture(scope="session")
@@ -62,14 +89,15 @@ def book(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def scored(
-    spark: SparkContext,
+    spark: SparkSession,
     book: Path,
-    bundled_model: DriverModel,
+    bundled_model: batch_model.BatchModel,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, BatchSummary]:
-    """The book scored once, in the package's Spark session."""
+    """The book scored once into a folder, as run r1."""
     out = tmp_path_factory.mktemp("scored") / "out"
-    return out, score_book(spark, str(book), str(out), bundled_model)
+    sink = Sink(str(out), table=False)
+    return out, score_book(spark, Source(str(book), "csv"), sink, bundled_model, run="r1")
 
 
 @pytest.fixture

@@ -1,66 +1,76 @@
-"""The same job on a standalone cluster: a master and a worker on 127.0.0.1."""
+"""The job on a standalone cluster (a master and a worker on 127.0.0.1), submitted as a
+platform's scheduler submits it: spark-submit, the job's main file, a model file with
+its digest and no model store anywhere.
+
+A standalone master runs a Python application's driver only where it is submitted
+(spark-submit refuses `--deploy-mode cluster` for Python there; Kubernetes and YARN take
+it); what cluster deploy mode needs of the driver, it is checked for here: no store, no
+local model but the file named by path and digest. In `make test` the executors run
+this environment's Python; `make spark-cluster` runs the same test with the packed
+environment (CHURN_SPARK_ENV), as a cluster gets it."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pyspark.sql import SparkSession
 
-from tests.conftest import ROOT, run_churn
+from churn.spark.job import Sink, read_summary
 from tests.spark.cluster import standalone
-from tests.spark.conftest import REJECTED_ROWS, ROWS_IN, TEST_JVM
+from tests.spark.conftest import REJECTED_ROWS, ROWS_IN
 
-SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
-# spark-submit finds Spark through the `python3` on PATH: the environment's, as when active.
-ACTIVE_PATH = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
+BIN = Path(sys.executable).parent
+MAIN = Path(__file__).resolve().parents[2] / "churn" / "spark" / "submit.py"
+
+
+def _submit(master: str, settings: list[str], *args: str, env: dict[str, str]) -> str:
+    done = subprocess.run(
+        [str(BIN / "spark-submit"), "--master", master, *settings, str(MAIN), *args],
+        capture_output=True, text=True, timeout=600, check=False,
+        # spark-submit finds Spark through the python3 on PATH: the environment's first.
+        env={**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.mark.slow
 def test_score_and_call_list_on_a_standalone_cluster(
-    book: Path, bundled_store: Path, tmp_path: Path
+    spark: SparkSession, book: Path, model_file: tuple[Path, str], tmp_path: Path
 ) -> None:
-    """`churn batch` as a user runs it, with the service's model from the store by its
-    default tag; the executor is a JVM of the worker's, with its own Python workers. In
-    `make test` the executors run this environment's Python; `make spark-cluster` runs
-    the same test with the packed environment (CHURN_SPARK_ENV), as a cluster gets it."""
-    spark = [
+    model, digest = model_file
+    settings = [
         "--conf", "spark.driver.host=127.0.0.1",
         "--conf", "spark.executor.memory=512m",
-        "--conf", f"spark.driver.extraJavaOptions={TEST_JVM}",
-        "--conf", f"spark.executor.extraJavaOptions={TEST_JVM}",
+        "--conf", f"spark.pyspark.driver.python={sys.executable}",
     ]  # fmt: skip
-    packed = os.environ.get("CHURN_SPARK_ENV")  # make spark-cluster: the packed environment
+    packed = os.environ.get("CHURN_SPARK_ENV")
     if packed:
-        spark += [
-            "--conf", f"spark.archives={Path(packed).resolve()}#env",
+        settings += [
+            "--archives", f"{Path(packed).resolve()}#env",
             "--conf", "spark.pyspark.python=./env/bin/python",
         ]  # fmt: skip
-    env = {"BENTOML_HOME": str(bundled_store)}
+    else:
+        settings += ["--conf", f"spark.pyspark.python={sys.executable}"]
+    empty = tmp_path / "no-store"
+    empty.mkdir()
+    env = {"BENTOML_HOME": str(empty)}
+    out = tmp_path / "out"
     with standalone(tmp_path / "cluster") as cluster:
-        out = tmp_path / "out"
-        scored = run_churn(
-            "batch", "score", str(book), "--out", str(out), "--master", cluster.url, *spark,
-            env=env,
-        )  # fmt: skip
-        assert scored.returncode == 0, scored.stderr
-        # The call list through spark-submit, as a scheduled job on a cluster runs it.
-        listed = subprocess.run(
-            [SPARK_SUBMIT, "--master", cluster.url, *spark,
-             "--conf", f"spark.pyspark.driver.python={sys.executable}",
-             str(ROOT / "churn" / "spark" / "submit.py"), "call-list", str(out), "--top", "3"],
-            capture_output=True, text=True, env={**os.environ, **env, "PATH": ACTIVE_PATH},
-            timeout=600, check=False,
-        )  # fmt: skip
-        assert listed.returncode == 0, listed.stderr
+        scored = _submit(cluster.url, settings, "score", str(book), "--out", str(out),
+                         "--run-id", "2026-11-29", "--model", str(model),
+                         "--model-sha256", digest, env=env)  # fmt: skip
+        listed = _submit(cluster.url, settings, "call-list", str(out), "--top", "3", env=env)
         executors = list((tmp_path / "cluster" / "work").glob("app-*/*/stderr"))
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["master"] == cluster.url
-    assert (summary["rows_in"], summary["rejected"]) == (ROWS_IN, len(REJECTED_ROWS))
-    assert summary["model"]["tag"].startswith("churn_model:")
-    assert len((out / "call-list.csv").read_text().splitlines()) == 4
+    assert scored.startswith(f"{ROWS_IN} rows: ")
+    assert "3 customers to call, run 2026-11-29" in listed
     assert len(executors) == 2  # one executor per application ran on the worker
-    assert "3 customers to call" in listed.stdout
+    assert not list(empty.iterdir())  # nothing looked for a store
+    summary = read_summary(spark, Sink(str(out), False), None)
+    assert summary.master == cluster.url
+    assert (summary.rows_in, summary.rejected) == (ROWS_IN, len(REJECTED_ROWS))
+    assert summary.model.sha256 == digest

@@ -1,17 +1,14 @@
-"""`churn batch` from the command line: failures before Spark starts are one line."""
+"""`churn batch` from the command line: failures before Spark starts are one line, and a
+run on the store's model, as `make setup` leaves it, end to end."""
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
-import psutil  # type: ignore[import-untyped]
-
-from tests.conftest import run_churn, wait_until
-from tests.spark.conftest import BUNDLED_MODEL, REJECTED_ROWS, ROWS_IN
+from tests.conftest import run_churn
+from tests.spark.conftest import REJECTED_ROWS, ROWS_IN
 
 
 def _one_line_error(stderr: str) -> str:
@@ -26,26 +23,26 @@ def test_churn_starts_without_pyspark() -> None:
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
-def test_a_model_that_fails_its_checksum_is_refused(book: Path, tmp_path: Path) -> None:
-    tampered = tmp_path / BUNDLED_MODEL.name
-    shutil.copyfile(BUNDLED_MODEL, tampered)
-    shutil.copyfile(
-        BUNDLED_MODEL.with_suffix(".metadata.json"), tampered.with_suffix(".metadata.json")
-    )
-    with tampered.open("ab") as handle:
-        handle.write(b"\0")
+def test_a_model_file_that_fails_its_checksum_is_refused(
+    book: Path, model_file: tuple[Path, str], tmp_path: Path
+) -> None:
+    path, digest = model_file
+    tampered = tmp_path / "model.ubj"
+    tampered.write_bytes(path.read_bytes() + b"\0")
     result = run_churn(
-        "batch", "score", str(book), "--out", str(tmp_path / "out"), "--model", str(tampered)
-    )
+        "batch", "score", str(book), "--out", str(tmp_path / "out"),
+        "--model", str(tampered), "--model-sha256", digest,
+    )  # fmt: skip
     assert result.returncode == 1
-    assert "Refusing to load churn_prediction_model_v1_0.joblib" in _one_line_error(result.stderr)
+    assert f"Refusing to load {tampered}" in _one_line_error(result.stderr)
     assert not (tmp_path / "out").exists()
 
 
-def test_missing_java_is_one_line(book: Path, tmp_path: Path) -> None:
+def test_missing_java_is_one_line(book: Path, model_file: tuple[Path, str], tmp_path: Path) -> None:
+    path, digest = model_file
     result = run_churn(
         "batch", "score", str(book), "--out", str(tmp_path / "out"),
-        "--model", str(BUNDLED_MODEL),
+        "--model", str(path), "--model-sha256", digest,
         env={"PATH": str(tmp_path), "JAVA_HOME": ""},
     )  # fmt: skip
     assert result.returncode == 1
@@ -53,31 +50,29 @@ def test_missing_java_is_one_line(book: Path, tmp_path: Path) -> None:
     assert "default-jre-headless" in result.stderr
 
 
-def test_a_bad_conf_is_a_usage_error(book: Path, tmp_path: Path) -> None:
+def test_usage_errors(book: Path, tmp_path: Path) -> None:
     result = run_churn("batch", "score", str(book), "--out", str(tmp_path), "--conf", "nokey")
     assert result.returncode == 2
     assert "is not KEY=VALUE" in result.stderr
+    result = run_churn("batch", "score", str(book), "--out", str(tmp_path), "--model", "m.ubj")
+    assert "--model and --model-sha256 go together" in _one_line_error(result.stderr)
+    result = run_churn("batch", "score", "book.data", "--out", str(tmp_path), "--model-tag", "x")
+    assert "Add --format csv or --format parquet" in _one_line_error(result.stderr)
 
 
-def _javas() -> set[int]:
-    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] == "java"}
-
-
-def test_a_run_on_the_stored_model_ends_with_its_jvm(
+def test_score_and_call_list_on_the_stored_model(
     book: Path, bundled_store: Path, tmp_path: Path
 ) -> None:
-    """The default model, from the store as `make setup` imports it; the command leaves
-    its JVM to stop Spark, and the JVM ends by itself once the command has."""
-    before = _javas()
+    """The default model, from the store as `make setup` imports it, as a user runs it."""
     out = tmp_path / "out"
-    result = run_churn("batch", "score", str(book), "--out", str(out),
-                       env={"BENTOML_HOME": str(bundled_store)})  # fmt: skip
+    env = {"BENTOML_HOME": str(bundled_store)}
+    result = run_churn("batch", "score", str(book), "--out", str(out), "--run-id", "2026-11-29",
+                       "--master", "local[2]", env=env)  # fmt: skip
     assert result.returncode == 0, result.stderr
     scored = ROWS_IN - len(REJECTED_ROWS)
     assert result.stdout.startswith(f"{ROWS_IN} rows: {scored} scored, {len(REJECTED_ROWS)} ")
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["model"]["tag"].startswith("churn_model:")
-    # Spark's log is off by default: not reset to WARN by pyspark's gateway, as it was.
-    assert "Setting default log level" not in result.stderr
-    assert " WARN " not in result.stderr
-    wait_until(lambda: not (_javas() - before), "the command's JVM to end", timeout=60)
+    assert "churn_model:" in result.stdout
+    listed = run_churn("batch", "call-list", str(out), "--top", "3", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("3 customers to call, run 2026-11-29")
+    assert list((out / "_call_list" / "run=2026-11-29").glob("part-*.csv"))
