@@ -4,7 +4,8 @@
     .venv/bin/python -m benchmarks.spark --rows 1000000,10000000 --only spark,file
 
 For two sizes of a generated book (default 1M and 10M rows, synthetic customers in the
-bank layout, as CSV and as Parquet with 1M-row row groups; kept in build/bench-spark/),
+bank layout, as CSV and as Parquet with 100,000-row row groups, as a bank's tables are
+written, so that Spark splits a file into tasks for every core; kept in build/bench-spark/),
 each run a process tree of its own, one after another:
 
 - **spark**: `churn batch score FILE --out DIR --master local[N] --model F
@@ -49,6 +50,7 @@ BUILD = ROOT / "build" / "bench-spark"
 BIN = Path(sys.executable).parent
 MODEL = ROOT / "models" / "churn_prediction_model_v1_0.joblib"
 CHUNK = 1_000_000
+ROW_GROUP = 100_000  # a Parquet split ends at a row group: several per core's share
 MIB = 1 << 20
 
 
@@ -65,9 +67,12 @@ class Result:
 
 
 def data_files(rows: int) -> dict[str, Path]:
-    """The generated book as CSV and as Parquet (1M-row row groups), made once."""
+    """The generated book as CSV and as Parquet (100k-row row groups), made once."""
     BUILD.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": BUILD / f"book-{rows}.csv", "parquet": BUILD / f"book-{rows}.parquet"}
+    paths = {
+        "csv": BUILD / f"book-{rows}.csv",
+        "parquet": BUILD / f"book-{rows}-rg{ROW_GROUP}.parquet",
+    }
     if all(path.exists() for path in paths.values()):
         return paths
     partial = {kind: path.with_suffix(path.suffix + ".partial") for kind, path in paths.items()}
@@ -81,7 +86,7 @@ def data_files(rows: int) -> dict[str, Path]:
             pacsv.write_csv(table, csv_out, write_options=options)
             if writer is None:
                 writer = pq.ParquetWriter(partial["parquet"], table.schema)
-            writer.write_table(table, row_group_size=CHUNK)
+            writer.write_table(table, row_group_size=ROW_GROUP)
     assert writer is not None
     writer.close()
     for kind, path in paths.items():
@@ -186,7 +191,9 @@ def export_model() -> tuple[Path, str]:
     return path, done.stdout.split()[0]
 
 
-def measure(method: str, rows: int, kind: str, source: Path, model: tuple[Path, str]) -> Result:
+def measure(
+    method: str, rows: int, kind: str, source: Path, model: tuple[Path, str], conf: list[str]
+) -> Result:
     out = BUILD / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
@@ -195,7 +202,7 @@ def measure(method: str, rows: int, kind: str, source: Path, model: tuple[Path, 
         result = run(
             [str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
              "--master", master, "--run-id", "bench", "--model", str(model[0]),
-             "--model-sha256", model[1]],
+             "--model-sha256", model[1], *[a for c in conf for a in ("--conf", c)]],
             spark_roles,
         )  # fmt: skip
         found = list((out / "dir" / "_summary" / "run=bench").glob("*.json"))
@@ -218,6 +225,10 @@ def main() -> int:
     parser.add_argument("--rows", default="1000000,10000000", help="two comma-separated sizes")
     parser.add_argument("--only", default="spark,file")
     parser.add_argument("--json", type=Path, default=BUILD / "results.json")
+    parser.add_argument(
+        "--conf", action="append", default=[], metavar="KEY=VALUE",
+        help="passed to each Spark run, as a user passes spark-submit --conf",
+    )  # fmt: skip
     args = parser.parse_args()
     small, large = (int(size) for size in args.rows.split(","))
     model = export_model()
@@ -230,7 +241,7 @@ def main() -> int:
     results: list[Result] = []
     for method, kind in plan:
         for rows in (small, large):
-            result = measure(method, rows, kind, data_files(rows)[kind], model)
+            result = measure(method, rows, kind, data_files(rows)[kind], model, args.conf)
             results.append(result)
             print(_line(result), flush=True)
             args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -83,6 +83,12 @@ RESULT_DDL = ", ".join(
     }[f.type]
     for f in RESULT_SCHEMA
 )
+# The run's constants, which Spark adds after the pass rather than carry across it per row.
+_CONSTANTS = ("model_version", "scored_at", "job_id")
+PASS_SCHEMA = pa.schema([f for f in RESULT_SCHEMA if f.name not in _CONSTANTS])
+PASS_DDL = ", ".join(
+    part for part in RESULT_DDL.split(", ") if part.split("`")[1] not in _CONSTANTS
+)
 RUN = "run"  # the partition column: one run's rows, replaced whole by a rerun
 SUMMARY_DDL = f"{RUN} STRING, summary STRING"
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -186,10 +192,19 @@ def score_book(
     job_id = uuid.uuid4().hex
     with spark_errors(), quiet_pyspark():
         frame, width = _read(spark, source)
-        task = _Task(model, width, scored_at, job_id)
+        task = _Task(model, width)
         from pyspark.sql import functions as F
 
-        results = frame.mapInArrow(task, RESULT_DDL).withColumn(RUN, F.lit(run))
+        constants = {
+            "model_version": F.lit(model.version),
+            "scored_at": F.lit(scored_at).cast("timestamp"),
+            "job_id": F.lit(job_id),
+        }
+        passed = frame.mapInArrow(task, PASS_DDL)
+        results = passed.select(
+            *[constants.get(f.name, F.col(f.name)).alias(f.name) for f in RESULT_SCHEMA],
+            F.lit(run).alias(RUN),
+        )
         write_partition(spark, results, sink)
         summary = _summary(spark, sink, run, job_id, source, model, scored_at)
         summary.seconds = round(time.monotonic() - started, 3)
@@ -278,8 +293,6 @@ class _Task:
 
     model: BatchModel
     width: int  # fields in a CSV record: what a corrupt record is compared with
-    scored_at: datetime
-    job_id: str
 
     def __call__(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
         scorer = self.model.scorer()
@@ -335,7 +348,7 @@ class _Task:
             "status": pa.repeat(pa.scalar("rejected"), len(positions)),
             "reasons": pa.array([reasons[int(p) + 1] for p in positions], pa.string()),
         }
-        return _combine(scored, rejected, count, len(positions), self)
+        return _combine(scored, rejected, len(positions))
 
     def _corrupt_reason(self, text: str, rows: pa.Array, position: int) -> str:
         """The service's reason for a record of the wrong number of fields; a record cut
@@ -356,26 +369,15 @@ def _words(words: pa.Array, codes: np.ndarray) -> pa.Array:
 def _combine(
     scored: dict[str, pa.Array],
     rejected: dict[str, pa.Array],
-    scored_count: int,
     rejected_count: int,
-    task: _Task,
 ) -> pa.RecordBatch:
-    count = scored_count + rejected_count
     columns = []
-    for field in RESULT_SCHEMA:
-        if field.name == "model_version":
-            column: pa.Array = pa.repeat(pa.scalar(task.model.version), count)
-        elif field.name == "scored_at":
-            column = pa.repeat(pa.scalar(task.scored_at, field.type), count)
-        elif field.name == "job_id":
-            column = pa.repeat(pa.scalar(task.job_id), count)
-        else:
-            first = scored[field.name].cast(field.type)
-            second = rejected.get(field.name)
-            second = pa.nulls(rejected_count, field.type) if second is None else second
-            column = pa.concat_arrays([first, second.cast(field.type)])
-        columns.append(column)
-    return pa.RecordBatch.from_arrays(columns, schema=RESULT_SCHEMA)
+    for field in PASS_SCHEMA:
+        first = scored[field.name].cast(field.type)
+        second = rejected.get(field.name)
+        second = pa.nulls(rejected_count, field.type) if second is None else second
+        columns.append(pa.concat_arrays([first, second.cast(field.type)]))
+    return pa.RecordBatch.from_arrays(columns, schema=PASS_SCHEMA)
 
 
 def _row_numbers(batch: pa.RecordBatch, seen: dict[tuple[str, int], int]) -> pa.Array:
