@@ -2,13 +2,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from churn.monitoring.drift import MIN_CUSTOMERS
 from churn.monitoring.performance import segments
 
 
 def test_figures_at_the_threshold_follow_the_label_rule() -> None:
-    labels = np.array([1, 0, 1, 0])
-    scores = np.array([0.5, 0.5, 0.9, 0.1])
-    groups = {"Geography": np.array(["France", "France", "Spain", "Spain"])}
+    # Each country held by MIN_CUSTOMERS customers, so the card shows it on its own.
+    each = MIN_CUSTOMERS // 2
+    labels = np.repeat([1, 0, 1, 0], each)
+    scores = np.repeat([0.5, 0.5, 0.9, 0.1], each)
+    groups = {"Geography": np.repeat(["France", "France", "Spain", "Spain"], each)}
     at_or_above = segments(labels, scores, 0.5, groups)
     strictly_above = segments(labels, scores, 0.5, groups, ">")
     assert [s.flagged for s in at_or_above] == [0.75, 1.0, 0.5]

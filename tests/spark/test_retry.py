@@ -19,7 +19,9 @@ ROWS = 300_000
 
 
 def _kill_a_worker(parent: int, killed: list[int], stop: threading.Event) -> None:
-    """SIGKILL the first Python worker forked by pyspark's daemon under `parent`."""
+    """SIGKILL a Python worker forked by pyspark's daemon under `parent` while it works
+    (its CPU time grew since the last look): an idle, reused worker holds no task."""
+    seen: dict[int, float] = {}
     while not stop.is_set() and not killed:
         try:
             processes = psutil.Process(parent).children(recursive=True)
@@ -28,7 +30,10 @@ def _kill_a_worker(parent: int, killed: list[int], stop: threading.Event) -> Non
         for process in processes:
             try:
                 forked = process.parent()
-                if forked is not None and "pyspark.daemon" in " ".join(forked.cmdline()):
+                if forked is None or "pyspark.daemon" not in " ".join(forked.cmdline()):
+                    continue
+                used = sum(process.cpu_times()[:2])
+                if used - seen.setdefault(process.pid, used) > 0.02:
                     os.kill(process.pid, signal.SIGKILL)
                     killed.append(process.pid)
                     return
