@@ -882,14 +882,19 @@ def stop_servers_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n")[0])
+def add_wrk_options(parser: argparse.ArgumentParser) -> None:
+    """The options of each wrk run (`measure_load`), for every harness that makes them."""
     parser.add_argument("--seconds", type=float, default=15, help="wrk run length (default 15)")
     parser.add_argument("--warmup", type=float, default=3, help="wrk warm-up, not counted (3)")
-    parser.add_argument("--rounds", type=int, default=1, help="repeat the load runs (median)")
     parser.add_argument(
         "--max-requests", type=int, default=2_000_000, help="cap on responses per wrk run"
     )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="benchmarks.run", description=__doc__.split("\n")[0])
+    add_wrk_options(parser)
+    parser.add_argument("--rounds", type=int, default=1, help="repeat the load runs (median)")
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the big CSV")
     parser.add_argument("--csv-repeats", type=int, default=1, help="repeat the uploads (median)")
     parser.add_argument(

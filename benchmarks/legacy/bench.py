@@ -70,6 +70,7 @@ from benchmarks.run import (
     Server,
     Upload,
     add_run_options,
+    add_wrk_options,
     baseline_ready,
     bento_environment,
     bento_ready,
@@ -539,12 +540,8 @@ def to_json(legacy: Legacy) -> dict[str, Any]:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="benchmarks.legacy", description=__doc__.split("\n")[0])
-    parser.add_argument("--seconds", type=float, default=15, help="wrk run length (default 15)")
-    parser.add_argument("--warmup", type=float, default=3, help="wrk warm-up, not counted (3)")
+    add_wrk_options(parser)
     parser.add_argument("--rounds", type=int, default=3, help="rounds of the speed part (3)")
-    parser.add_argument(
-        "--max-requests", type=int, default=2_000_000, help="cap on responses per wrk run"
-    )
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows of the big file")
     parser.add_argument("--singles", type=int, default=SINGLE_SAMPLE, help="/v1/customer sample")
     parser.add_argument("--data", type=Path, default=PUBLIC_DATA, help="Churn_Modelling.csv")
