@@ -31,7 +31,7 @@ from churn.model.artifact import ModelMetadata, load_verified, metadata_path_for
 from churn.model.booster import TreeModel
 from churn.model.store import LoadedModel
 from churn.monitoring.live import scorer_for
-from churn.record import csvio
+from churn.record import csv_header, csv_quotes, csv_reading, validation
 from churn.scoring import files
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving.uploads import save_upload
@@ -128,14 +128,16 @@ def profile(path: Path, rounds: int) -> dict[str, Figure]:
         out = Path(scratch) / "results.csv"
         for _ in range(rounds):
             clock.time("upload: multipart body to a file", receive_upload, body).unlink()
-            header = csvio.read_header(path)
-            clock.time("quote check", csvio.check_quotes, path, header)
-            columns = [name for name in csvio.required_columns(True) if name in header.names]
-            reader = csvio._arrow_batches(path, header, columns, csvio.BATCH_ROWS)
-            raws: list[csvio.Columns] = clock.time("parse: Arrow, cells as text", list, reader)
+            header = csv_header.read_header(path)
+            clock.time("quote check", csv_quotes.check_quotes, path, header)
+            columns = [name for name in validation.required_columns(True) if name in header.names]
+            reader = csv_reading._arrow_batches(path, header, columns, csv_reading.BATCH_ROWS)
+            raws: list[validation.Columns] = clock.time("parse: Arrow, cells as text", list, reader)
             batches, first = [], 1
             for raw in raws:
-                batches.append(clock.time("validate", csvio.validate_raw, raw, first_row=first))
+                batches.append(
+                    clock.time("validate", validation.validate_raw, raw, first_row=first)
+                )
                 first += batches[-1].row_count
             scorer = model.scorer
             scores = []

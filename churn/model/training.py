@@ -56,7 +56,6 @@ from churn.model.artifact import (
 from churn.model.booster import TreeModel
 from churn.monitoring.card import build_card, write_card
 from churn.monitoring.profile import build_reference, input_columns
-from churn.record.csvio import check_columns, validate_raw
 from churn.record.errors import BadRequest, InvalidInput, Problem
 from churn.record.schema import (
     CATEGORICAL_FEATURES,
@@ -65,6 +64,7 @@ from churn.record.schema import (
     GEOGRAPHIES,
     TARGET,
 )
+from churn.record.validation import check_columns, validate_raw
 from churn.scoring.scorer import Scorer
 
 HOLDOUT_SHARE = 0.25

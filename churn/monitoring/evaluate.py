@@ -47,8 +47,8 @@ from churn.monitoring.performance import (
     calibration_error,
     segments,
 )
-from churn.record.csvio import spreadsheet_safe
 from churn.record.schema import CUSTOMER_ID, TARGET
+from churn.record.spreadsheet import spreadsheet_safe
 
 PROBABILITY = "churn_probability"
 GEOGRAPHY = "Geography"

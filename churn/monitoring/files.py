@@ -20,16 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as pads
 
-from churn.record.csvio import (
-    BATCH_ROWS,
-    CustomerBatch,
-    check_columns,
-    read_customer_batches,
-    read_header,
-    required_columns,
-    validate_raw,
-)
+from churn.record.csv_header import read_header
+from churn.record.csv_reading import BATCH_ROWS, read_customer_batches
 from churn.record.errors import BadRequest, InvalidInput, Problem, naming_file
+from churn.record.validation import CustomerBatch, check_columns, required_columns, validate_raw
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 # The service writes an id a spreadsheet would run as a formula with a leading quote

@@ -26,10 +26,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from churn.record.answers import FileSummary
-from churn.record.csvio import CustomerBatch, read_customer_batches, spreadsheet_safe
+from churn.record.csv_reading import read_customer_batches
 from churn.record.errors import InvalidInput, PayloadTooLarge, Problem
 from churn.record.outcome import ANSWER_DIGITS, BANDS, LABELS, LEGACY_BATCH_LABELS
 from churn.record.schema import CUSTOMER_ID
+from churn.record.spreadsheet import spreadsheet_safe
+from churn.record.validation import CustomerBatch
 from churn.scoring.predictor import ChurnPredictor
 
 OutputFormat = Literal["csv", "json"]

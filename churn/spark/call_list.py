@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
-from churn.record.csvio import spreadsheet_safe
 from churn.record.errors import InvalidInput, ModelIntegrityError
 from churn.record.outcome import ANSWER_DIGITS
 from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, CustomerFeatures
+from churn.record.spreadsheet import spreadsheet_safe
 from churn.spark import model as batch_model
 from churn.spark.job import RUN, BatchSummary, Sink, read_summary
 from churn.spark.session import quiet_pyspark, spark_errors

@@ -41,10 +41,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel
 
-from churn.record.csvio import check_columns, ragged_record, required_columns, validate_raw
+from churn.record.csv_reading import ragged_record
 from churn.record.errors import InvalidInput
 from churn.record.outcome import ANSWER_DIGITS, BANDS, LABELS
 from churn.record.schema import CUSTOMER_ID, FEATURE_SPECS, GEOGRAPHIES
+from churn.record.validation import check_columns, required_columns, validate_raw
 from churn.spark.model import BatchModel
 from churn.spark.session import condition_of, quiet_pyspark, spark_errors
 

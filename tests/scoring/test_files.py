@@ -38,7 +38,7 @@ def stage_threads() -> list[str]:
 def test_every_row_once_in_file_order_over_many_batches(
     predictor: ChurnPredictor, write_csv: WriteCsv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("churn.record.csvio.BATCH_ROWS", 7)
+    monkeypatch.setattr("churn.record.csv_reading.BATCH_ROWS", 7)
     rows = [bank_row(i, 15600000 + i % 90, Age=18 + i % 70) for i in range(1, 201)]
     rows[99] = bank_row(100, 15600100, Age="old")
     path = write_csv("\n".join([BANK_COLUMNS, *rows]) + "\n")
@@ -54,7 +54,7 @@ def test_every_row_once_in_file_order_over_many_batches(
 def test_too_many_rows_stops_every_stage(
     predictor: ChurnPredictor, write_csv: WriteCsv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("churn.record.csvio.BATCH_ROWS", 5)
+    monkeypatch.setattr("churn.record.csv_reading.BATCH_ROWS", 5)
     rows = [bank_row(i, i) for i in range(1, 101)]
     path = write_csv("\n".join([BANK_COLUMNS, *rows]) + "\n")
     with pytest.raises(PayloadTooLarge):

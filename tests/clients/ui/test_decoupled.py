@@ -15,7 +15,13 @@ pytestmark = pytest.mark.slow
 
 # The UI talks to the service over HTTP: nothing of the model, scoring or serving loads.
 FORBIDDEN = ("xgboost", "sklearn", "joblib", "churn.model", "churn.scoring", "churn.serving")
-FORBIDDEN_EXACT = ("service", "churn.record.csvio")
+FORBIDDEN_EXACT = (
+    "service",
+    "churn.record.csv_header",
+    "churn.record.csv_quotes",
+    "churn.record.csv_reading",
+    "churn.record.validation",
+)
 
 # Run in a fresh interpreter: this test process has imported the model's libraries already.
 SESSION = """

@@ -137,7 +137,7 @@ def test_results_are_joined_to_the_upload_and_ranked(tmp_path: Path) -> None:
 
 def test_rows_are_numbered_as_the_service_numbers_them(tmp_path: Path) -> None:
     """Blank lines, whitespace-only lines and a blank quoted cell are no rows, for both."""
-    from churn.record.csvio import read_customer_batches  # the service's reader
+    from churn.record.csv_reading import read_customer_batches  # the service's reader
 
     header = ",".join(["CustomerId", *(spec.name for spec in FEATURE_SPECS)])
     good = "{},650,France,40,3,60000,2,1,1,50000"

@@ -1,0 +1,20 @@
+"""Values a client sent, written so that a spreadsheet shows them and never runs them."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+_FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
+
+
+def spreadsheet_safe(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Client-supplied values that a spreadsheet shows as text, never runs as a formula.
+
+    OWASP's advice for CSV injection: prefix a cell that starts with a formula trigger
+    (= + - @ tab CR | %) with a single quote.
+    """
+    risky = pc.fill_null(pc.match_substring_regex(ids, _FORMULA_TRIGGER), False)
+    if not pc.any(risky).as_py():
+        return ids
+    return pc.if_else(risky, pc.binary_join_element_wise("'", ids, ""), ids)
