@@ -4,6 +4,7 @@ import pytest
 
 from churn.record import csv_reading
 from churn.record.csv_reading import read_customer_batches
+from churn.record.errors import InvalidInput
 from churn.record.schema import FEATURE_NAMES
 from tests.conftest import PUBLIC_DATA
 from tests.factories import BANK_COLUMNS, bank_row
@@ -91,3 +92,44 @@ def test_public_data_set_reads_cleanly() -> None:
     rows_in, valid, problems = read_all(PUBLIC_DATA)
     assert rows_in == len(valid) == 10_000
     assert problems == []
+
+
+@pytest.mark.parametrize("ragged", [False, True], ids=["Arrow", "exact reader"])
+def test_any_columns_are_read_as_text_every_record_accounted_for(
+    write_csv: WriteCsv, ragged: bool
+) -> None:
+    # What training reads beside the features (Exited, Gender): cells as in the file.
+    second = bank_row(2, 2).replace("Female", " Male ")[:-1] + "0"
+    lines = [BANK_COLUMNS, bank_row(1), second, bank_row(3, 3)]
+    lines += ["4,15,Short,600" if ragged else bank_row(4, 4), bank_row(5, 5)]
+    file = csv_reading.CsvFile.open(write_csv("\n".join(lines) + "\n"))
+    batches = list(file.text_batches(["Exited", "Gender"], batch_rows=2))
+    assert [(b.first_row, b.row_count) for b in batches] == [(1, 2), (3, 2), (5, 1)]
+    rows = [row for b in batches for row in b.rows.tolist()]
+    genders = [cell for b in batches for cell in b.cells["Gender"].to_pylist()]
+    assert rows == ([1, 2, 3, 5] if ragged else [1, 2, 3, 4, 5])
+    assert genders[:3] == ["Female", " Male ", "Female"]
+    assert len(genders) == len(rows)
+    assert batches[0].cells["Exited"].to_pylist() == ["1", "0"]
+    problems = [str(problem) for b in batches for problem in b.problems]
+    assert problems == (
+        ["row 4: has 4 fields, the header has 14 (allowed: a value for every column in the header)"]
+        if ragged
+        else []
+    )
+
+
+def test_a_file_is_refused_when_opened_before_any_column_is_read(write_csv: WriteCsv) -> None:
+    # Whatever columns a caller reads, a quote left open is refused as the service does.
+    lines = [BANK_COLUMNS, bank_row(1).replace("Hargrave", '"Hargrave'), bank_row(2, 2)]
+    with pytest.raises(InvalidInput, match="A quote opens in Surname on row 1"):
+        csv_reading.CsvFile.open(write_csv("\n".join(lines) + "\n"))
+
+
+def test_the_batch_size_is_read_when_a_file_is_read(
+    write_csv: WriteCsv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Tests of the stages after the reader set it to see many batches in a small file.
+    monkeypatch.setattr(csv_reading, "BATCH_ROWS", 3)
+    path = write_csv("\n".join([BANK_COLUMNS, *(bank_row(i, i) for i in range(1, 8))]) + "\n")
+    assert [batch.row_count for batch in read_customer_batches(path)] == [3, 3, 1]
