@@ -97,7 +97,13 @@ def parse_header(head: bytes) -> Header:
 
 
 def _record(line: bytes) -> list[str]:
-    return next(_reader([line.decode("utf-8", errors="replace")]), [])
+    return record_fields(line.decode("utf-8", errors="replace"))
+
+
+def record_fields(text: str) -> list[str]:
+    """The fields of one record's text (a line, or a record Spark kept whole), as
+    Python's csv module splits them, however long a cell."""
+    return next(_reader([text]), [])
 
 
 def csv_records(lines: Iterable[str]) -> Iterator[list[str]]:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
-_FORMULA_TRIGGER = r"^[=+\-@\t\r|%]"
+_TRIGGERS = r"[=+\-@\t\r|%]"  # what a spreadsheet runs a cell starting with as a formula
+_FORMULA_TRIGGER = "^" + _TRIGGERS
+# A value `spreadsheet_safe` quoted: the value itself is what follows the quote.
+QUOTED_FORMULA = re.compile(f"^'(?={_TRIGGERS})")
 
 
 def spreadsheet_safe(ids: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

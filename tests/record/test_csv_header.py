@@ -57,3 +57,10 @@ def test_a_header_row_longer_than_arrow_reads_in_a_block_is_refused_so(
 def test_a_header_without_a_line_break_reads_to_the_end_of_the_file(write_csv: WriteCsv) -> None:
     path = write_csv("x" * 100_000 + "," + BANK_COLUMNS)
     assert read_all(path) == (0, [], [])
+
+
+def test_a_record_is_split_into_fields_however_long_a_cell() -> None:
+    # A record Spark keeps whole, with a cell over Python's default 128 KB limit.
+    cell = "x" * 200_000
+    assert csv_header.record_fields(f'1,"{cell}\n",3') == ["1", cell + "\n", "3"]
+    assert csv_header.record_fields("") == []
