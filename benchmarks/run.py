@@ -340,6 +340,7 @@ def layout_csv(rows: int, layout: str, public: Path = PUBLIC_DATA) -> Path:
     if not path.is_file():
         if not public.is_file():
             raise SystemExit(f"The {layout} layout is made of {public}, which is absent.")
+        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial.csv")
         print(f"writing {rows:,} customers in the {layout} layout into {path} (once)", flush=True)
         customers = pd.read_csv(public, usecols=list(NOTEBOOK_COLUMNS))
