@@ -13,7 +13,8 @@ import pytest
 from churn.model.artifact import ModelMetadata
 from churn.model.training import TrainingResult
 from churn.monitoring.drift import MIN_CUSTOMERS
-from churn.monitoring.live import LiveProfile, ProfilingScorer, scorer_for
+from churn.monitoring.live import ProfilingScorer, scorer_for
+from churn.monitoring.live_counts import LiveProfile
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
 from churn.record.errors import ConfigurationError
 from churn.record.schema import CustomerFeatures
