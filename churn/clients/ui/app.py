@@ -32,6 +32,7 @@ from churn.clients.ui.health import flags_at, model_health, when
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
 from churn.clients.ui.text import plain
 from churn.record.answers import Explanation, ModelInfo
+from churn.record.errors import SHOWN_PROBLEMS, Problem
 from churn.record.schema import CUSTOMER_ID
 from churn.settings import ClientSettings
 
@@ -82,7 +83,7 @@ def show_error(error: BaseException, timeout: float) -> None:
             icon=":material/block:",
         )
         if error.problems:
-            st.markdown("\n".join(f"- {plain(_problem(p))}" for p in error.problems[:50]))
+            st.markdown("\n".join(f"- {line}" for line in _problem_lines(error.problems)))
     elif isinstance(error, ServiceError):
         st.error(
             f"**The service failed** (HTTP {error.status}): {plain(error.message)}. "
@@ -98,7 +99,15 @@ def show_error(error: BaseException, timeout: float) -> None:
         )
 
 
-def _problem(problem: Any) -> str:
+def _problem_lines(problems: list[Problem]) -> list[str]:
+    """The first problems, as the command line shows them (`ChurnError.report`)."""
+    lines = [plain(_problem(p)) for p in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
+    return lines
+
+
+def _problem(problem: Problem) -> str:
     # BentoML names fields by their place in the request ("customer.Age").
     text = str(problem)
     return re.sub(r"^customers?\.(\d+\.)?", "", text)
