@@ -9,7 +9,7 @@ from streamlit.testing.v1 import AppTest
 def _page(kind: str) -> AppTest:
     def script(kind: str) -> None:
         from churn.clients.client import ServiceError, ServiceUnavailable
-        from churn.clients.ui.app import show_error
+        from churn.clients.ui.errors import show_error
         from churn.record.errors import Problem
 
         errors: dict[str, Exception] = {
