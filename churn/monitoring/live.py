@@ -18,14 +18,14 @@ The parts, each in its module:
 from __future__ import annotations
 
 import atexit
-import datetime as dt
+import time
 
 import numpy as np
 
 from churn.model.artifact import ModelMetadata
 from churn.model.booster import TreeModel
 from churn.monitoring.drift import THRESHOLDS
-from churn.monitoring.live_counts import LiveProfile
+from churn.monitoring.live_counts import LiveProfile, utc
 from churn.monitoring.live_files import LOG, DriftUnavailable, shared_directory
 from churn.monitoring.live_gauges import Flusher
 from churn.monitoring.profile import Binner, input_columns, no_reference_message, reference_of
@@ -109,7 +109,7 @@ def no_reference_report(metadata: ModelMetadata) -> DriftReport:
     Nothing was counted, so the windows are empty."""
     empty = FeatureDrift(psi=None, status="insufficient", bins=[], reference=[], current=[])
     window = WindowDrift(customers=0, features={}, score=empty, drifted=[])
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    now = utc(time.time())
     return DriftReport(
         **window.model_dump(),
         model_version=metadata.model_version,

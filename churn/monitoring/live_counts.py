@@ -204,4 +204,5 @@ class LiveProfile:
 
 
 def utc(seconds: float) -> str:
+    """A time as the drift report gives it: ISO 8601 in UTC, to the second."""
     return dt.datetime.fromtimestamp(seconds, dt.UTC).isoformat(timespec="seconds")
