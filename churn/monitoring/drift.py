@@ -15,7 +15,7 @@ with fewer than `MIN_CUSTOMERS` in a window the status is "insufficient" instead
 model card's segments and `churn evaluate` use it too): under it, no PSI and no share of
 any bin, only the count, because the shares of one customer are that customer's values
 in bins. What the service publishes live, and why differencing its readings cannot
-single out a customer, is in `churn.monitoring.live`.
+single out a customer, is in `churn.monitoring.live_counts`.
 """
 
 from __future__ import annotations

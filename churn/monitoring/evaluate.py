@@ -28,17 +28,12 @@ from churn.model.artifact import ModelMetadata
 from churn.model.store import stored_model_metadata, verify_stored
 from churn.monitoring.card import (
     ALL_CUSTOMERS,
-    Document,
-    Section,
-    Table,
     calibration_table,
     card_of,
-    figure,
     hidden_note,
     shown_segments,
-    to_html,
-    to_markdown,
 )
+from churn.monitoring.document import Document, Section, Table, figure, to_html, to_markdown
 from churn.monitoring.files import plain_ids, read_text_table
 from churn.monitoring.performance import (
     CalibrationBin,

@@ -13,7 +13,8 @@ import anyio
 from fastapi import APIRouter
 from starlette.responses import HTMLResponse, Response
 
-from churn.monitoring.card import card_document, to_html, to_markdown
+from churn.monitoring.card import card_document
+from churn.monitoring.document import to_html, to_markdown
 from churn.monitoring.drift import MIN_CUSTOMERS
 from churn.monitoring.live import live_report
 from churn.record.answers import MODEL_CARD_PATH, DriftReport, ErrorBody

@@ -1,4 +1,5 @@
-"""Customers for the model-health tests: drawn like the training data, and shifted."""
+"""Customers for the model-health tests (drawn like the training data, and shifted), and the
+parts of a live profile with a clock the test sets."""
 
 from __future__ import annotations
 
@@ -6,8 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from churn.model.synth import synthesize
+from churn.model.training import TrainingResult
+from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
+from churn.scoring.scorer import Scorer
 
 SHIFTED_AGE = 20
 
@@ -31,3 +36,19 @@ def write(frame: pd.DataFrame, path: Path) -> Path:
     else:
         frame.to_csv(path, index=False)
     return path
+
+
+class Clock:
+    """Time as the test sets it, for the rolling window."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def parts(trained: TrainingResult) -> tuple[Scorer, ReferenceProfile, Binner]:
+    profile = ReferenceProfile.model_validate(trained.metadata.reference_profile)
+    return Scorer(trained.tree, 0.3), profile, Binner(profile, input_columns(trained.tree))

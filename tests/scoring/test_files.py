@@ -13,7 +13,8 @@ import pytest
 
 from churn.model.store import LoadedModel
 from churn.model.training import TrainingResult
-from churn.monitoring.live import LiveProfile, ProfilingScorer
+from churn.monitoring.live import ProfilingScorer
+from churn.monitoring.live_counts import LiveProfile
 from churn.monitoring.profile import Binner, input_columns, reference_of
 from churn.record.errors import InvalidInput, PayloadTooLarge
 from churn.scoring.files import DuplicateIds, _ahead, _behind, score_file, score_legacy_file

@@ -10,7 +10,6 @@ here without a change to this file.
 
 from __future__ import annotations
 
-import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,8 +17,9 @@ from typing import Any
 
 import streamlit as st
 
-from churn.clients.client import ChurnClient, ServiceError, ServiceUnavailable
+from churn.clients.client import ChurnClient
 from churn.clients.ui.charts import churn_rate_chart, factors_chart, risk_distribution_chart
+from churn.clients.ui.errors import show_error
 from churn.clients.ui.form import (
     FormField,
     column_guide,
@@ -30,7 +30,6 @@ from churn.clients.ui.form import (
 )
 from churn.clients.ui.health import flags_at, model_health, when
 from churn.clients.ui.results import BatchResult, churn_rate_by, load_results
-from churn.clients.ui.text import plain
 from churn.record.answers import Explanation, ModelInfo
 from churn.record.schema import CUSTOMER_ID
 from churn.settings import ClientSettings
@@ -54,54 +53,6 @@ def client_for(url: str, timeout: float) -> ChurnClient:
 def model_info(url: str, timeout: float) -> ModelInfo:
     # Failures are not cached: the next run asks again.
     return client_for(url, timeout).model_info()
-
-
-# Errors, as people read them --------------------------------------------------------
-
-
-def show_error(error: BaseException, timeout: float) -> None:
-    """One readable notice for any failure; never a traceback."""
-    if isinstance(error, ServiceUnavailable):
-        st.error(
-            "**The churn service is not answering**: it is down, or it took longer than "
-            f"{timeout:g} s. Try again in a moment; if this persists, tell the team that "
-            "runs the service.",
-            icon=":material/cloud_off:",
-        )
-        st.caption(plain(error.message))
-    elif isinstance(error, ServiceError) and error.status in (401, 403):
-        st.error(
-            f"**The service refused this page's credentials** (HTTP {error.status}): "
-            f"{plain(error.message)}. The page sends the API key in `CHURN_API_KEY`; ask "
-            "the team that runs the service for a valid one.",
-            icon=":material/lock:",
-        )
-    elif isinstance(error, ServiceError) and error.is_client_error:
-        st.error(
-            f"**The service did not accept the input**: {plain(error.message)}",
-            icon=":material/block:",
-        )
-        if error.problems:
-            st.markdown("\n".join(f"- {plain(_problem(p))}" for p in error.problems[:50]))
-    elif isinstance(error, ServiceError):
-        st.error(
-            f"**The service failed** (HTTP {error.status}): {plain(error.message)}. "
-            "Try again; if this persists, tell the team that runs the service.",
-            icon=":material/error:",
-        )
-    else:
-        st.error(
-            f"**Something went wrong on this page** ({type(error).__name__}: "
-            f"{plain(str(error))}). Reload the page; if this persists, tell the team "
-            "that runs it.",
-            icon=":material/error:",
-        )
-
-
-def _problem(problem: Any) -> str:
-    # BentoML names fields by their place in the request ("customer.Age").
-    text = str(problem)
-    return re.sub(r"^customers?\.(\d+\.)?", "", text)
 
 
 # The sidebar: is the service there, and what does it serve --------------------------
@@ -380,7 +331,7 @@ def page() -> None:
         with batch:
             file_of_customers(client, info, timeout)
         with health:
-            model_health(client, info, timeout, show_error)
+            model_health(client, info, timeout)
     except Exception as error:  # the last line of defence: a notice, not a traceback
         show_error(error, timeout)
 

@@ -8,7 +8,6 @@ statistic of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pandas as pd
@@ -16,6 +15,7 @@ import streamlit as st
 
 from churn.clients.client import ChurnClient, ServiceError
 from churn.clients.ui.charts import STATUS_COLOURS, distribution_chart, drift_chart
+from churn.clients.ui.errors import show_error
 from churn.clients.ui.text import plain
 from churn.record.answers import DriftReport, ModelInfo, WindowDrift
 
@@ -67,12 +67,7 @@ def _versions(versions: dict[str, str]) -> str:
     return ", ".join(f"{name} {version}" for name, version in versions.items())
 
 
-def model_health(
-    client: ChurnClient,
-    info: ModelInfo,
-    timeout: float,
-    show_error: Callable[[BaseException, float], None],
-) -> None:
+def model_health(client: ChurnClient, info: ModelInfo, timeout: float) -> None:
     model_origin(info)
     st.divider()
     st.markdown(
@@ -95,11 +90,14 @@ def model_health(
         if report.reference:
             live_drift(report)
         else:
-            st.info(f"Live drift is not available: {report.message}", icon=":material/info:")
+            st.info(
+                f"Live drift is not available: {plain(report.message or '')}",
+                icon=":material/info:",
+            )
     st.divider()
     st.subheader("Model card")
     try:
-        # The service escapes the data's values in it (churn.monitoring.card); no HTML.
+        # The service escapes the data's values in it (churn.monitoring.document); no HTML.
         st.markdown(model_card(client.url, client), unsafe_allow_html=False)
     except Exception as error:
         show_error(error, timeout)

@@ -9,13 +9,16 @@ from streamlit.testing.v1 import AppTest
 def _page(kind: str) -> AppTest:
     def script(kind: str) -> None:
         from churn.clients.client import ServiceError, ServiceUnavailable
-        from churn.clients.ui.app import show_error
+        from churn.clients.ui.errors import show_error
         from churn.record.errors import Problem
 
         errors: dict[str, Exception] = {
             "down": ServiceUnavailable("The churn service at http://x failed: refused"),
             "input": ServiceError(
                 422, "2 rows are invalid", [Problem("is out of range", field="Age", row=3)]
+            ),
+            "many": ServiceError(
+                422, "25 rows", [Problem("is not a number", "Age", i) for i in range(25)]
             ),
             "key": ServiceError(401, "A valid API key is required", []),
             "server": ServiceError(500, "internal_error", []),
@@ -47,6 +50,18 @@ def test_errors_read_as_sentences(kind: str, headline: str, detail: str) -> None
 def test_the_rows_of_an_input_error_are_listed() -> None:
     page = _page("input")
     assert page.markdown[0].value == "- row 3 Age: is out of range"
+
+
+def test_the_page_lists_as_many_problems_as_the_command_line() -> None:
+    from churn.record.errors import SHOWN_PROBLEMS, InvalidInput, Problem
+
+    listed = _page("many").markdown[0].value.split("\n")
+    assert len(listed) == SHOWN_PROBLEMS + 1
+    assert listed[SHOWN_PROBLEMS - 1] == f"- row {SHOWN_PROBLEMS - 1} Age: is not a number"
+    # The command line's report of the same problems ends in the same words.
+    problems = [Problem("is not a number", "Age", row) for row in range(25)]
+    ending = InvalidInput("", problems).report().split("\n")[-1].strip()
+    assert listed[-1] == f"- {ending}" == f"- ... and {25 - SHOWN_PROBLEMS} more"
 
 
 def test_the_services_words_are_shown_as_text() -> None:
