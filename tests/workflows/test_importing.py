@@ -26,12 +26,13 @@ from sklearn.tree import DecisionTreeClassifier
 from xgboost import XGBClassifier
 
 from churn.model.artifact import metadata_path_for
-from churn.model.importing import import_model, probe_customers
+from churn.model.importing import probe_customers
 from churn.model.store import load_model
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
 from churn.record.schema import FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES, TARGET
+from churn.workflows.importing import import_model
 from tests.conftest import run_churn
 
 NUMBERS = [name for name in FEATURE_NAMES if name != "Geography"]
