@@ -12,11 +12,10 @@ from typing import Any
 
 import joblib
 import pytest
-import xgboost
 
 from churn.model.environments import Pins, pins_for, read_requirements
 from churn.model.importing import version_from_name
-from churn.model.pickle_scan import PickleContents, scan, xgboost_version_of
+from churn.model.pickle_scan import PickleContents, scan
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
 
@@ -107,17 +106,6 @@ def test_a_truncated_joblib_file_is_refused(pipeline: Any, tmp_path: Path) -> No
     data = dumped(pipeline, tmp_path)
     with pytest.raises(ModelIntegrityError, match="not a joblib or pickle file"):
         scan(data[: len(data) // 2])
-
-
-def test_xgboost_versions_from_each_model_form(pipeline: Any) -> None:
-    booster: xgboost.Booster = pipeline[-1].get_booster()
-    assert xgboost_version_of(bytes(booster.save_raw("ubj"))) == XGBOOST
-    assert xgboost_version_of(bytes(booster.save_raw("json"))) == XGBOOST
-    # XGBoost 1.0-1.5 pickled a binary model followed by its JSON configuration.
-    legacy = b"CONFIG-offset:\x00\x01binary\xff" + b'{"learner": {}, "version": [1, 5, 2]}'
-    assert xgboost_version_of(legacy) == "1.5.2"
-    with pytest.raises(ModelIntegrityError, match="before 1.0"):
-        xgboost_version_of(b"\x00\x00binary model of XGBoost 0.90")
 
 
 def contents(sklearn: str, xgboost_version: str, numpy_major: int | None) -> PickleContents:
