@@ -1,4 +1,5 @@
-"""`churn`: the operational tasks (make data, train, import, predict, export) as commands."""
+"""`churn`, the operator's command line: data, training, import, the store, predictions
+through the service, drift and evaluation, Spark, deployment."""
 
 from __future__ import annotations
 

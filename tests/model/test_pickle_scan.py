@@ -14,7 +14,6 @@ import joblib
 import pytest
 
 from churn.model.environments import Pins, pins_for, read_requirements
-from churn.model.importing import version_from_name
 from churn.model.pickle_scan import PickleContents, scan
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
@@ -167,15 +166,3 @@ def test_a_pickle_that_says_nothing_asks_for_requirements() -> None:
     silent = PickleContents(None, None, frozenset(), frozenset(), None, frozenset())
     with pytest.raises(ModelIntegrityError, match="--requirements"):
         pins_for(silent)
-
-
-@pytest.mark.parametrize(
-    ("name", "version"),
-    [
-        ("churn_prediction_model_v1_0.joblib", "1.0"),
-        ("model_v2_10_1.joblib", "2.10.1"),
-        ("model.joblib", None),
-    ],
-)
-def test_version_from_the_file_name(name: str, version: str | None) -> None:
-    assert version_from_name(name) == version

@@ -26,12 +26,11 @@ from sklearn.tree import DecisionTreeClassifier
 from xgboost import XGBClassifier
 
 from churn.model.artifact import metadata_path_for
-from churn.model.importing import probe_customers
 from churn.model.store import load_model
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
-from churn.record.schema import FEATURE_NAMES, FEATURE_SPECS, GEOGRAPHIES, TARGET
+from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES, TARGET
 from churn.workflows.importing import import_model
 from tests.conftest import run_churn
 
@@ -253,18 +252,6 @@ def test_an_encoder_that_refused_a_schema_country_is_refused(
     path = dump(model, tmp_path)
     with pytest.raises(ModelIntegrityError, match="does not know Geography Spain"):
         import_model(path, sha256=sha256(path))
-
-
-def test_the_probe_covers_every_category_and_each_bound() -> None:
-    probe = probe_customers()
-    assert len(probe) == 3000
-    assert probe.equals(probe_customers())  # seeded
-    for spec in FEATURE_SPECS:
-        if spec.kind == "category":
-            assert set(probe[spec.name]) == set(spec.categories)
-        else:
-            assert probe[spec.name].min() == spec.minimum
-            assert probe[spec.name].max() == spec.maximum
 
 
 def test_a_wrong_or_malformed_digest_is_refused(trained: TrainingResult, model_store: Path) -> None:
