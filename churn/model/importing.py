@@ -17,14 +17,13 @@ it with the parity check through the service's `Scorer` and the model's health
    (`churn.model.environments`), by `churn/model/exporter.py`, which receives the bytes
    on its standard input and writes the booster, the layout and the pipeline's own
    `predict_proba` and `predict` on a probe set into a private folder (0700).
-4. Parity (`churn.workflows.importing`). The booster and layout, through the
-   service's own `Scorer` (both its paths:
-   NumPy's tree walk for one customer and small batches, XGBoost for large ones), must
-   give every probe customer the same label and a probability within 1e-6. The figures
-   are printed and kept in the metadata (`Provenance.parity`); otherwise nothing is
-   stored. The probe: `--reference-data`, or `probe_customers`: synthetic customers
-   like the bank's and customers spread over the schema's whole range, every category,
-   and each bound.
+4. Parity (`churn.workflows.importing`). The booster and layout, through the service's
+   own `Scorer` (both its paths: NumPy's tree walk for one customer and small batches,
+   XGBoost for large ones), must give every probe customer the same label and a
+   probability within 1e-6. The figures are printed and kept in the metadata
+   (`Provenance.parity`); otherwise nothing is stored. The probe: `--reference-data`, or
+   `probe_customers`: synthetic customers like the bank's and customers spread over the
+   schema's whole range, every category, and each bound.
 5. The label rule: what the pipeline's `predict` did (XGBoost: churn when the
    probability is above 0.5, strictly), unless `--threshold` (churn at or above it).
 6. Categories (decided in exporter.py, which gets the schema's): a category the
