@@ -29,7 +29,8 @@ os.environ["BENTOML_HOME"] = tempfile.mkdtemp(prefix="churn-tests-bentoml-")
 os.environ.setdefault("BENTOML_DO_NOT_TRACK", "True")
 
 from churn.model.synth import write_synthetic_csv  # noqa: E402
-from churn.model.training import TrainingResult, train  # noqa: E402
+from churn.model.training import TrainingResult  # noqa: E402
+from churn.workflows.training import train  # noqa: E402
 from tests.factories import make_customer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,5 +1,5 @@
-"""The service's clients: the Python client, the CLI and the Streamlit UI.
+"""The service's clients: the Python client and the Streamlit UI.
 
-They talk to the service over HTTP (the CLI also runs offline jobs); none ships in the
-Bento.
+They talk to the service over HTTP only; neither ships in the Bento. (`churn`, the
+operator's command line, is `churn.workflows.cli`.)
 """

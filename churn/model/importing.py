@@ -1,8 +1,10 @@
-"""`churn import-model`: a joblib pipeline, made here or elsewhere, into the model store.
+"""A joblib pipeline, made here or elsewhere, turned into what the model store keeps.
 
-The store entry holds no pickle (`churn.model.store`): this module turns the pickle
-into XGBoost's own model and the input layout, and proves they answer as the pipeline
-did, before anything is stored.
+The store entry holds no pickle (`churn.model.store`): this module verifies the file,
+turns the pickle into XGBoost's own model and the input layout, and writes the
+metadata. The import job (`churn.workflows.importing`, `churn import-model`) composes
+it with the parity check through the service's `Scorer` and the model's health
+(reference profile, model card), before anything is stored.
 
 1. Trust. The file is read once; its SHA-256 must match an anchor from outside its
    folder: `--sha256`, or the digest the project records for its bundled model
@@ -15,13 +17,13 @@ did, before anything is stored.
    (`churn.model.environments`), by `churn/model/exporter.py`, which receives the bytes
    on its standard input and writes the booster, the layout and the pipeline's own
    `predict_proba` and `predict` on a probe set into a private folder (0700).
-4. Parity. The booster and layout, through the service's own `Scorer` (both its paths:
-   NumPy's tree walk for one customer and small batches, XGBoost for large ones), must
-   give every probe customer the same label and a probability within 1e-6. The figures
-   are printed and kept in the metadata (`Provenance.parity`); otherwise nothing is
-   stored. The probe: `--reference-data`, or `probe_customers`: synthetic customers
-   like the bank's and customers spread over the schema's whole range, every category,
-   and each bound.
+4. Parity (`churn.workflows.importing`). The booster and layout, through the service's
+   own `Scorer` (both its paths: NumPy's tree walk for one customer and small batches,
+   XGBoost for large ones), must give every probe customer the same label and a
+   probability within 1e-6. The figures are printed and kept in the metadata
+   (`Provenance.parity`); otherwise nothing is stored. The probe: `--reference-data`, or
+   `probe_customers`: synthetic customers like the bank's and customers spread over the
+   schema's whole range, every category, and each bound.
 5. The label rule: what the pipeline's `predict` did (XGBoost: churn when the
    probability is above 0.5, strictly), unless `--threshold` (churn at or above it).
 6. Categories (decided in exporter.py, which gets the schema's): a category the
@@ -47,13 +49,10 @@ import json
 import re
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import bentoml
 import numpy as np
 import pandas as pd
 import xgboost
@@ -63,20 +62,18 @@ from churn.model.artifact import (
     DEFAULT_VERSION,
     MODELS_DIR,
     ModelMetadata,
-    Parity,
     Provenance,
     metadata_path_for,
     verified_bytes,
 )
 from churn.model.booster import Column, TreeModel
-from churn.model.environments import Pins, default_cache, pins_for, python_of
+from churn.model.environments import Pins, pins_for
 from churn.model.pickle_scan import scan
-from churn.model.store import find_imported, save_tree_model
 from churn.model.synth import synthesize
+from churn.model.training import Progress, read_customers
 from churn.record.errors import ModelIntegrityError
 from churn.record.outcome import LabelRule
 from churn.record.schema import FEATURE_NAMES, FEATURE_SPECS
-from churn.scoring.scorer import SMALL_BATCH, Scorer
 
 # The digests the project vouches for, kept outside the models' folder, of the files in
 # it: `make import` needs no --sha256 for the bundled model.
@@ -85,7 +82,6 @@ RECORDED_DIGESTS: dict[str, str] = {
         "465a8525578d5cc51597d508f7d7849ea43ea5feda47732e15259cca2c6612a5"
     ),
 }
-TOLERANCE = 1e-6
 PROBE_ROWS = 3000
 PROBE_SEED = 20260
 XGBOOST_RULE = (
@@ -99,21 +95,9 @@ _SCHEMA_CATEGORIES = {
 }
 _EXPORT_TIMEOUT = 600
 _REFUSED = 3  # exporter.py's exit status for a pipeline it will not export
-Progress = Callable[[str], None]
 
 
-def _quiet(_message: str) -> None:
-    return None
-
-
-@dataclass(frozen=True)
-class ImportResult:
-    model: bentoml.Model
-    imported: bool  # False: this file was already in the store
-    parity: Parity | None = None
-
-
-class _Exported(BaseModel):
+class Exported(BaseModel):
     """exporter.py's export.json."""
 
     model_config = ConfigDict(frozen=True)
@@ -127,31 +111,21 @@ class _Exported(BaseModel):
 
 
 @dataclass(frozen=True)
-class _Probe:
+class Probe:
+    """The customers the exported model must answer for as the pipeline did."""
+
     features: pd.DataFrame
     outcomes: np.ndarray | None  # Exited, when the reference data has it
     description: str
     generated: bool
 
 
-def import_model(
-    model_path: Path,
-    *,
-    sha256: str | None = None,
-    requirements: Path | None = None,
-    threshold: float | None = None,
-    version: str | None = None,
-    reference_data: Path | None = None,
-    force: bool = False,
-    env_cache: Path | None = None,
-    wheelhouse: Path | None = None,
-    progress: Progress = _quiet,
-) -> ImportResult:
-    """Verify, export, check and store a joblib pipeline (see the module's docstring).
+# Trust and provenance ---------------------------------------------------------------------
 
-    Importing the same file again is a no-op unless `force`, so `make setup` may run
-    any time.
-    """
+
+def verified_model(model_path: Path, sha256: str | None) -> tuple[bytes, str]:
+    """The file's bytes and their SHA-256, once checked against the anchor: `sha256`, or
+    the digest the project records (`recorded_digest`). Refused without an anchor."""
     anchor = sha256 or recorded_digest(model_path)
     if anchor is None:
         raise ModelIntegrityError(
@@ -172,62 +146,23 @@ def import_model(
                 "or `make import MODEL_SHA256=...`."
             ) from None
         raise
-    digest = anchor.strip().lower()
-    if not force:
-        existing = find_imported(digest)
-        if existing is not None:
-            return ImportResult(existing, imported=False)
-    if threshold is not None and not 0 < threshold < 1:
-        raise ModelIntegrityError(f"--threshold must lie between 0 and 1, not {threshold}.")
+    return data, anchor.strip().lower()
+
+
+def libraries_of(data: bytes, name: str, requirements: Path | None) -> Pins:
+    """Which libraries made the pipeline: read from the pickle (without running it), or
+    `requirements`'s pins. Refuses a file that holds no XGBoost model."""
     contents = scan(data)
     if not contents.xgboost_versions:
         classes = sorted(
             name.rsplit(".", 1)[1] for name in contents.names if name.startswith("sklearn.")
         )
         raise ModelIntegrityError(
-            f"Not imported: {model_path.name} holds no XGBoost model (it names "
+            f"Not imported: {name} holds no XGBoost model (it names "
             f"{', '.join(classes) or 'no scikit-learn class'}); only a pipeline that ends in "
             "XGBoost's XGBClassifier can be served."
         )
-    pins = pins_for(contents, requirements)
-    progress(
-        f"{model_path.name}: SHA-256 verified; made with {pins.summary()}"
-        + (" (read from the pickle)" if pins.guessed else f" (from {requirements})")
-    )
-    beside = _beside(model_path, digest, progress)
-    probe = _probe(reference_data)
-    python = python_of(pins, env_cache or default_cache(), wheelhouse=wheelhouse, progress=progress)
-    started = time.monotonic()
-    exported, raw = _export(python, data, probe)
-    progress(f"exported in {time.monotonic() - started:.1f} s with {_made_with(exported)}")
-    tree = _tree_model(raw, exported)
-    chosen, rule, why = _decision(threshold, beside)
-    parity = _parity(tree, chosen, rule, probe, exported)
-    progress(
-        f"parity on {parity.customers:,} customers ({parity.probe}): {parity.labels_differ} "
-        f"labels differ, largest probability difference {parity.max_abs_probability_diff:.2e} "
-        f"(tolerance {parity.tolerance:g})"
-    )
-    if parity.labels_differ or parity.max_abs_probability_diff > TOLERANCE:
-        raise ModelIntegrityError(
-            f"Not stored: the exported model does not answer as {model_path.name} did on "
-            f"{parity.customers:,} customers ({parity.labels_differ} labels differ, largest "
-            f"probability difference {parity.max_abs_probability_diff:.2e}, allowed "
-            f"{TOLERANCE:g})."
-        )
-    provenance = Provenance(
-        source_file=model_path.name,
-        source_sha256=digest,
-        made_with=_made_with_libraries(pins),
-        exported_with=exported.versions,
-        imported_at=_now(),
-        parity=parity,
-    )
-    metadata = _metadata(
-        model_path, digest, version, chosen, rule, why, beside, provenance, tree, probe
-    )
-    stored = save_tree_model(tree, metadata)
-    return ImportResult(stored, imported=True, parity=parity)
+    return pins_for(contents, requirements)
 
 
 def recorded_digest(model_path: Path) -> str | None:
@@ -237,7 +172,7 @@ def recorded_digest(model_path: Path) -> str | None:
     return RECORDED_DIGESTS.get(model_path.name)
 
 
-def _now() -> str:
+def now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -247,7 +182,7 @@ def version_from_name(name: str) -> str | None:
     return match.group(1).replace("_", ".") if match else None
 
 
-def _beside(model_path: Path, digest: str, progress: Progress) -> ModelMetadata | None:
+def read_beside(model_path: Path, digest: str, progress: Progress) -> ModelMetadata | None:
     """The metadata `churn train` wrote beside the file, if it describes exactly this file."""
     path = metadata_path_for(model_path)
     if not path.is_file():
@@ -298,21 +233,20 @@ def probe_customers(rows: int = PROBE_ROWS, seed: int = PROBE_SEED) -> pd.DataFr
     return frame
 
 
-def _probe(reference_data: Path | None) -> _Probe:
+def probe_for(reference_data: Path | None) -> Probe:
+    """`--reference-data`'s customers, else generated ones (`probe_customers`)."""
     if reference_data is None:
-        return _Probe(
+        return Probe(
             probe_customers(), None, "generated: every category and each feature's range", True
         )
-    from churn.model.training import read_customers
-
     loaded = read_customers(reference_data, labels_required=False)
-    return _Probe(loaded.features, loaded.labels, f"reference data {reference_data.name}", False)
+    return Probe(loaded.features, loaded.labels, f"reference data {reference_data.name}", False)
 
 
 # The export -----------------------------------------------------------------------------
 
 
-def _export(python: Path, data: bytes, probe: _Probe) -> tuple[_Exported, bytes]:
+def export(python: Path, data: bytes, probe: Probe) -> tuple[Exported, bytes]:
     """Run exporter.py in the model's environment, on exactly the verified bytes."""
     with tempfile.TemporaryDirectory(prefix="churn-import-") as scratch:  # mode 0700
         folder = Path(scratch)
@@ -346,7 +280,7 @@ def _export(python: Path, data: bytes, probe: _Probe) -> tuple[_Exported, bytes]
                 "Loading the model in the environment it was made in failed; nothing was "
                 "stored. Its last words:\n  " + "\n  ".join(errors[-6:])
             )
-        exported = _Exported.model_validate_json((folder / "export.json").read_bytes())
+        exported = Exported.model_validate_json((folder / "export.json").read_bytes())
         raw = (folder / f"booster.{exported.booster_format}").read_bytes()
     if len(exported.probabilities) != len(probe.features) or len(exported.labels) != len(
         probe.features
@@ -355,7 +289,7 @@ def _export(python: Path, data: bytes, probe: _Probe) -> tuple[_Exported, bytes]
     return exported, raw
 
 
-def _made_with(exported: _Exported) -> str:
+def made_with(exported: Exported) -> str:
     versions = exported.versions
     return (
         f"scikit-learn {versions.get('scikit-learn')}, "
@@ -364,12 +298,12 @@ def _made_with(exported: _Exported) -> str:
     )
 
 
-def _made_with_libraries(pins: Pins) -> dict[str, str]:
+def made_with_libraries(pins: Pins) -> dict[str, str]:
     """The libraries that made the pickle, as it records them (or --requirements pins)."""
     return {"scikit-learn": pins.sklearn, "xgboost": pins.xgboost}
 
 
-def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
+def tree_model(raw: bytes, exported: Exported) -> TreeModel:
     columns = tuple(Column(feature, category) for feature, category in exported.columns)
     outside = {column.feature for column in columns} - set(FEATURE_NAMES)
     if outside:
@@ -387,12 +321,10 @@ def _tree_model(raw: bytes, exported: _Exported) -> TreeModel:
     return TreeModel(booster, columns)
 
 
-# The decision and parity -----------------------------------------------------------------
+# The decision -----------------------------------------------------------------
 
 
-def _decision(
-    threshold: float | None, beside: ModelMetadata | None
-) -> tuple[float, LabelRule, str]:
+def decision(threshold: float | None, beside: ModelMetadata | None) -> tuple[float, LabelRule, str]:
     if threshold is not None:
         return threshold, ">=", GIVEN_RULE
     if beside is not None:
@@ -400,51 +332,10 @@ def _decision(
     return 0.5, ">", XGBOOST_RULE
 
 
-def _parity(
-    tree: TreeModel,
-    threshold: float,
-    rule: LabelRule,
-    probe: _Probe,
-    exported: _Exported,
-) -> Parity:
-    """The service's answers against the pipeline's, on every path the Scorer has."""
-    scorer = Scorer(tree, threshold, label_rule=rule)
-    matrix = scorer.matrix(probe.features)
-    expected = np.asarray(exported.probabilities, dtype=np.float64)
-    if (threshold, rule) == (0.5, ">"):  # predict()'s own labels
-        expected_labels = np.asarray(exported.labels) == 1
-    else:  # another threshold (--threshold, churn train's): the pipeline's scores, labelled
-        expected_labels = expected >= threshold if rule == ">=" else expected > threshold
-    one_by_one = np.concatenate(
-        [scorer.probabilities(matrix[i : i + 1], observe=False) for i in range(len(matrix))]
-    )
-    small = np.concatenate(
-        [
-            scorer.probabilities(matrix[i : i + SMALL_BATCH], observe=False)
-            for i in range(0, len(matrix), SMALL_BATCH)
-        ]
-    )
-    whole = scorer.probabilities(matrix, observe=False)
-    if len(matrix) <= SMALL_BATCH:  # too few for XGBoost's path: ask it directly
-        whole = np.asarray(tree.booster.inplace_predict(matrix), dtype=np.float64)
-    differ = 0
-    largest = 0.0
-    for scores in (one_by_one, small, whole):
-        differ = max(differ, int(np.count_nonzero(scorer.labels(scores) != expected_labels)))
-        largest = max(largest, float(np.max(np.abs(scores - expected), initial=0.0)))
-    return Parity(
-        customers=len(matrix),
-        probe=probe.description,
-        labels_differ=differ,
-        max_abs_probability_diff=largest,
-        tolerance=TOLERANCE,
-    )
-
-
 # The metadata -----------------------------------------------------------------------------
 
 
-def _metadata(
+def metadata_of(
     model_path: Path,
     digest: str,
     version: str | None,
@@ -453,13 +344,13 @@ def _metadata(
     why: str,
     beside: ModelMetadata | None,
     provenance: Provenance,
-    tree: TreeModel,
-    probe: _Probe,
+    health: dict[str, Any],
 ) -> ModelMetadata:
     """What the store keeps: a file `churn train` made (its metadata beside it records
     this digest) is kept as `churn train` keeps it, its own metadata without provenance;
-    a file made elsewhere gets its provenance, parity included."""
-    health = {key: value for key, value in _health(tree, threshold, rule, probe).items() if value}
+    a file made elsewhere gets its provenance, parity included. `health`: the reference
+    profile and model card of --reference-data, if any."""
+    health = {key: value for key, value in health.items() if value}
     decided = {"threshold": threshold, "threshold_rule": why, "label_rule": rule}
     if beside is not None:
         chosen = {"model_version": version} if version else {}
@@ -477,29 +368,3 @@ def _metadata(
             "provenance": provenance.model_dump(mode="json"),
         }
     )
-
-
-def _health(tree: TreeModel, threshold: float, rule: LabelRule, probe: _Probe) -> dict[str, Any]:
-    """The reference profile (and, with outcomes, the model card) of --reference-data."""
-    if probe.generated:
-        return {}
-    from churn.monitoring.card import build_card
-    from churn.monitoring.profile import build_reference
-
-    scorer = Scorer(tree, threshold, label_rule=rule)
-    matrix = scorer.matrix(probe.features)
-    scores = scorer.probabilities(matrix, observe=False)
-    columns = [column.name for column in tree.columns]
-    reference = build_reference(
-        matrix, columns, scores, score_source=f"the imported model's scores of {probe.description}"
-    )
-    health: dict[str, Any] = {
-        "reference_profile": reference.model_dump(mode="json", exclude_none=True)
-    }
-    if probe.outcomes is not None:
-        card = build_card(
-            tree, matrix, probe.outcomes, scores, threshold,
-            {"Geography": probe.features["Geography"].astype(str).to_numpy()}, rule,
-        )  # fmt: skip
-        health["model_card"] = card.model_dump(mode="json", exclude_none=True)
-    return health

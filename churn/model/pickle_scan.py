@@ -1,17 +1,12 @@
 """What a joblib file holds and which libraries made it, read without running it.
 
 Unpickling runs code, so nothing here calls `pickle.load`. The bytes are walked opcode
-by opcode (`pickletools.genops`) by a small stack machine that builds a description
-of the objects instead of the objects: which classes and functions the pickle names,
-the `_sklearn_version` each scikit-learn estimator recorded in its state, and the raw
-model of each XGBoost booster, whose own header carries XGBoost's version.
-
-joblib's container is not one pickle stream. After each `NumpyArrayWrapper` it writes
-the array itself: the raw bytes of a numeric array (after alignment padding, from
-joblib 1.2), or a nested pickle for an object array (column names, categories). The
-walk reads the wrapper's shape and dtype and steps over the bytes, or walks the nested
-pickle. A compressed file (zlib, gzip, bz2, xz/lzma: joblib's `compress=`) is
-decompressed first, up to `MAX_PICKLE_BYTES`.
+by opcode (`churn.model.pickle_walk`), which describes the objects instead of making
+them: which classes and functions the pickle names, the `_sklearn_version` each
+scikit-learn estimator recorded in its state, and the raw model of each XGBoost
+booster, whose own header carries XGBoost's version (`churn.model.xgboost_version`).
+A compressed file (zlib, gzip, bz2, xz/lzma: joblib's `compress=`) is decompressed
+first, up to `MAX_PICKLE_BYTES`.
 
 The names a pickle may call are limited to scikit-learn's, XGBoost's, NumPy's, SciPy's,
 pandas' and joblib's (and a few of Python's own containers). That is not what makes
@@ -25,15 +20,13 @@ from __future__ import annotations
 import bz2
 import io
 import lzma
-import math
-import pickletools
 import re
-import struct
 import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from typing import Any
 
+from churn.model.pickle_walk import Call, Name, Walk
+from churn.model.xgboost_version import xgboost_version_of
 from churn.record.errors import ModelIntegrityError
 
 MAX_PICKLE_BYTES = 2 << 30  # decompressed; the department's model is 100 KB
@@ -59,9 +52,6 @@ _ALLOWED_NAMES = frozenset(
         "datetime.timezone",
     }
 )
-_PYTHON_2_MODULES = {"__builtin__": "builtins", "copy_reg": "copyreg"}
-_WRAPPER = "joblib.numpy_pickle.NumpyArrayWrapper"
-_BOOSTER = "xgboost.core.Booster"
 # Magic numbers of the compressions joblib writes (joblib.compressor).
 _COMPRESSIONS: tuple[tuple[bytes, str], ...] = (
     (b"\x1f\x8b", "gzip"),
@@ -112,7 +102,7 @@ def _one(library: str, versions: frozenset[str], why: str) -> str:
 def scan(data: bytes) -> PickleContents:
     """Walk a joblib file's bytes; `ModelIntegrityError` for what cannot be read."""
     compression, stream = decompressed(data)
-    walk = _Walk(io.BytesIO(stream))
+    walk = Walk(io.BytesIO(stream))
     top = walk.run()
     foreign = sorted(name for name in walk.names if not _allowed(name))
     if foreign:
@@ -131,7 +121,7 @@ def scan(data: bytes) -> PickleContents:
         numpy_major = 1
     return PickleContents(
         compression=compression,
-        top=top.func.qualified if isinstance(top, _Call) and isinstance(top.func, _Name) else None,
+        top=top.func.qualified if isinstance(top, Call) and isinstance(top.func, Name) else None,
         sklearn_versions=versions,
         xgboost_versions=xgboost_versions,
         numpy_major=numpy_major,
@@ -182,381 +172,3 @@ def _decompress(name: str, data: bytes) -> bytes:
             f"The file decompresses to more than {MAX_PICKLE_BYTES >> 30} GiB; not a model."
         )
     return bytes(out)
-
-
-# The walk ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Name:
-    module: str
-    name: str
-
-    @property
-    def qualified(self) -> str:
-        return f"{self.module}.{self.name}"
-
-
-@dataclass(eq=False)
-class _Call:
-    """What a call in the pickle would have made (REDUCE, NEWOBJ, INST, OBJ), unmade."""
-
-    func: Any
-    args: Any
-    state: Any = None
-    items: list[Any] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class _Array:
-    """A numpy array joblib wrote after its wrapper: only its shape is kept."""
-
-    shape: tuple[int, ...]
-    values: Any = None  # an object array's nested pickle, walked
-
-
-_MARK = object()
-
-
-class _Walk:
-    def __init__(self, stream: io.BytesIO) -> None:
-        self.stream = stream
-        self.names: set[str] = set()
-        self.sklearn_versions: set[str] = set()
-        self.boosters: list[bytes] = []
-
-    def run(self) -> Any:
-        try:
-            return self._pickle()
-        except ModelIntegrityError:
-            raise
-        except (ValueError, TypeError, KeyError, IndexError, struct.error, EOFError) as error:
-            raise ModelIntegrityError(
-                f"The file is not a joblib or pickle file this importer can read ({error})."
-            ) from None
-
-    def _pickle(self) -> Any:
-        """One pickle stream, from the stream's position to its STOP."""
-        stack: list[Any] = []
-        marks: list[int] = []
-        memo: dict[int, Any] = {}
-
-        def pop_mark() -> list[Any]:
-            start = marks.pop()
-            items = stack[start:]
-            del stack[start:]
-            return items
-
-        for opcode, arg, _ in _ops(self.stream):
-            name = opcode.name
-            if name == "STOP":
-                return stack.pop()
-            if name in ("PROTO", "FRAME"):
-                continue
-            if name == "MARK":
-                marks.append(len(stack))
-            elif name in _CONSTANTS:
-                stack.append(_CONSTANTS[name])
-            elif name in ("EMPTY_LIST", "EMPTY_SET"):
-                stack.append([])
-            elif name == "EMPTY_DICT":
-                stack.append({})
-            elif name in _LITERALS:
-                stack.append(bytearray(arg) if name == "BYTEARRAY8" else arg)
-            elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-                memo[int(arg)] = stack[-1]
-            elif name == "MEMOIZE":
-                memo[len(memo)] = stack[-1]
-            elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo[int(arg)])
-            elif name == "POP":
-                stack.pop()
-            elif name == "POP_MARK":
-                pop_mark()
-            elif name == "DUP":
-                stack.append(stack[-1])
-            elif name in ("TUPLE", "LIST", "DICT", "FROZENSET"):
-                items = pop_mark()
-                stack.append(_collection(name, items))
-            elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-                size = int(name[-1])
-                items = stack[-size:]
-                del stack[-size:]
-                stack.append(tuple(items))
-            elif name in ("APPEND", "APPENDS"):
-                items = [stack.pop()] if name == "APPEND" else pop_mark()
-                _extend(stack[-1], items)
-            elif name in ("SETITEM", "SETITEMS"):
-                items = stack[-2:] if name == "SETITEM" else pop_mark()
-                if name == "SETITEM":
-                    del stack[-2:]
-                _set_items(stack[-1], items)
-            elif name == "ADDITEMS":
-                _extend(stack[-1], pop_mark())
-            elif name == "GLOBAL":
-                module, _, attribute = str(arg).partition(" ")
-                stack.append(self._name(module, attribute))
-            elif name == "STACK_GLOBAL":
-                attribute, module = stack.pop(), stack.pop()
-                stack.append(self._name(str(module), str(attribute)))
-            elif name == "INST":
-                module, _, attribute = str(arg).partition(" ")
-                stack.append(_Call(self._name(module, attribute), tuple(pop_mark())))
-            elif name == "OBJ":
-                items = pop_mark()
-                stack.append(_Call(items[0], tuple(items[1:])))
-            elif name == "REDUCE":
-                args = stack.pop()
-                stack.append(_reduced(stack.pop(), args))
-            elif name == "NEWOBJ":
-                args = stack.pop()
-                stack.append(_Call(stack.pop(), args))
-            elif name == "NEWOBJ_EX":
-                del stack[-1]  # keyword arguments
-                args = stack.pop()
-                stack.append(_Call(stack.pop(), args))
-            elif name == "BUILD":
-                state = stack.pop()
-                stack[-1] = self._built(stack[-1], state)
-            else:  # PERSID, BINPERSID, EXT1/2/4, NEXT_BUFFER, READONLY_BUFFER
-                raise ModelIntegrityError(
-                    f"The file uses the pickle opcode {name}, which joblib never writes."
-                )
-        raise EOFError("the pickle has no STOP")
-
-    def _name(self, module: str, attribute: str) -> _Name:
-        # Protocols 0-2 write Python 2's module names, which unpickling maps to Python 3's.
-        found = _Name(_PYTHON_2_MODULES.get(module, module), attribute)
-        self.names.add(found.qualified)
-        return found
-
-    def _built(self, target: Any, state: Any) -> Any:
-        if not isinstance(target, _Call):
-            return target
-        target.state = state
-        attributes = state[0] if isinstance(state, tuple) and state else state
-        if isinstance(attributes, dict):
-            version = attributes.get("_sklearn_version")
-            if isinstance(version, str):
-                self.sklearn_versions.add(version)
-        kind = target.func.qualified if isinstance(target.func, _Name) else None
-        if kind == _BOOSTER and isinstance(attributes, dict):
-            raw = attributes.get("handle")
-            if isinstance(raw, bytes | bytearray):
-                self.boosters.append(bytes(raw))
-        if kind == _WRAPPER and isinstance(attributes, dict):
-            return self._array(attributes)
-        return target
-
-    def _array(self, wrapper: dict[str, Any]) -> _Array:
-        """Step over (or walk) the array joblib wrote after this wrapper."""
-        shape = tuple(int(n) for n in wrapper["shape"])
-        dtype = wrapper["dtype"]
-        if _is_object(dtype):
-            return _Array(shape, self._pickle())
-        if wrapper.get("allow_mmap"):
-            padding = self.stream.read(1)
-            self.stream.seek(int.from_bytes(padding, "little"), io.SEEK_CUR)
-        size = math.prod(shape) * _itemsize(dtype)
-        start = self.stream.tell()
-        if start + size > len(self.stream.getbuffer()):
-            raise EOFError("an array runs past the end of the file")
-        self.stream.seek(size, io.SEEK_CUR)
-        return _Array(shape)
-
-
-def _ops(stream: io.BytesIO) -> Iterator[tuple[Any, Any, int | None]]:
-    # genops reads one opcode at a time from the stream's position, so the walk may step
-    # over joblib's array bytes between two opcodes.
-    return pickletools.genops(stream)
-
-
-_CONSTANTS: dict[str, Any] = {
-    "NONE": None,
-    "NEWTRUE": True,
-    "NEWFALSE": False,
-    "EMPTY_TUPLE": (),
-}
-_LITERALS = frozenset(
-    {
-        "INT", "BININT", "BININT1", "BININT2", "LONG", "LONG1", "LONG4", "FLOAT", "BINFLOAT",
-        "STRING", "BINSTRING", "SHORT_BINSTRING", "UNICODE", "BINUNICODE", "SHORT_BINUNICODE",
-        "BINUNICODE8", "BINBYTES", "SHORT_BINBYTES", "BINBYTES8", "BYTEARRAY8",
-    }
-)  # fmt: skip
-
-
-def _collection(kind: str, items: list[Any]) -> Any:
-    if kind == "TUPLE":
-        return tuple(items)
-    if kind == "LIST":
-        return list(items)
-    if kind == "FROZENSET":
-        return tuple(items)
-    return dict(zip(items[::2], items[1::2], strict=True))
-
-
-def _extend(target: Any, items: list[Any]) -> None:
-    if isinstance(target, list):
-        target.extend(items)
-    elif isinstance(target, _Call):
-        target.items.extend(items)
-    else:
-        raise TypeError(f"cannot append to {type(target).__name__}")
-
-
-def _set_items(target: Any, items: list[Any]) -> None:
-    pairs = zip(items[::2], items[1::2], strict=True)
-    if isinstance(target, dict):
-        target.update(pairs)
-    elif isinstance(target, _Call):
-        target.items.extend(pairs)
-    else:
-        raise TypeError(f"cannot set items of {type(target).__name__}")
-
-
-def _reduced(func: Any, args: Any) -> Any:
-    """What REDUCE makes: bytes and bytearrays as values, anything else described."""
-    kind = func.qualified if isinstance(func, _Name) else None
-    if kind == "_codecs.encode" and isinstance(args, tuple) and len(args) == 2:
-        return str(args[0]).encode(str(args[1]))  # how protocol 2 writes bytes
-    if kind == "builtins.bytearray" and isinstance(args, tuple) and len(args) == 1:
-        value = args[0]
-        return bytearray(value.encode("latin-1") if isinstance(value, str) else value)
-    if kind == "builtins.set" and isinstance(args, tuple):
-        return list(args[0]) if args else []
-    return _Call(func, args)
-
-
-def _is_object(dtype: Any) -> bool:
-    return isinstance(dtype, _Call) and str(dtype.args[0]).startswith("O")
-
-
-def _itemsize(dtype: Any) -> int:
-    """The bytes per item of a pickled numpy.dtype: its recorded size, or its code's."""
-    if not isinstance(dtype, _Call) or not isinstance(dtype.args, tuple):
-        raise TypeError("an array without a dtype")
-    state = dtype.state
-    if isinstance(state, tuple) and len(state) > 5 and isinstance(state[5], int) and state[5] > 0:
-        return state[5]
-    digits = re.sub(r"\D", "", str(dtype.args[0]))
-    if not digits:
-        raise TypeError(f"an array of dtype {dtype.args[0]!r}")
-    return int(digits)
-
-
-# XGBoost's version, from its raw model ------------------------------------------------
-
-
-def xgboost_version_of(raw: bytes) -> str:
-    """The version in a pickled booster's model: UBJSON (XGBoost 1.6 and later), or the
-    JSON configuration after the binary model (1.0 to 1.5)."""
-    found: list[int] | None = None
-    if raw.startswith(b"{"):
-        try:
-            found = _ubjson_version(raw)
-        except (ValueError, IndexError, struct.error):
-            found = None
-    if found is None:
-        match = re.search(rb'"version"\s*:\s*\[\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*\]', raw)
-        found = [int(part) for part in match.groups()] if match else None
-    if found is None or len(found) != 3:
-        raise ModelIntegrityError(
-            "The file's XGBoost model records no version: it was saved by XGBoost before "
-            "1.0, which this importer does not support; give the version with --requirements."
-        )
-    return ".".join(str(part) for part in found)
-
-
-def _ubjson_version(raw: bytes) -> list[int] | None:
-    """The "version" array of an XGBoost UBJSON document: the model's, else the config's."""
-    document = _UBJSON(raw).value()
-    if not isinstance(document, dict):
-        return None
-    for where in (document.get("Model"), document, document.get("Config")):
-        if isinstance(where, dict) and isinstance(where.get("version"), list):
-            return [int(part) for part in where["version"]]
-    return None
-
-
-class _UBJSON:
-    """A reader of UBJSON (Draft 12, as XGBoost writes it) that builds plain values."""
-
-    _NUMBERS: ClassVar[dict[bytes, tuple[str, int]]] = {
-        b"i": (">b", 1), b"U": (">B", 1), b"I": (">h", 2), b"l": (">i", 4),
-        b"L": (">q", 8), b"d": (">f", 4), b"D": (">d", 8),
-    }  # fmt: skip
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self.at = 0
-
-    def _take(self, size: int) -> bytes:
-        if self.at + size > len(self.data):
-            raise ValueError("UBJSON ends early")
-        chunk = self.data[self.at : self.at + size]
-        self.at += size
-        return chunk
-
-    def _marker(self) -> bytes:
-        marker = self._take(1)
-        while marker == b"N":  # no-op
-            marker = self._take(1)
-        return marker
-
-    def value(self, marker: bytes | None = None) -> Any:
-        marker = marker or self._marker()
-        if marker in self._NUMBERS:
-            form, size = self._NUMBERS[marker]
-            return struct.unpack(form, self._take(size))[0]
-        if marker == b"S" or marker == b"H":
-            return self._take(self._count()).decode("utf-8", "replace")
-        if marker == b"C":
-            return self._take(1).decode("latin-1")
-        if marker in (b"T", b"F", b"Z"):
-            return {b"T": True, b"F": False, b"Z": None}[marker]
-        if marker == b"[":
-            return self._array()
-        if marker == b"{":
-            return self._object()
-        raise ValueError(f"UBJSON marker {marker!r}")
-
-    def _count(self) -> int:
-        count = self.value()
-        if not isinstance(count, int) or count < 0:
-            raise ValueError("a UBJSON length is not a count")
-        return count
-
-    def _header(self) -> tuple[bytes | None, int | None]:
-        kind = count = None
-        if self.data[self.at : self.at + 1] == b"$":
-            self.at += 1
-            kind = self._take(1)
-        if self.data[self.at : self.at + 1] == b"#":
-            self.at += 1
-            count = self._count()
-        return kind, count
-
-    def _array(self) -> list[Any]:
-        kind, count = self._header()
-        if kind in self._NUMBERS and count is not None:
-            form, size = self._NUMBERS[kind]
-            return list(struct.unpack(f">{count}{form[1]}", self._take(count * size)))
-        items: list[Any] = []
-        while count is None or len(items) < count:
-            if count is None and self.data[self.at : self.at + 1] == b"]":
-                self.at += 1
-                break
-            items.append(self.value(kind))
-        return items
-
-    def _object(self) -> dict[str, Any]:
-        kind, count = self._header()
-        items: dict[str, Any] = {}
-        while count is None or len(items) < count:
-            if count is None and self.data[self.at : self.at + 1] == b"}":
-                self.at += 1
-                break
-            key = self._take(self._count()).decode("utf-8", "replace")
-            items[key] = self.value(kind)
-        return items

@@ -1,4 +1,4 @@
-"""Reproducible training of the churn pipeline.
+"""The churn pipeline, its fit and its threshold; the customers it is trained on.
 
 The pipeline is one-hot Geography + XGBClassifier. Class imbalance (about 20% churners)
 is handled where it belongs for a retention team: the classifier is trained on the
@@ -16,21 +16,20 @@ loyal one, so recall is pushed as far as it goes; but a list in which most names
 have stayed anyway wastes the team's calls and offers, hence the precision floor. (F2
 alone chose about 0.12 on the public data, flagging 45% of all customers.) The holdout
 is never used to choose it, so the reported metrics are honest.
+
+The training job (the joblib file, its profile, model card and metadata) composes this
+with scoring and monitoring: `churn.workflows.training`.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 
-import joblib
 import numpy as np
 import pandas as pd
-import pyarrow as pa
+import pyarrow.compute as pc
 from sklearn.compose import ColumnTransformer
 from sklearn.metrics import (
     average_precision_score,
@@ -45,27 +44,12 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 from xgboost import XGBClassifier
 
-from churn.model.artifact import (
-    DEFAULT_VERSION,
-    Metrics,
-    ModelMetadata,
-    artifact_name,
-    metadata_path_for,
-    sha256_file,
-)
+from churn.model.artifact import Metrics, ModelMetadata
 from churn.model.booster import TreeModel
-from churn.monitoring.card import build_card, write_card
-from churn.monitoring.profile import build_reference, input_columns
-from churn.record.errors import BadRequest, InvalidInput, Problem
-from churn.record.schema import (
-    CATEGORICAL_FEATURES,
-    FEATURE_NAMES,
-    FEATURE_SPECS,
-    GEOGRAPHIES,
-    TARGET,
-)
-from churn.record.validation import check_columns, validate_raw
-from churn.scoring.scorer import Scorer
+from churn.record.csv_reading import CsvFile, validate_text
+from churn.record.errors import InvalidInput, Problem
+from churn.record.schema import CATEGORICAL_FEATURES, GEOGRAPHIES, TARGET
+from churn.record.validation import check_columns, required_columns
 
 HOLDOUT_SHARE = 0.25
 CV_FOLDS = 5
@@ -77,16 +61,11 @@ THRESHOLD_RULE = (
 )
 # Reported per value on the model card, though the model does not read them.
 CARD_GROUPS = ("Gender",)
-REFERENCE_SCORES = (
-    "the out-of-fold scores of the training split and the final model's scores of the "
-    "holdout: every training customer scored by a model that had not seen them"
-)
-_LIBRARIES = ("scikit-learn", "xgboost-cpu", "pandas", "numpy", "joblib", "bentoml")
 
 Progress = Callable[[str], None]
 
 
-def _quiet(_message: str) -> None:
+def quiet(_message: str) -> None:
     return None
 
 
@@ -139,43 +118,48 @@ def load_training_data(path: Path) -> TrainingData:
 
 def read_customers(path: Path, *, labels_required: bool) -> CustomerData:
     """Features (and labels, if the file has an Exited column) of a CSV in the public
-    layout: training data, or an imported model's reference data. Refuses any bad row."""
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as error:
-        raise BadRequest(f"{path.name} is not a readable CSV: {error}") from error
-    check_columns(list(raw.columns), require_id=False)
-    if labels_required and TARGET not in raw.columns:
+    layout: training data, or an imported model's reference data. Refuses any bad row.
+
+    The features are read by the service's own reader (`churn.record.csv_reading`), so a file
+    the service refuses (a quote left open, a ragged or invalid row) is refused here
+    with the same message."""
+    file = CsvFile.open(path)
+    check_columns(file.names, require_id=False)
+    if labels_required and TARGET not in file.names:
         raise InvalidInput(
             f"The training CSV has no {TARGET} column.",
             [Problem("missing column", field=TARGET, allowed="0 or 1")],
         )
-    batch = validate_raw(
-        {
-            name: pa.array(raw[name].to_numpy(dtype=object), type=pa.string())
-            for name in FEATURE_NAMES
-        },
-        first_row=1,
-    )
-    problems = list(batch.problems)
-    labels = raw[TARGET].to_numpy(dtype=str) if TARGET in raw.columns else None
-    if labels is not None:
-        problems += [
-            Problem("is not a label", field=TARGET, row=int(row), allowed="0 or 1")
-            for row in np.flatnonzero(~np.isin(labels, ["0", "1"])) + 1
-        ]
+    others = [name for name in (TARGET, *CARD_GROUPS) if name in file.names]
+    columns = [name for name in required_columns(True) if name in file.names] + others
+    batches, problems = [], []
+    extra: dict[str, list[np.ndarray]] = {name: [] for name in others}
+    for text in file.text_batches(columns):
+        batch = validate_text(text)
+        batches.append(batch)
+        problems += batch.problems
+        for name in others:
+            extra[name].append(pc.utf8_trim_whitespace(text.cells[name]).to_numpy(False))
+        if TARGET in others:
+            labels_here = extra[TARGET][-1]
+            problems += [
+                Problem("is not a label", field=TARGET, row=int(row), allowed="0 or 1")
+                for row in text.rows[~np.isin(labels_here, ["0", "1"])]
+            ]
     if problems:
         raise InvalidInput(
             f"{len({p.row for p in problems})} rows of {path.name} break the schema; "
             "fix or remove them first.",
             sorted(problems, key=lambda p: p.row or 0),
         )
-    groups = {
-        name: np.char.strip(raw[name].to_numpy(dtype=str))
-        for name in CARD_GROUPS
-        if name in raw.columns
+    features = pd.concat([batch.features for batch in batches], ignore_index=True)
+    cells = {
+        name: np.concatenate(parts) if parts else np.array([], dtype=object)
+        for name, parts in extra.items()
     }
-    return CustomerData(batch.features, None if labels is None else labels.astype(np.int64), groups)
+    labels = cells.get(TARGET)
+    groups = {name: cells[name].astype(str) for name in CARD_GROUPS if name in cells}
+    return CustomerData(features, None if labels is None else labels.astype(np.int64), groups)
 
 
 @dataclass(frozen=True)
@@ -183,6 +167,21 @@ class TrainingResult:
     model_path: Path
     metadata: ModelMetadata
     tree: TreeModel  # what the store keeps (`churn.model.store.save_tree_model`)
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The final pipeline, its threshold and holdout metrics, and the split it came from."""
+
+    pipeline: Pipeline
+    threshold: float
+    metrics: Metrics
+    train_features: pd.DataFrame
+    train_scores: np.ndarray  # out-of-fold: each by a model that had not seen it
+    test_features: pd.DataFrame
+    test_labels: np.ndarray
+    test_scores: np.ndarray
+    test_groups: dict[str, np.ndarray]
 
 
 def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -195,27 +194,19 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(candidates[int(np.argmax(f1))])
 
 
-def train(
-    data: Path,
-    out_dir: Path,
-    *,
-    seed: int = 42,
-    version: str = DEFAULT_VERSION,
-    progress: Progress = _quiet,
-) -> TrainingResult:
-    loaded = load_training_data(data)
-    features, labels = loaded.features, loaded.labels
-    progress(f"read {len(labels)} customers, {labels.mean():.1%} churned")
+def fit(data: TrainingData, *, seed: int, progress: Progress = quiet) -> Fitted:
+    """Split, choose the threshold by cross-validation, fit, and measure on the holdout."""
+    labels = data.labels
     # The group columns ride along: the split's rows depend only on the labels and seed.
     x_train, x_test, y_train, y_test, *group_parts = train_test_split(
-        features,
+        data.features,
         labels,
-        *loaded.groups.values(),
+        *data.groups.values(),
         test_size=HOLDOUT_SHARE,
         stratify=labels,
         random_state=seed,
     )
-    test_groups = dict(zip(loaded.groups, group_parts[1::2], strict=True))
+    test_groups = dict(zip(data.groups, group_parts[1::2], strict=True))
 
     out_of_fold = np.zeros(len(y_train))
     folds = StratifiedKFold(n_splits=CV_FOLDS, shuffle=True, random_state=seed)
@@ -239,57 +230,6 @@ def train(
         churn_rate=round(float(y_test.mean()), 6),
         holdout_rows=len(y_test),
     )
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = out_dir / artifact_name(version)
-    joblib.dump(pipeline, model_path)
-    tree = TreeModel.from_pipeline(pipeline)
-    matrix = Scorer(tree, threshold).matrix
-    progress("profiling the training data; the model card")
-    reference = build_reference(
-        matrix(pd.concat([x_train, x_test])),
-        input_columns(tree),
-        np.concatenate([out_of_fold, scores]),
-        score_source=REFERENCE_SCORES,
+    return Fitted(
+        pipeline, threshold, metrics, x_train, out_of_fold, x_test, y_test, scores, test_groups
     )
-    card = build_card(
-        tree,
-        matrix(x_test),
-        y_test,
-        scores,
-        threshold,
-        {"Geography": x_test["Geography"].astype(str).to_numpy(), **test_groups},
-    )
-    metadata = ModelMetadata(
-        model_version=version,
-        trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        seed=seed,
-        artifact_file=model_path.name,
-        artifact_sha256=sha256_file(model_path),
-        data_file=data.name,
-        data_sha256=sha256_file(data),
-        data_rows=len(labels),
-        threshold=threshold,
-        threshold_rule=THRESHOLD_RULE,
-        metrics=metrics,
-        libraries=library_versions(),
-        features=list(FEATURE_NAMES),
-        feature_schema=[spec.as_json() for spec in FEATURE_SPECS],
-        # Stored in BentoML's model metadata, which takes no nulls.
-        reference_profile=reference.model_dump(mode="json", exclude_none=True),
-        model_card=card.model_dump(mode="json", exclude_none=True),
-    )
-    metadata.write(metadata_path_for(model_path))
-    write_card(metadata, model_path)
-    progress(f"wrote {model_path} (ROC-AUC {metrics.roc_auc:.4f}, threshold {threshold})")
-    return TrainingResult(model_path, metadata, tree)
-
-
-def library_versions() -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            versions[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            continue
-    return versions

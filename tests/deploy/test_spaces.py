@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from huggingface_hub import HfApi
 
-from churn.clients.cli import main
+from churn.workflows.cli import main
 
 TOKEN = "hf_TestTokenThatMustNeverBePrinted0123456789"
 

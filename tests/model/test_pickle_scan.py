@@ -12,11 +12,9 @@ from typing import Any
 
 import joblib
 import pytest
-import xgboost
 
 from churn.model.environments import Pins, pins_for, read_requirements
-from churn.model.importing import version_from_name
-from churn.model.pickle_scan import PickleContents, scan, xgboost_version_of
+from churn.model.pickle_scan import PickleContents, scan
 from churn.model.training import TrainingResult
 from churn.record.errors import ModelIntegrityError
 
@@ -109,17 +107,6 @@ def test_a_truncated_joblib_file_is_refused(pipeline: Any, tmp_path: Path) -> No
         scan(data[: len(data) // 2])
 
 
-def test_xgboost_versions_from_each_model_form(pipeline: Any) -> None:
-    booster: xgboost.Booster = pipeline[-1].get_booster()
-    assert xgboost_version_of(bytes(booster.save_raw("ubj"))) == XGBOOST
-    assert xgboost_version_of(bytes(booster.save_raw("json"))) == XGBOOST
-    # XGBoost 1.0-1.5 pickled a binary model followed by its JSON configuration.
-    legacy = b"CONFIG-offset:\x00\x01binary\xff" + b'{"learner": {}, "version": [1, 5, 2]}'
-    assert xgboost_version_of(legacy) == "1.5.2"
-    with pytest.raises(ModelIntegrityError, match="before 1.0"):
-        xgboost_version_of(b"\x00\x00binary model of XGBoost 0.90")
-
-
 def contents(sklearn: str, xgboost_version: str, numpy_major: int | None) -> PickleContents:
     return PickleContents(
         compression=None,
@@ -179,15 +166,3 @@ def test_a_pickle_that_says_nothing_asks_for_requirements() -> None:
     silent = PickleContents(None, None, frozenset(), frozenset(), None, frozenset())
     with pytest.raises(ModelIntegrityError, match="--requirements"):
         pins_for(silent)
-
-
-@pytest.mark.parametrize(
-    ("name", "version"),
-    [
-        ("churn_prediction_model_v1_0.joblib", "1.0"),
-        ("model_v2_10_1.joblib", "2.10.1"),
-        ("model.joblib", None),
-    ],
-)
-def test_version_from_the_file_name(name: str, version: str | None) -> None:
-    assert version_from_name(name) == version

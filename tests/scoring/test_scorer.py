@@ -118,3 +118,14 @@ def test_labels_at_the_boundary_are_xgboosts_own(
     at_or_above = Scorer(model, 0.5)
     labels = at_or_above.labels(at_or_above.probabilities(matrix))
     assert labels.tolist() == (own >= 0.5).tolist()
+
+
+def test_the_scorer_leaves_its_callers_booster_as_it_was(trained: TrainingResult) -> None:
+    # Training builds its Scorer before it saves the pipeline whose booster this is.
+    booster = trained.tree.booster.copy()
+    booster.set_param({"nthread": 3})
+    before = booster.save_config()
+    scorer = Scorer(TreeModel(booster, trained.tree.columns), 0.5, bulk_threads=2)
+    scorer.probabilities(np.zeros((BULK_BATCH, len(trained.tree.columns)), dtype=np.float32))
+    assert booster.save_config() == before
+    assert json.loads(before)["learner"]["generic_param"]["nthread"] == "3"

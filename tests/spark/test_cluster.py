@@ -24,7 +24,7 @@ from tests.spark.cluster import standalone
 from tests.spark.conftest import REJECTED_ROWS, ROWS_IN
 
 BIN = Path(sys.executable).parent
-MAIN = Path(__file__).resolve().parents[2] / "churn" / "spark" / "submit.py"
+MAIN = Path(__file__).resolve().parents[2] / "churn" / "workflows" / "batch.py"
 
 
 def _submit(master: str, settings: list[str], *args: str, env: dict[str, str]) -> str:

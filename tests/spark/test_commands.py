@@ -19,7 +19,9 @@ def _one_line_error(stderr: str) -> str:
 
 
 def test_churn_starts_without_pyspark() -> None:
-    code = "import sys, churn.clients.cli; assert 'pyspark' not in sys.modules, 'pyspark imported'"
+    code = (
+        "import sys, churn.workflows.cli; assert 'pyspark' not in sys.modules, 'pyspark imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

@@ -1,10 +1,10 @@
 """`churn-batch`: the `churn batch` commands alone, for a wheel on a Spark platform.
 
 spark-submit runs a Python file rather than a command, so this file is also the main
-file it is given (the wheel carries it; `python -m churn.spark.submit --path` prints it):
+file it is given (the wheel carries it; `python -m churn.workflows.batch --path` prints it):
 
     spark-submit --master k8s://... --deploy-mode cluster [--conf ...] \
-        .../churn/spark/submit.py score INPUT --out DIR --model URI --model-sha256 HEX
+        .../churn/workflows/batch.py score INPUT --out DIR --model URI --model-sha256 HEX
 
 The master and settings are spark-submit's; the arguments are `churn batch`'s.
 """
@@ -15,8 +15,8 @@ import sys
 
 import click
 
-from churn.clients.cli import reports_errors
 from churn.spark.commands import batch_group
+from churn.workflows.cli import reports_errors
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,4 +1,5 @@
-"""`churn`: the operational tasks (make data, train, import, predict, export) as commands."""
+"""`churn`, the operator's command line: data, training, import, the store, predictions
+through the service, drift and evaluation, Spark, deployment."""
 
 from __future__ import annotations
 
@@ -73,7 +74,7 @@ def synth(rows: int, out: Path, seed: int) -> None:
 def train(data_path: Path, out: Path, seed: int, model_version: str, store: bool) -> None:
     """Train the churn pipeline, write the joblib model with its metadata (for data
     scientists), and save its booster and metadata into the BentoML model store."""
-    from churn.model.training import train as run_training
+    from churn.workflows.training import train as run_training
 
     result = run_training(
         data_path, out, seed=seed, version=model_version,
@@ -149,8 +150,8 @@ def import_model(
     environment of the libraries that made it; the store keeps XGBoost's own model, not
     a pickle, once it answered as the pipeline did (README: "Bring your own model").
     """
-    from churn.model.importing import import_model as run_import
     from churn.settings import ImportSettings
+    from churn.workflows.importing import import_model as run_import
 
     result = run_import(
         model_path, sha256=sha256, requirements=requirements, threshold=threshold,
