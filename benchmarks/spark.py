@@ -2,11 +2,12 @@
 
     make bench-spark                     # = .venv/bin/python -m benchmarks.spark
     .venv/bin/python -m benchmarks.spark --rows 1000000,10000000 --only spark,file
+    .venv/bin/python -m benchmarks.spark --rows 1e5,1e6 --runs spark-local[1]:parquet,file:csv
 
 For two sizes of a generated book (default 1M and 10M rows, synthetic customers in the
 bank layout, as CSV and as Parquet with 100,000-row row groups, as a bank's tables are
 written, so that Spark splits a file into tasks for every core; kept in build/bench-spark/),
-each run a process tree of its own, one after another:
+each run a process tree of its own, one after another (`--runs` keeps some of them):
 
 - **spark**: `churn batch score FILE --out DIR --master local[N] --model F
   --model-sha256 D`, as a user runs it (JVM start included), with the model file
@@ -52,6 +53,12 @@ MODEL = ROOT / "models" / "churn_prediction_model_v1_0.joblib"
 CHUNK = 1_000_000
 ROW_GROUP = 100_000  # a Parquet split ends at a row group: several per core's share
 MIB = 1 << 20
+PLAN = (
+    ("spark-local[2]", "parquet"),
+    ("spark-local[1]", "parquet"),
+    ("spark-local[2]", "csv"),
+    ("file", "csv"),
+)
 
 
 @dataclass
@@ -224,20 +231,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1000000,10000000", help="two comma-separated sizes")
     parser.add_argument("--only", default="spark,file")
+    parser.add_argument(
+        "--runs", default=",".join(f"{m}:{k}" for m, k in PLAN), metavar="METHOD:FORMAT,...",
+        help="which of the runs --only keeps, such as spark-local[1]:parquet,file:csv",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=BUILD / "results.json")
     parser.add_argument(
         "--conf", action="append", default=[], metavar="KEY=VALUE",
         help="passed to each Spark run, as a user passes spark-submit --conf",
     )  # fmt: skip
     args = parser.parse_args()
-    small, large = (int(size) for size in args.rows.split(","))
+    small, large = (int(float(size)) for size in args.rows.split(","))
     model = export_model()
-    plan = []
-    if "spark" in args.only:
-        plan += [("spark-local[2]", "parquet"), ("spark-local[1]", "parquet"),
-                 ("spark-local[2]", "csv")]  # fmt: skip
-    if "file" in args.only:
-        plan.append(("file", "csv"))
+    wanted = {tuple(run.split(":", 1)) for run in args.runs.split(",")}
+    plan = [
+        (method, kind)
+        for method, kind in PLAN
+        if (method, kind) in wanted and method.split("-")[0] in args.only
+    ]
     results: list[Result] = []
     for method, kind in plan:
         for rows in (small, large):
@@ -286,10 +297,10 @@ def _report(results: list[Result], small: int, large: int) -> None:
                   f"{b.peak_mib.get('executor python', 0):,.0f} MiB")  # fmt: skip
     file = marginal.get(("file", "csv"))
     print("\ntargets (ratios from this run)")
-    for kind in ("parquet", "csv"):
-        spark = marginal.get(("spark-local[2]", kind))
-        if spark and file:
-            print(f"  {kind}: Spark local[2] per core / file scorer: {spark[0] / file[0]:.2f} "
+    for method, kind in PLAN:
+        spark = marginal.get((method, kind))
+        if spark and file and method != "file":
+            print(f"  {kind}: Spark {method[6:]} per core / file scorer: {spark[0] / file[0]:.2f} "
                   f"(per CPU-s {spark[1] / file[1]:.2f}); target >= 0.5 on Parquet")  # fmt: skip
     one, two = (
         marginal.get(("spark-local[1]", "parquet")),
