@@ -27,9 +27,9 @@ from churn.record.csvio import (
     read_customer_batches,
     read_header,
     required_columns,
-    validate_raw,
 )
 from churn.record.errors import BadRequest, InvalidInput, Problem, naming_file
+from churn.scoring.columns import validate_columns
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
 # The service writes an id a spreadsheet would run as a formula with a leading quote
@@ -63,8 +63,9 @@ def _customer_batches(path: Path) -> Iterator[CustomerBatch]:
     columns = [name for name in required_columns(True) if name in dataset.schema.names]
     first_row = 1
     for record_batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
-        raw = {name: pc.cast(record_batch.column(name), pa.string()) for name in columns}
-        batch = validate_raw(raw, first_row=first_row)
+        batch = validate_columns(
+            {name: record_batch.column(name) for name in columns}, first_row=first_row
+        )
         first_row += batch.row_count
         yield batch
 

@@ -25,8 +25,9 @@ from churn.record.errors import InvalidInput, ModelIntegrityError
 from churn.record.outcome import ANSWER_DIGITS
 from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, CustomerFeatures
 from churn.spark import model as batch_model
-from churn.spark.job import RUN, BatchSummary, Sink, read_summary
+from churn.spark.output import RUN, Sink
 from churn.spark.session import quiet_pyspark, spark_errors
+from churn.spark.summary import BatchSummary, read_summary
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
