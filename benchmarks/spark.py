@@ -69,6 +69,7 @@ class Result:
     seconds: float
     cpu_seconds: float
     peak_mib: dict[str, float] = field(default_factory=dict)
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
     load: float = 0.0  # the 1-minute load average when the run ended
     ok: bool = True
 
@@ -167,8 +168,10 @@ def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> R
             f"{' '.join(command[:4])} ... exited {process.returncode}: {err[-2000:]}"
         )
     peaks = {k: round(v, 1) for k, v in sampler.peaks.items()}
-    cpu = round(sum(sampler.cpu_by_role().values()), 1)
-    return Result("", 0, "", round(seconds, 2), cpu, peaks, round(os.getloadavg()[0], 1))
+    roles = sampler.cpu_by_role()
+    cpu = round(sum(roles.values()), 1)
+    load = round(os.getloadavg()[0], 1)
+    return Result("", 0, "", round(seconds, 2), cpu, peaks, roles, load)
 
 
 FILE_SCORER = """
@@ -263,9 +266,10 @@ def main() -> int:
 
 def _line(r: Result) -> str:
     memory = ", ".join(f"{role} {mib:,.0f}" for role, mib in sorted(r.peak_mib.items()))
+    cpu = ", ".join(f"{role} {seconds:,.1f}" for role, seconds in sorted(r.cpu_by_role.items()))
     return (
         f"{r.method:15} {r.format:8} {r.rows:>11,} rows  {r.seconds:8.1f} s  "
-        f"CPU {r.cpu_seconds:7.1f} s  load {r.load:4.1f}  peak MiB: {memory}"
+        f"CPU {r.cpu_seconds:7.1f} s ({cpu})  load {r.load:4.1f}  peak MiB: {memory}"
         + ("" if r.ok else "  ROWS MISSING")
     )
 
@@ -290,6 +294,12 @@ def _report(results: list[Result], small: int, large: int) -> None:
         marginal[method, kind] = per_core, per_cpu
         print(f"  {method:15} {kind:8} {per_core:>10,.0f} rows/s per core  "
               f"{per_cpu:>10,.0f} rows/CPU-s  fixed start-up {startup:5.1f} s")  # fmt: skip
+        roles = sorted(set(a.cpu_by_role) | set(b.cpu_by_role))
+        per_role = {
+            role: (b.cpu_by_role.get(role, 0) - a.cpu_by_role.get(role, 0)) / extra * 1e6
+            for role in roles
+        }
+        print("      CPU-s per 1M rows: " + ", ".join(f"{k} {v:.2f}" for k, v in per_role.items()))
         driver = (b.peak_mib.get("driver python", 0), a.peak_mib.get("driver python", 0))
         if method.startswith("spark"):
             print(f"      driver Python {driver[1]:,.0f} -> {driver[0]:,.0f} MiB; executors' peak: "

@@ -54,8 +54,11 @@ RESULT_DDL = ", ".join(f"`{f.name}` {_SQL[f.type]}" for f in RESULT_SCHEMA)
 CONSTANTS = ("model_version", "scored_at", "job_id")
 PASS_SCHEMA = pa.schema([f for f in RESULT_SCHEMA if f.name not in CONSTANTS])
 PASS_DDL = ", ".join(f"`{f.name}` {_SQL[f.type]}" for f in PASS_SCHEMA)
-# The hidden columns the pass reads beside the customer's: provenance and corrupt records.
-FILE, BLOCK, INDEX, CORRUPT = "_churn_file", "_churn_block", "_churn_row_index", "_churn_bad"
+# The hidden columns the pass reads beside the customer's: provenance (the file, and a
+# Parquet row's index or else its split's first byte), and a CSV's corrupt records and
+# its other columns folded into one.
+FILE, BLOCK, INDEX = "_churn_file", "_churn_block", "_churn_row_index"
+CORRUPT, OTHERS = "_churn_bad", "_churn_others"
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,9 @@ class ScoringPass:
     def _results(
         self, scorer: Scorer, batch: pa.RecordBatch, seen: dict[tuple[str, int], int]
     ) -> pa.RecordBatch:
-        corrupt = batch.column(CORRUPT)
+        corrupt = pa.nulls(batch.num_rows, pa.string())  # a CSV's column; none elsewhere
+        if CORRUPT in batch.schema.names:
+            corrupt = batch.column(CORRUPT)
         blank = _mask(pc.equal(pc.utf8_trim_whitespace(corrupt), ""))
         if blank.any():  # a line of spaces in a --multiline file: no record, as the service
             batch = batch.filter(pa.array(~blank))
@@ -98,17 +103,13 @@ class ScoringPass:
         for position in np.flatnonzero(bad).tolist():
             reasons[position + 1] = self._corrupt_reason(corrupt[position].as_py(), rows, position)
         table = results_table(scorer, checked, probabilities, reasons=reasons, features=True)
-        positions = pc.subtract(table.column("row").combine_chunks(), 1)
-        columns = {
-            "source_file": batch.column(FILE).take(positions),
-            "row": rows.take(positions),
-            "reasons": table.column("errors").combine_chunks(),
-        }
+        files = batch.column(FILE)
+        if reasons:  # rows in file order, rejected ones among them: found by position
+            positions = pc.subtract(table.column("row").combine_chunks(), 1)
+            files, rows = files.take(positions), rows.take(positions)
+        given = {"source_file": files, "row": rows, "reasons": table.column("errors")}
         return pa.RecordBatch.from_arrays(
-            [
-                columns[f.name] if f.name in columns else table.column(f.name).combine_chunks()
-                for f in PASS_SCHEMA
-            ],
+            [_array(given[f.name] if f.name in given else table[f.name]) for f in PASS_SCHEMA],
             schema=PASS_SCHEMA,
         )
 
@@ -127,9 +128,8 @@ class ScoringPass:
 def _row_numbers(batch: pa.RecordBatch, seen: dict[tuple[str, int], int]) -> pa.Array:
     """Each row's number in its file, from 1, where this task can know it (see
     `churn.spark.job`): a Parquet row's index, or a count from its split's start."""
-    index = batch.column(INDEX)
-    if index.null_count == 0:
-        return pc.add(index, 1)
+    if INDEX in batch.schema.names:
+        return pc.add(batch.column(INDEX), 1)
     files = batch.column(FILE).to_pylist()
     blocks = batch.column(BLOCK).to_pylist()
     numbers: list[int | None] = []
@@ -138,6 +138,10 @@ def _row_numbers(batch: pa.RecordBatch, seen: dict[tuple[str, int], int]) -> pa.
         seen[key] = seen.get(key, 0) + 1
         numbers.append(seen[key] if block == 0 else None)
     return pa.array(numbers, pa.int64())
+
+
+def _array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
 
 
 def _mask(array: pa.Array) -> np.ndarray:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Literal
 
 from churn.record.csvio import check_columns, required_columns
 from churn.record.errors import InvalidInput
-from churn.spark.arrow_pass import BLOCK, CORRUPT, FILE, INDEX
+from churn.spark.arrow_pass import BLOCK, CORRUPT, FILE, INDEX, OTHERS
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -63,17 +63,15 @@ def read_book(spark: SparkSession, source: Source) -> tuple[DataFrame, int]:
     width = len(frame.columns) - (source.format == "csv")
     picked = [F.col(f"`{names[name]}`").alias(name) for name in required_columns(True)]
     provenance = _provenance(frame, source)
-    corrupt = F.lit(None).cast("string")
-    if source.format == "csv":
-        corrupt = F.col(CORRUPT)
-        # Spark checks a record's number of fields only when it parses every column.
-        used = {names[name] for name in required_columns(True)} | {CORRUPT}
-        picked += [
-            F.col(f"`{name}`").alias(f"_churn_other_{index}")
-            for index, name in enumerate(frame.columns)
-            if name not in used
-        ]
-    return frame.select(*picked, *provenance, corrupt.alias(CORRUPT)), width
+    if source.format != "csv":
+        return frame.select(*picked, *provenance), width
+    # Spark checks a record's number of fields only when it parses every column: the
+    # others are referenced, and folded into one small column rather than carried.
+    used = {names[name] for name in required_columns(True)} | {CORRUPT}
+    others = [F.col(f"`{name}`") for name in frame.columns if name not in used]
+    if others:
+        picked.append(F.coalesce(*others).isNull().alias(OTHERS))
+    return frame.select(*picked, *provenance, F.col(CORRUPT)), width
 
 
 def _names(columns: list[str]) -> dict[str, str]:
@@ -100,21 +98,19 @@ def _read_csv(spark: SparkSession, source: Source) -> DataFrame:
 
 
 def _provenance(frame: DataFrame, source: Source) -> list[Column]:
-    """The file, its split's first byte and the row's index in a Parquet file, where the
-    source has Spark's `_metadata` (files; tables on files); else the table's name."""
+    """The file, and the row's index in a Parquet file or else its split's first byte,
+    where the source has Spark's `_metadata` (files; tables on files); else the table's
+    name. Only what the pass needs crosses into Python."""
     from pyspark.errors import AnalysisException
     from pyspark.sql import functions as F
 
-    index = F.lit(None).cast("bigint")
     try:
         fields = frame.select("_metadata").schema["_metadata"].dataType.fieldNames()  # type: ignore[attr-defined]
     except AnalysisException:
-        return [F.lit(source.location).alias(FILE), F.lit(None).cast("bigint").alias(BLOCK),
-                index.alias(INDEX)]  # fmt: skip
-    if "row_index" in fields:
-        index = F.col("_metadata.row_index")
+        return [F.lit(source.location).alias(FILE), F.lit(None).cast("bigint").alias(BLOCK)]
+    if "row_index" in fields:  # the row's number, whatever split it is in
+        return [F.col("_metadata.file_path").alias(FILE), F.col("_metadata.row_index").alias(INDEX)]
     return [
         F.col("_metadata.file_path").alias(FILE),
         F.col("_metadata.file_block_start").alias(BLOCK),
-        index.alias(INDEX),
     ]

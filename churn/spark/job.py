@@ -9,13 +9,13 @@ scorer does (`churn.scoring.results`). Each input record gives exactly one outpu
 with its status (`scored` or `rejected`), so rows_in = scored + rejected holds by
 construction, and the summary (`churn.spark.summary`) counts what was written.
 
-Spark writes the rows (`churn.spark.output`): into a table (`writeTo(...).overwritePartitions()`, or for a
-Parquet table of the session catalog an `insertInto` overwriting its partition
-dynamically), or into a Parquet folder partitioned the same way; both replace the
-run's partition (`run=ID`) and nothing else, at commit, through the platform's
-committer. A rerun of the same run id replaces its rows; a run that fails leaves the
-last good one as it was. The summary of each run goes beside the rows (DIR/_summary,
-or the table NAME_summary), after them.
+Spark writes the rows (`churn.spark.output`): into a table
+(`writeTo(...).overwritePartitions()`, or for a Parquet table of the session catalog an
+`insertInto` overwriting its partition dynamically), or into a Parquet folder
+partitioned the same way; both replace the run's partition (`run=ID`) and nothing
+else, at commit, through the platform's committer. A rerun of the same run id replaces
+its rows; a run that fails leaves the last good one as it was. The summary of each run
+goes beside the rows (DIR/_summary, or the table NAME_summary), after them.
 
 Row numbers. Spark gives each row its file (`_metadata.file_path`). A rejected row is
 found by file and CustomerId; its number in the file (from 1, the first record after
