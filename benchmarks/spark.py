@@ -285,15 +285,18 @@ def _report(results: list[Result], small: int, large: int) -> None:
     print(f"\nmarginal cost from {small:,} to {large:,} rows")
     for method, kind in {(r.method, r.format) for r in results}:
         a, b = find(method, small, kind), find(method, large, kind)
-        if a is None or b is None or b.seconds <= a.seconds:
+        if a is None or b is None or b.cpu_seconds <= a.cpu_seconds:
             continue
         cores = int(method.split("[")[1].rstrip("]")) if "[" in method else 1
-        per_core = extra / (b.seconds - a.seconds) / cores
-        per_cpu = extra / max(b.cpu_seconds - a.cpu_seconds, 1e-9)
-        startup = a.seconds - small / (extra / (b.seconds - a.seconds))
+        per_cpu = extra / (b.cpu_seconds - a.cpu_seconds)
+        if b.seconds > a.seconds:
+            per_core = extra / (b.seconds - a.seconds) / cores
+            startup = a.seconds - small / (extra / (b.seconds - a.seconds))
+            wall = f"{per_core:>10,.0f} rows/s per core  fixed start-up {startup:5.1f} s"
+        else:  # the larger run was no slower: wall time is noise here (a loaded machine)
+            per_core, wall = float("nan"), "wall times are noise"
         marginal[method, kind] = per_core, per_cpu
-        print(f"  {method:15} {kind:8} {per_core:>10,.0f} rows/s per core  "
-              f"{per_cpu:>10,.0f} rows/CPU-s  fixed start-up {startup:5.1f} s")  # fmt: skip
+        print(f"  {method:15} {kind:8} {per_cpu:>10,.0f} rows/CPU-s  {wall}")
         roles = sorted(set(a.cpu_by_role) | set(b.cpu_by_role))
         per_role = {
             role: (b.cpu_by_role.get(role, 0) - a.cpu_by_role.get(role, 0)) / extra * 1e6
