@@ -2,11 +2,12 @@
 
     make bench-spark                     # = .venv/bin/python -m benchmarks.spark
     .venv/bin/python -m benchmarks.spark --rows 1000000,10000000 --only spark,file
+    .venv/bin/python -m benchmarks.spark --rows 1e5,1e6 --runs spark-local[1]:parquet,file:csv
 
 For two sizes of a generated book (default 1M and 10M rows, synthetic customers in the
 bank layout, as CSV and as Parquet with 100,000-row row groups, as a bank's tables are
 written, so that Spark splits a file into tasks for every core; kept in build/bench-spark/),
-each run a process tree of its own, one after another:
+each run a process tree of its own, one after another (`--runs` keeps some of them):
 
 - **spark**: `churn batch score FILE --out DIR --master local[N] --model F
   --model-sha256 D`, as a user runs it (JVM start included), with the model file
@@ -52,6 +53,12 @@ MODEL = ROOT / "models" / "churn_prediction_model_v1_0.joblib"
 CHUNK = 1_000_000
 ROW_GROUP = 100_000  # a Parquet split ends at a row group: several per core's share
 MIB = 1 << 20
+PLAN = (
+    ("spark-local[2]", "parquet"),
+    ("spark-local[1]", "parquet"),
+    ("spark-local[2]", "csv"),
+    ("file", "csv"),
+)
 
 
 @dataclass
@@ -62,6 +69,7 @@ class Result:
     seconds: float
     cpu_seconds: float
     peak_mib: dict[str, float] = field(default_factory=dict)
+    cpu_by_role: dict[str, float] = field(default_factory=dict)
     load: float = 0.0  # the 1-minute load average when the run ended
     ok: bool = True
 
@@ -160,8 +168,10 @@ def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> R
             f"{' '.join(command[:4])} ... exited {process.returncode}: {err[-2000:]}"
         )
     peaks = {k: round(v, 1) for k, v in sampler.peaks.items()}
-    cpu = round(sum(sampler.cpu_by_role().values()), 1)
-    return Result("", 0, "", round(seconds, 2), cpu, peaks, round(os.getloadavg()[0], 1))
+    roles = sampler.cpu_by_role()
+    cpu = round(sum(roles.values()), 1)
+    load = round(os.getloadavg()[0], 1)
+    return Result("", 0, "", round(seconds, 2), cpu, peaks, roles, load)
 
 
 FILE_SCORER = """
@@ -224,20 +234,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1000000,10000000", help="two comma-separated sizes")
     parser.add_argument("--only", default="spark,file")
+    parser.add_argument(
+        "--runs", default=",".join(f"{m}:{k}" for m, k in PLAN), metavar="METHOD:FORMAT,...",
+        help="which of the runs --only keeps, such as spark-local[1]:parquet,file:csv",
+    )  # fmt: skip
     parser.add_argument("--json", type=Path, default=BUILD / "results.json")
     parser.add_argument(
         "--conf", action="append", default=[], metavar="KEY=VALUE",
         help="passed to each Spark run, as a user passes spark-submit --conf",
     )  # fmt: skip
     args = parser.parse_args()
-    small, large = (int(size) for size in args.rows.split(","))
+    small, large = (int(float(size)) for size in args.rows.split(","))
     model = export_model()
-    plan = []
-    if "spark" in args.only:
-        plan += [("spark-local[2]", "parquet"), ("spark-local[1]", "parquet"),
-                 ("spark-local[2]", "csv")]  # fmt: skip
-    if "file" in args.only:
-        plan.append(("file", "csv"))
+    wanted = {tuple(run.split(":", 1)) for run in args.runs.split(",")}
+    plan = [
+        (method, kind)
+        for method, kind in PLAN
+        if (method, kind) in wanted and method.split("-")[0] in args.only
+    ]
     results: list[Result] = []
     for method, kind in plan:
         for rows in (small, large):
@@ -252,9 +266,10 @@ def main() -> int:
 
 def _line(r: Result) -> str:
     memory = ", ".join(f"{role} {mib:,.0f}" for role, mib in sorted(r.peak_mib.items()))
+    cpu = ", ".join(f"{role} {seconds:,.1f}" for role, seconds in sorted(r.cpu_by_role.items()))
     return (
         f"{r.method:15} {r.format:8} {r.rows:>11,} rows  {r.seconds:8.1f} s  "
-        f"CPU {r.cpu_seconds:7.1f} s  load {r.load:4.1f}  peak MiB: {memory}"
+        f"CPU {r.cpu_seconds:7.1f} s ({cpu})  load {r.load:4.1f}  peak MiB: {memory}"
         + ("" if r.ok else "  ROWS MISSING")
     )
 
@@ -270,15 +285,24 @@ def _report(results: list[Result], small: int, large: int) -> None:
     print(f"\nmarginal cost from {small:,} to {large:,} rows")
     for method, kind in {(r.method, r.format) for r in results}:
         a, b = find(method, small, kind), find(method, large, kind)
-        if a is None or b is None or b.seconds <= a.seconds:
+        if a is None or b is None or b.cpu_seconds <= a.cpu_seconds:
             continue
         cores = int(method.split("[")[1].rstrip("]")) if "[" in method else 1
-        per_core = extra / (b.seconds - a.seconds) / cores
-        per_cpu = extra / max(b.cpu_seconds - a.cpu_seconds, 1e-9)
-        startup = a.seconds - small / (extra / (b.seconds - a.seconds))
+        per_cpu = extra / (b.cpu_seconds - a.cpu_seconds)
+        if b.seconds > a.seconds:
+            per_core = extra / (b.seconds - a.seconds) / cores
+            startup = a.seconds - small / (extra / (b.seconds - a.seconds))
+            wall = f"{per_core:>10,.0f} rows/s per core  fixed start-up {startup:5.1f} s"
+        else:  # the larger run was no slower: wall time is noise here (a loaded machine)
+            per_core, wall = float("nan"), "wall times are noise"
         marginal[method, kind] = per_core, per_cpu
-        print(f"  {method:15} {kind:8} {per_core:>10,.0f} rows/s per core  "
-              f"{per_cpu:>10,.0f} rows/CPU-s  fixed start-up {startup:5.1f} s")  # fmt: skip
+        print(f"  {method:15} {kind:8} {per_cpu:>10,.0f} rows/CPU-s  {wall}")
+        roles = sorted(set(a.cpu_by_role) | set(b.cpu_by_role))
+        per_role = {
+            role: (b.cpu_by_role.get(role, 0) - a.cpu_by_role.get(role, 0)) / extra * 1e6
+            for role in roles
+        }
+        print("      CPU-s per 1M rows: " + ", ".join(f"{k} {v:.2f}" for k, v in per_role.items()))
         driver = (b.peak_mib.get("driver python", 0), a.peak_mib.get("driver python", 0))
         if method.startswith("spark"):
             print(f"      driver Python {driver[1]:,.0f} -> {driver[0]:,.0f} MiB; executors' peak: "
@@ -286,10 +310,10 @@ def _report(results: list[Result], small: int, large: int) -> None:
                   f"{b.peak_mib.get('executor python', 0):,.0f} MiB")  # fmt: skip
     file = marginal.get(("file", "csv"))
     print("\ntargets (ratios from this run)")
-    for kind in ("parquet", "csv"):
-        spark = marginal.get(("spark-local[2]", kind))
-        if spark and file:
-            print(f"  {kind}: Spark local[2] per core / file scorer: {spark[0] / file[0]:.2f} "
+    for method, kind in PLAN:
+        spark = marginal.get((method, kind))
+        if spark and file and method != "file":
+            print(f"  {kind}: Spark {method[6:]} per core / file scorer: {spark[0] / file[0]:.2f} "
                   f"(per CPU-s {spark[1] / file[1]:.2f}); target >= 0.5 on Parquet")  # fmt: skip
     one, two = (
         marginal.get(("spark-local[1]", "parquet")),

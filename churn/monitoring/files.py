@@ -1,6 +1,6 @@
 """Reading what the offline commands take: customers, predictions and outcomes.
 
-A CSV of customers goes through the service's own reader (`churn.record.csvio`), so a row is
+A CSV of customers goes through the service's own reader (`churn.record.csv_reading`), so a row is
 refused for the same reason as at upload; Parquet (a file, or a folder of them as
 Spark writes it) is read by Arrow and its cells checked by the same schema. Tables of
 predictions and outcomes are read as text, column by column, and every row is kept:
@@ -10,7 +10,6 @@ what cannot be used is counted and reported by whoever reads them.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -23,12 +22,11 @@ import pyarrow.dataset as pads
 from churn.record.csv_header import read_header
 from churn.record.csv_reading import BATCH_ROWS, read_customer_batches
 from churn.record.errors import BadRequest, InvalidInput, Problem, naming_file
-from churn.record.validation import CustomerBatch, check_columns, required_columns, validate_raw
+from churn.record.spreadsheet import QUOTED_FORMULA
+from churn.record.validation import CustomerBatch, check_columns, required_columns
+from churn.scoring.columns import validate_columns
 
 PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
-# The service writes an id a spreadsheet would run as a formula with a leading quote
-# (churn.record.csvio.spreadsheet_safe); the id itself is what follows it.
-_QUOTED_FORMULA = re.compile(r"^'(?=[=+\-@\t\r|%])")
 
 
 def is_parquet(path: Path) -> bool:
@@ -57,8 +55,9 @@ def _customer_batches(path: Path) -> Iterator[CustomerBatch]:
     columns = [name for name in required_columns(True) if name in dataset.schema.names]
     first_row = 1
     for record_batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS):
-        raw = {name: pc.cast(record_batch.column(name), pa.string()) for name in columns}
-        batch = validate_raw(raw, first_row=first_row)
+        batch = validate_columns(
+            {name: record_batch.column(name) for name in columns}, first_row=first_row
+        )
         first_row += batch.row_count
         yield batch
 
@@ -128,4 +127,6 @@ def _predict_file_json(path: Path) -> pd.DataFrame:
 
 def plain_ids(ids: pd.Series) -> pd.Series:
     """Ids as the bank wrote them: without the quote the service puts before a formula."""
-    return ids.str.replace(_QUOTED_FORMULA, "", regex=True)
+    # The service wrote an id a spreadsheet would run with a leading quote
+    # (`spreadsheet_safe`): the id itself is what follows it.
+    return ids.str.replace(QUOTED_FORMULA, "", regex=True)

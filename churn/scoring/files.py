@@ -1,23 +1,18 @@
 """Scoring whole CSV files: the old all-or-nothing contract and the new row-accounting one.
 
-Both stream the file in batches (`churn.record.csvio`), so memory stays bounded by the batch
+Both stream the file in batches (`churn.record.csv_reading`), so memory stays bounded by the batch
 size, not the file size, except where the old contract's answer itself (one JSON map of
 every id) has to be held.
 """
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import io
 import json
 import tempfile
-import threading
-from collections.abc import Callable, Generator, Iterator
 from io import TextIOWrapper
 from pathlib import Path
-from queue import Full, Queue
-from typing import IO, Literal, ParamSpec, TypeVar, cast
+from typing import IO, Literal
 
 import numpy as np
 import pandas as pd
@@ -28,22 +23,15 @@ import pyarrow.csv as pacsv
 from churn.record.answers import FileSummary
 from churn.record.csv_reading import read_customer_batches
 from churn.record.errors import InvalidInput, PayloadTooLarge, Problem
-from churn.record.outcome import ANSWER_DIGITS, BANDS, LABELS, LEGACY_BATCH_LABELS
+from churn.record.outcome import LEGACY_BATCH_LABELS
 from churn.record.schema import CUSTOMER_ID
 from churn.record.spreadsheet import spreadsheet_safe
 from churn.record.validation import CustomerBatch
 from churn.scoring.predictor import ChurnPredictor
+from churn.scoring.results import RESULT_COLUMNS, results_table
+from churn.scoring.stages import ahead, behind
 
 OutputFormat = Literal["csv", "json"]
-RESULT_COLUMNS = (
-    "row",
-    CUSTOMER_ID,
-    "status",
-    "churn_probability",
-    "prediction",
-    "risk_band",
-    "errors",
-)
 _NO_ROWS = "The file has a header but no customer rows."
 DEFAULT_MAX_ROWS = 2_000_000
 
@@ -75,7 +63,7 @@ def score_legacy_file(
     churn: list[np.ndarray] = []
     scorer = predictor.scorer
     scored: list[tuple[np.ndarray, np.ndarray]] = []
-    for batch in _ahead(read_customer_batches(path, require_id=True)):
+    for batch in ahead(read_customer_batches(path, require_id=True)):
         rows_in += batch.row_count
         _check_rows(rows_in, max_rows)
         problems += batch.problems
@@ -194,10 +182,10 @@ def score_file(
             duplicates.add(batch.ids)
             scorer.observe(matrix, probabilities)
 
-        with _behind(write) as write_behind:
+        with behind(write) as write_behind:
             batches = read_customer_batches(path, require_id=False)
             # The model's input matrix is built with the batch, in the reading thread.
-            for batch, matrix in _ahead((b, scorer.matrix(b.features)) for b in batches):
+            for batch, matrix in ahead((b, scorer.matrix(b.features)) for b in batches):
                 rows_in += batch.row_count
                 _check_rows(rows_in, max_rows)
                 # Scoring is the slowest stage: XGBoost on one thread, since the other
@@ -270,133 +258,10 @@ def _canonical_integers(ids: pa.Array) -> np.ndarray | None:
     return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.int64)
 
 
-T = TypeVar("T")
-P = ParamSpec("P")
-_AHEAD = 2  # batches a stage may run ahead of the next: memory stays a few batches
-
-
-def _ahead(items: Generator[T]) -> Generator[T]:
-    """`items`, produced in a thread of their own a few ahead of the consumer.
-
-    An error in the producer is raised in the consumer; a consumer that stops early
-    (an error, too many rows) stops the producer, which closes `items`.
-    """
-    queue: Queue[tuple[T | None, BaseException | None, bool]] = Queue(maxsize=_AHEAD)
-    stop = threading.Event()
-
-    def put(entry: tuple[T | None, BaseException | None, bool]) -> bool:
-        while not stop.is_set():
-            try:
-                queue.put(entry, timeout=0.05)
-                return True
-            except Full:
-                continue
-        return False
-
-    def produce() -> None:
-        with contextlib.closing(items):
-            try:
-                for item in items:
-                    if not put((item, None, False)):
-                        return
-            except BaseException as error:  # raised again in the consumer
-                put((None, error, True))
-                return
-        put((None, None, True))
-
-    thread = threading.Thread(target=produce, name="churn-read-ahead", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item, error, done = queue.get()
-            if error is not None:
-                raise error
-            if done:
-                return
-            yield cast(T, item)
-    finally:
-        stop.set()
-        thread.join()
-
-
-@contextlib.contextmanager
-def _behind(consume: Callable[P, None]) -> Iterator[Callable[P, None]]:
-    """`consume`, called in a thread of its own a few calls behind the caller. On
-    leaving, every call handed over has been made; an error in `consume` is raised in
-    the caller, at the next call or on leaving."""
-    queue: Queue[tuple[Callable[[], None] | None]] = Queue(maxsize=_AHEAD)
-    failed: list[BaseException] = []
-
-    def run() -> None:
-        while (call := queue.get()[0]) is not None:
-            if not failed:
-                try:
-                    call()
-                except BaseException as error:  # raised again in the caller
-                    failed.append(error)
-
-    def hand_over(*args: P.args, **kwargs: P.kwargs) -> None:
-        if failed:
-            raise failed[0]
-        queue.put((functools.partial(consume, *args, **kwargs),))
-
-    thread = threading.Thread(target=run, name="churn-write-behind", daemon=True)
-    thread.start()
-    try:
-        yield hand_over
-    finally:
-        queue.put((None,))
-        thread.join()
-    if failed:
-        raise failed[0]
-
-
 def _results_table(
     predictor: ChurnPredictor, batch: CustomerBatch, probabilities: np.ndarray
 ) -> pa.Table:
-    """One table for the batch, valid and rejected rows together in file order."""
-    by_row = batch.rejected_reasons()
-    rejected_rows = np.fromiter(by_row, dtype=np.int64, count=len(by_row))
-    reasons = list(by_row.values())
-    rows = np.concatenate([batch.rows.astype(np.int64), rejected_rows])
-    rejected_ids = pa.array([batch.rejected_ids.get(row) for row in by_row], type=pa.string())
-    ids = pa.concat_arrays([batch.ids, rejected_ids])
-    valid_count = len(batch.rows)
-    missing = np.full(len(by_row), -1)
-    table = pa.table(
-        {
-            "row": rows,
-            CUSTOMER_ID: ids,
-            "status": _words(_STATUSES, np.repeat([0, 1], [valid_count, len(by_row)])),
-            "churn_probability": pa.array(
-                np.concatenate(
-                    [np.round(probabilities, ANSWER_DIGITS), np.full(len(by_row), np.nan)]
-                ),
-                mask=np.arange(len(rows)) >= valid_count,
-            ),
-            "prediction": _words(
-                _LABELS, np.concatenate([predictor.scorer.labels(probabilities), missing])
-            ),
-            "risk_band": _words(
-                _BANDS, np.concatenate([predictor.scorer.band_codes(probabilities), missing])
-            ),
-            "errors": pa.concat_arrays(
-                [pa.nulls(valid_count, type=pa.string()), pa.array(reasons, type=pa.string())]
-            ),
-        }
-    )
-    return table.sort_by("row") if len(by_row) else table
-
-
-_STATUSES = pa.array(["scored", "rejected"])
-_LABELS = pa.array(LABELS)
-_BANDS = pa.array(list(BANDS))
-
-
-def _words(words: pa.Array, codes: np.ndarray) -> pa.Array:
-    """`words[code]` for each code, null for -1: string columns without Python lists."""
-    indices = pa.array(codes.astype(np.int64), mask=codes < 0)
-    return pc.take(words, indices)
+    return results_table(predictor.scorer, batch, probabilities)
 
 
 class _CsvResults:

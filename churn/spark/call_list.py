@@ -9,7 +9,7 @@ TreeSHAP contributions (`Scorer.explain`, the code behind /v2/explain) from the 
 file that scored the run, read again from where the run's summary says and refused
 unless its digest is the recorded one: the three features that push the customer's
 risk up the most, with their values and their effect on the log-odds. Its ids are
-safe to open in a spreadsheet (`csvio.spreadsheet_safe`).
+safe to open in a spreadsheet (`churn.record.spreadsheet.spreadsheet_safe`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from churn.record.outcome import ANSWER_DIGITS
 from churn.record.schema import CUSTOMER_ID, FEATURE_NAMES, CustomerFeatures
 from churn.record.spreadsheet import spreadsheet_safe
 from churn.spark import model as batch_model
-from churn.spark.job import RUN, BatchSummary, Sink, read_summary
+from churn.spark.output import RUN, Sink
 from churn.spark.session import quiet_pyspark, spark_errors
+from churn.spark.summary import BatchSummary, read_summary
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -16,7 +16,7 @@ from churn.record.errors import InvalidInput
 from churn.record.schema import CATEGORICAL_FEATURES
 
 if TYPE_CHECKING:
-    from churn.spark.job import Sink
+    from churn.spark.output import Sink
     from churn.spark.session import Session
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,7 +57,7 @@ def _start(master: str | None, conf: dict[str, str], name: str) -> Session:
 
 
 def _sink(out: str | None, table: str | None, what: str) -> Sink:
-    from churn.spark.job import Sink
+    from churn.spark.output import Sink
 
     if (out is None) == (table is None):
         raise InvalidInput(f"Name {what}: a folder (DIR) or a table (--table), not both.")
@@ -114,7 +114,9 @@ def batch_group(reports_errors: Callable[[Command], Command]) -> click.Group:
         column) into the run's partition; the run's summary counts them, per Geography.
         """
         from churn.spark import model as batch_model
-        from churn.spark.job import Source, check_run_id, today
+        from churn.spark.book import Source
+        from churn.spark.job import today
+        from churn.spark.output import check_run_id
 
         conf = _conf(conf_pairs)
         if (input_path is None) == (table is None):

@@ -60,9 +60,9 @@ class BatchModel:
 def from_store(tag: str | None) -> BatchModel:
     """The service's model (CHURN_MODEL_TAG by default) from this machine's store, verified."""
     from churn.model.store import BOOSTER_DIGEST, load_stored, verify_stored
-    from churn.settings import ServiceSettings
+    from churn.settings import ModelSettings
 
-    stored = verify_stored(tag or ServiceSettings.from_environment().model_tag)
+    stored = verify_stored(tag or ModelSettings.from_environment().model_tag)
     loaded = load_stored(stored)
     metadata = loaded.metadata
     values = {

@@ -17,8 +17,9 @@ from churn.monitoring.live import ProfilingScorer
 from churn.monitoring.live_counts import LiveProfile
 from churn.monitoring.profile import Binner, input_columns, reference_of
 from churn.record.errors import InvalidInput, PayloadTooLarge
-from churn.scoring.files import DuplicateIds, _ahead, _behind, score_file, score_legacy_file
+from churn.scoring.files import DuplicateIds, score_file, score_legacy_file
 from churn.scoring.predictor import ChurnPredictor
+from churn.scoring.stages import ahead, behind
 from tests.factories import BANK_COLUMNS, bank_row
 
 WriteCsv = Callable[..., Path]
@@ -71,18 +72,18 @@ def numbers(count: int, fail_at: int | None = None) -> Generator[int]:
 
 
 def test_read_ahead_hands_on_items_and_errors_and_stops_with_its_consumer() -> None:
-    assert list(_ahead(numbers(50))) == list(range(50))
+    assert list(ahead(numbers(50))) == list(range(50))
     with pytest.raises(ValueError, match="no 7"):
-        list(_ahead(numbers(50, fail_at=7)))
-    ahead = _ahead(numbers(1_000_000))
-    assert [next(ahead) for _ in range(3)] == [0, 1, 2]
-    ahead.close()  # the consumer stops early: the producer stops too, far from the end
+        list(ahead(numbers(50, fail_at=7)))
+    items = ahead(numbers(1_000_000))
+    assert [next(items) for _ in range(3)] == [0, 1, 2]
+    items.close()  # the consumer stops early: the producer stops too, far from the end
     assert stage_threads() == []
 
 
 def test_write_behind_makes_every_call_and_hands_on_its_error() -> None:
     made: list[int] = []
-    with _behind(made.append) as append:
+    with behind(made.append) as append:
         for number in range(100):
             append(number)
     assert made == list(range(100))
@@ -92,7 +93,7 @@ def test_write_behind_makes_every_call_and_hands_on_its_error() -> None:
             raise OSError("disk full")
 
     def hand_over_all() -> None:
-        with _behind(fail_on_three) as call:
+        with behind(fail_on_three) as call:
             for number in range(100):
                 call(number)
 

@@ -14,8 +14,11 @@ from churn.model.store import LoadedModel
 from churn.model.synth import write_synthetic_csv
 from churn.scoring.predictor import ChurnPredictor
 from churn.spark import model as batch_model
-from churn.spark.job import BatchSummary, Sink, Source, score_book
+from churn.spark.book import Source
+from churn.spark.job import score_book
+from churn.spark.output import Sink
 from churn.spark.session import start
+from churn.spark.summary import BatchSummary
 from tests.conftest import ROOT, run_churn
 from tests.factories import bank_row
 

@@ -13,9 +13,12 @@ from pyspark.sql import SparkSession
 from churn.model.synth import write_synthetic_csv
 from churn.record.errors import InvalidInput, ModelIntegrityError
 from churn.record.schema import FEATURE_NAMES, CustomerFeatures
+from churn.spark.book import Source
 from churn.spark.call_list import build_call_list
-from churn.spark.job import BatchSummary, Sink, Source, score_book
+from churn.spark.job import score_book
 from churn.spark.model import BatchModel
+from churn.spark.output import Sink
+from churn.spark.summary import BatchSummary
 from tests.factories import BANK_COLUMNS, bank_row
 
 

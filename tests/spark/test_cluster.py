@@ -19,7 +19,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from churn.spark.job import Sink, read_summary
+from churn.spark.output import Sink
+from churn.spark.summary import read_summary
 from tests.spark.cluster import standalone
 from tests.spark.conftest import REJECTED_ROWS, ROWS_IN
 

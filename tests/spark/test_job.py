@@ -3,6 +3,7 @@ reruns, and the quote case that crashed the old job."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 from collections.abc import Callable
@@ -16,10 +17,16 @@ import pytest
 from pyspark.sql import SparkSession
 
 from churn.record.errors import BadRequest, InvalidInput, ModelIntegrityError
+from churn.record.outcome import CHURN
+from churn.record.schema import GEOGRAPHIES
 from churn.scoring.files import score_file
 from churn.scoring.predictor import ChurnPredictor
-from churn.spark.job import RESULT_SCHEMA, BatchSummary, Sink, Source, read_summary, score_book
+from churn.spark.arrow_pass import RESULT_DDL, RESULT_SCHEMA
+from churn.spark.book import Source
+from churn.spark.job import score_book
 from churn.spark.model import BatchModel
+from churn.spark.output import Sink
+from churn.spark.summary import BatchSummary, read_summary
 from tests.factories import BANK_COLUMNS, bank_row
 from tests.spark.conftest import GOOD_ROWS, REJECTED_ROWS, ROWS_IN
 
@@ -65,9 +72,6 @@ def test_every_row_is_scored_or_rejected(scored: tuple[Path, BatchSummary]) -> N
     assert (summary.rows_in, summary.scored, summary.rejected) == (
         ROWS_IN, ROWS_IN - len(REJECTED_ROWS), len(REJECTED_ROWS),
     )  # fmt: skip
-    assert sum(c.scored for c in summary.by_geography.values()) == summary.scored
-    for counts in summary.by_geography.values():
-        assert counts.predicted_churn_rate == round(counts.predicted_churn / counts.scored, 4)
     rows = _rows(out)
     assert len(rows) == summary.rows_in
     assert len([r for r in rows if r["status"] == "rejected"]) == summary.rejected
@@ -76,6 +80,30 @@ def test_every_row_is_scored_or_rejected(scored: tuple[Path, BatchSummary]) -> N
     assert {r["model_version"] for r in rows} == {summary.model.version}
     [line] = list((out / "_summary" / "run=r1").glob("*.json"))
     assert BatchSummary.model_validate_json(json.loads(line.read_text())["summary"]) == summary
+
+
+def test_each_country_is_counted_as_the_service_answers(
+    scored: tuple[Path, BatchSummary],
+    book: Path,
+    service_predictor: ChurnPredictor,
+    tmp_path: Path,
+) -> None:
+    """The summary's figures per Geography, against the service's answers for the same
+    file and each customer's country as the book gives it."""
+    _, summary = scored
+    with book.open(encoding="utf-8", newline="") as handle:
+        country = {row["CustomerId"]: row["Geography"] for row in csv.DictReader(handle)}
+    expected = {name: [0, 0] for name in GEOGRAPHIES}
+    for row in _service(service_predictor, book, tmp_path):
+        if row["status"] == "scored":
+            counts = expected[country[row["CustomerId"]]]
+            counts[0] += 1
+            counts[1] += row["prediction"] == CHURN
+    counted = summary.by_geography
+    assert {name: [c.scored, c.predicted_churn] for name, c in counted.items()} == expected
+    assert 0 < sum(churn for _, churn in expected.values()) < summary.scored  # both labels
+    for name, (scored_count, churn) in expected.items():
+        assert counted[name].predicted_churn_rate == pytest.approx(churn / scored_count, abs=5e-5)
 
 
 def test_same_answers_and_reasons_as_the_service(
@@ -240,14 +268,8 @@ def test_a_table_that_would_be_overwritten_whole_is_refused(
     spark: SparkSession, book: Path, bundled_model: BatchModel
 ) -> None:
     spark.sql(
-        f"CREATE TABLE plain_scores ({_ddl()}, run STRING) USING parquet PARTITIONED BY (run)"
+        f"CREATE TABLE plain_scores ({RESULT_DDL}, run STRING) USING parquet PARTITIONED BY (run)"
     )
     with pytest.raises(InvalidInput, match="partitionOverwriteMode"):
         score_book(spark, Source(str(book), "csv"), Sink("plain_scores", table=True),
                    bundled_model, run="r1")  # fmt: skip
-
-
-def _ddl() -> str:
-    from churn.spark.job import RESULT_DDL
-
-    return RESULT_DDL
