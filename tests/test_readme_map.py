@@ -22,6 +22,8 @@ def _map() -> dict[str, set[str]]:
         if found := ROOM.match(line):
             room = found.group(1)
             rooms[room] = set()
+        elif not line.startswith("   "):  # a file of churn/ itself (settings.py)
+            room = None
         if room is not None:
             rooms[room] |= set(MODULE.findall(line))
     return rooms
