@@ -33,6 +33,7 @@ from churn.scoring.predictor import ChurnPredictor
 from churn.serving import routes
 from churn.serving.app import service_app
 from churn.serving.batching import Batcher
+from churn.serving.bento import PredictionsAnswer
 from churn.serving.bentoml_internals import replace_bentoml_metrics, replace_bentoml_timeout
 from churn.serving.edge import Guard
 from churn.serving.fastpath import FastPath
@@ -40,7 +41,6 @@ from churn.serving.logs import configure_logging, flush_logs
 from churn.serving.negotiation import JSON
 from churn.serving.openapi import openapi_document
 from churn.serving.responses import error_response
-from churn.serving.routes import PredictionsAnswer
 from churn.settings import ServiceSettings
 
 T = TypeVar("T")
