@@ -14,13 +14,13 @@ from fastapi import FastAPI, Request
 from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from churn.monitoring.routes import health_routes
 from churn.record.answers import FileResults, LegacyPrediction, ModelInfo
 from churn.record.errors import ChurnError
 from churn.record.outcome import LegacyBatchLabel
 from churn.record.schema import CustomerFeatures
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving import routes
+from churn.serving.health import health_routes
 from churn.serving.negotiation import (
     FORMAT_SCHEMA,
     JSON,
