@@ -7,6 +7,7 @@ Each path here documents its route, turns the HTTP request into the route's inpu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -45,6 +46,8 @@ def service_app(
     multipart parsing that answers 400 on a malformed upload) and `GET /v2/model`.
     """
     app = FastAPI(title="churn", docs_url=None, redoc_url=None, openapi_url=None)
+    # The document does not change while the worker runs: built on the first request.
+    openapi = functools.cache(openapi)
 
     @app.exception_handler(ChurnError)
     async def churn_error(_request: Request, error: ChurnError) -> JSONResponse:
