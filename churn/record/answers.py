@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from churn.record.outcome import BAND_RULE, Direction, Label, LabelRule, RiskBand
 from churn.record.provenance import Provenance
 
-# Served by churn.monitoring.routes; /v2/model points to it.
+# Served by churn.serving.health; /v2/model points to it.
 MODEL_CARD_PATH = "/v2/model/card"
 DriftStatus = Literal["ok", "warn", "drift", "insufficient"]
 

@@ -1,27 +1,37 @@
 """The routes BentoML's API decorator cannot express, as one FastAPI app at the root.
 
-Each path here only documents its route and calls `churn.serving.routes`, which
-decides the answer.
+Each path here documents its route, turns the HTTP request into the route's inputs
+(the body, a saved upload, the output format negotiated) and the answer of
+`churn.serving.routes`, which decides it, into the HTTP response.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
+from starlette.background import BackgroundTask
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from churn.monitoring.routes import health_routes
 from churn.record.answers import FileResults, LegacyPrediction, ModelInfo
 from churn.record.errors import ChurnError
 from churn.record.outcome import LegacyBatchLabel
 from churn.record.schema import CustomerFeatures
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving import routes
-from churn.serving.negotiation import FORMAT_SCHEMA, JSON, NEGOTIATION
+from churn.serving.health import health_routes
+from churn.serving.negotiation import (
+    FORMAT_SCHEMA,
+    JSON,
+    MEDIA_TYPES,
+    NEGOTIATION,
+    negotiated_format,
+)
 from churn.serving.openapi import error_answers, upload_body
 from churn.serving.responses import error_response
+from churn.serving.uploads import COPY_CHUNK, saved_upload
 
 
 def service_app(
@@ -36,6 +46,8 @@ def service_app(
     multipart parsing that answers 400 on a malformed upload) and `GET /v2/model`.
     """
     app = FastAPI(title="churn", docs_url=None, redoc_url=None, openapi_url=None)
+    # The document does not change while the worker runs: built on the first request.
+    openapi = functools.cache(openapi)
 
     @app.exception_handler(ChurnError)
     async def churn_error(_request: Request, error: ChurnError) -> JSONResponse:
@@ -69,7 +81,9 @@ def service_app(
         openapi_extra=upload_body(),
     )
     async def customer_batch(request: Request) -> Response:
-        return await routes.legacy_customer_batch(predictor(), request, max_rows=max_rows)
+        async with saved_upload(request) as (upload, _):
+            body = await routes.legacy_customer_batch(predictor(), upload, max_rows=max_rows)
+        return Response(body, media_type=JSON)
 
     @app.post(
         "/v2/predict-file",
@@ -105,7 +119,16 @@ def service_app(
         },
     )
     async def predict_file(request: Request) -> Response:
-        return await routes.predict_file(predictor(), request, max_rows=max_rows)
+        async with saved_upload(request) as (upload, fields):
+            output_format = negotiated_format(
+                request.query_params.getlist("format"),
+                fields.get("format"),
+                ",".join(request.headers.getlist("accept")),
+            )
+            results = await routes.predict_file(
+                predictor(), upload, output_format, max_rows=max_rows
+            )
+        return results_response(results)
 
     @app.get(
         "/v2/model",
@@ -119,3 +142,29 @@ def service_app(
     # Model health: the model card (churn.monitoring).
     app.include_router(health_routes(predictor))
     return app
+
+
+def results_response(results: routes.ResultsFile) -> FileResponse:
+    """The results file sent as an attachment, its accounting in headers, deleted once sent."""
+    summary = results.summary
+    return _ResultsFile(
+        results.path,
+        media_type=MEDIA_TYPES[results.output_format],
+        filename=f"churn-predictions.{results.output_format}",
+        headers={
+            # The answer's type can follow Accept: a cache must not reuse it for another.
+            "Vary": "Accept",
+            "X-Rows-In": str(summary.rows_in),
+            "X-Rows-Scored": str(summary.rows_scored),
+            "X-Rows-Rejected": str(summary.rows_rejected),
+            "X-Predicted-Churn": str(summary.predicted_churn),
+            "X-Model-Version": summary.model_version,
+        },
+        background=BackgroundTask(results.path.unlink, missing_ok=True),
+    )
+
+
+class _ResultsFile(FileResponse):
+    # Starlette reads a file to send 64 KB at a time, each read in a worker thread and
+    # each piece through every middleware: 900 of them for a million rows' results.
+    chunk_size = COPY_CHUNK

@@ -26,6 +26,14 @@ names this module when an upgrade breaks one.
   log, issue 27). `AllocatedDict` allocates a file's blocks (`posix_fallocate`) before
   it maps or grows them, and where that fails it keeps the process's values in memory
   instead: they are missing from /metrics, and the answers go on.
+- Each API method's wrapper. BentoML's `APIMethod.__get__` builds the method's wrapper
+  anew (`inspect.signature`, a new `Signature`, `functools.wraps`) on every lookup, and
+  its server looks each API method up on the instance twice per request: a tenth of a
+  `/v2/predict` request's CPU through BentoML's API path (benchmarks/README.md). It is
+  a non-data descriptor, so a wrapper stored on the instance is found first; the
+  server calls only the wrapper's `.local`, the same wrapper. (A call from the class to
+  one of its own API methods would then run directly, not through BentoML's
+  self-proxy; the service makes none.)
 - The model store of one process (tests and tools that use a throw-away store):
   BentoML reads `BENTOML_HOME` once, at import.
 """
@@ -65,6 +73,12 @@ def replace_bentoml_timeout() -> None:
     from bentoml._internal.server.http import traffic
 
     traffic.TimeoutMiddleware = RequestTimeout  # type: ignore[misc,assignment]
+
+
+def build_api_methods_once(instance: object, apis: Iterable[str]) -> None:
+    """Store each API method's wrapper on the service's instance, built once."""
+    for name in apis:
+        setattr(instance, name, getattr(instance, name))
 
 
 def replace_bentoml_metrics(routes: Iterable[str]) -> None:

@@ -24,7 +24,7 @@ def json_answers_whole(send: Send) -> Send:
     Content-Length: the server then sends it chunked, and every layer around the guard
     (tracing, metrics, time limit) handles three messages for one small answer. The body
     is one piece already; held and sent with its length it takes two. (`/v2/predict`'s
-    answer, `churn.serving.routes.PredictionsAnswer`, already comes whole with its length; its
+    answer, `churn.serving.bento.PredictionsAnswer`, already comes whole with its length; its
     errors still pass here.)
 
     BentoML answers a body that breaks the schema with 400 and `{"error": "N validation

@@ -2,10 +2,13 @@
 
 BentoML's router (service.py's APIs), the FastAPI app (`churn.serving.app`) and the
 fast dispatch (`churn.serving.fastpath`) all call these; none decides an answer of its
-own. Errors are raised as `churn.record.errors.ChurnError` and shaped by
-`churn.serving.responses.error_response`. The old Flask routes answer byte for byte
-what Flask's `jsonify` sent (sorted keys, no spaces, a trailing newline), except that
-where the old app crashed with a 500 they answer a 4xx that names the field or rows.
+own. They take what the request says, already read (a body, customers, a saved
+upload, the output format chosen), and return the answer's content; reading the
+request and making the HTTP response are the layers' part. Errors are raised as
+`churn.record.errors.ChurnError` and shaped by `churn.serving.responses.error_response`.
+The old Flask routes answer byte for byte what Flask's `jsonify` sent (sorted keys,
+no spaces, a trailing newline), except that where the old app crashed with a 500 they
+answer a 4xx that names the field or rows.
 """
 
 from __future__ import annotations
@@ -13,26 +16,20 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
 
 import anyio
-import bentoml
-from fastapi import Request
-from pydantic import RootModel, TypeAdapter, ValidationError
-from starlette.background import BackgroundTask
-from starlette.responses import FileResponse, Response
+from pydantic import TypeAdapter, ValidationError
 
-from churn.record.answers import Explanation, ModelInfo, Prediction
-from churn.record.errors import BadRequest, ChurnError
+from churn.record.answers import Explanation, FileSummary, ModelInfo, Prediction
+from churn.record.errors import BadRequest
 from churn.record.outcome import label_of
 from churn.record.schema import Customer, CustomerFeatures
-from churn.scoring.files import flask_json_bytes, score_file, score_legacy_file
+from churn.scoring.files import OutputFormat, flask_json_bytes, score_file, score_legacy_file
 from churn.scoring.predictor import ChurnPredictor
 from churn.serving.batching import Batcher
-from churn.serving.negotiation import JSON, negotiated_format
 from churn.serving.responses import validation_error
-from churn.serving.uploads import COPY_CHUNK, save_upload
 
 _PREDICTIONS = TypeAdapter(list[Prediction])
 
@@ -45,17 +42,6 @@ def predictions_json(predictions: list[Prediction]) -> bytes:
 LEGACY_ANSWERS = {
     is_churn: flask_json_bytes({"Prediction": label_of(is_churn)}) for is_churn in (False, True)
 }
-
-
-# `/v2/predict`'s answer as the OpenAPI document states it. The API method itself answers
-# with `predict`'s bytes below: serialized once and sent with their length, where
-# BentoML's own path for a list validates it again, dumps it twice and sends it in three
-# messages (a tenth of a request's time, benchmarks/README.md). BentoML's lazy top-level
-# module gives mypy no type for `bentoml.IODescriptor`.
-class PredictionsAnswer(bentoml.IODescriptor, RootModel[list[Prediction]]):  # type: ignore[misc]
-    """One prediction per customer sent, in the order sent."""
-
-    media_type: ClassVar[str | None] = JSON
 
 
 def parse_customer(body: bytes) -> CustomerFeatures:
@@ -91,63 +77,37 @@ def model_info(predictor: ChurnPredictor) -> ModelInfo:
     return predictor.info()
 
 
-async def legacy_customer_batch(
-    predictor: ChurnPredictor, request: Request, *, max_rows: int
-) -> Response:
-    """`POST /v1/customerbatch`: {CustomerId: "Churn" | "Not Churn"} for a CSV upload."""
-    path, _ = await save_upload(request)
-    try:
-        answers = await anyio.to_thread.run_sync(
-            functools.partial(score_legacy_file, predictor, path, max_rows=max_rows)
-        )
-        body = await anyio.to_thread.run_sync(flask_json_bytes, answers)
-    finally:
-        path.unlink(missing_ok=True)
-    return Response(body, media_type=JSON)
+async def legacy_customer_batch(predictor: ChurnPredictor, upload: Path, *, max_rows: int) -> bytes:
+    """`POST /v1/customerbatch`: {CustomerId: "Churn" | "Not Churn"} for a saved CSV upload."""
+    answers = await anyio.to_thread.run_sync(
+        functools.partial(score_legacy_file, predictor, upload, max_rows=max_rows)
+    )
+    return await anyio.to_thread.run_sync(flask_json_bytes, answers)
 
 
-async def predict_file(predictor: ChurnPredictor, request: Request, *, max_rows: int) -> Response:
-    """`POST /v2/predict-file`: every row of a CSV upload, scored or rejected with reasons."""
-    path, fields = await save_upload(request)
-    try:
-        output_format = negotiated_format(
-            request.query_params.getlist("format"),
-            fields.get("format"),
-            ",".join(request.headers.getlist("accept")),
-        )
-    except ChurnError:
-        path.unlink()
-        raise
+@dataclass(frozen=True)
+class ResultsFile:
+    """`/v2/predict-file`'s answer: the results, written to `path` (which the caller
+    deletes once sent), in `output_format`, and what they account for."""
+
+    path: Path
+    output_format: OutputFormat
+    summary: FileSummary
+
+
+async def predict_file(
+    predictor: ChurnPredictor, upload: Path, output_format: OutputFormat, *, max_rows: int
+) -> ResultsFile:
+    """`POST /v2/predict-file`: every row of a saved CSV upload, scored or rejected with
+    reasons, in the format the request chose."""
     descriptor, name = tempfile.mkstemp(prefix="churn-results-", suffix=f".{output_format}")
     os.close(descriptor)
     out = Path(name)
     try:
         summary = await anyio.to_thread.run_sync(
-            functools.partial(score_file, predictor, path, out, output_format, max_rows=max_rows)
+            functools.partial(score_file, predictor, upload, out, output_format, max_rows=max_rows)
         )
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    finally:
-        path.unlink(missing_ok=True)
-    return _ResultsFile(
-        out,
-        media_type="text/csv" if output_format == "csv" else JSON,
-        filename=f"churn-predictions.{output_format}",
-        headers={
-            # The answer's type can follow Accept: a cache must not reuse it for another.
-            "Vary": "Accept",
-            "X-Rows-In": str(summary.rows_in),
-            "X-Rows-Scored": str(summary.rows_scored),
-            "X-Rows-Rejected": str(summary.rows_rejected),
-            "X-Predicted-Churn": str(summary.predicted_churn),
-            "X-Model-Version": summary.model_version,
-        },
-        background=BackgroundTask(out.unlink, missing_ok=True),
-    )
-
-
-class _ResultsFile(FileResponse):
-    # Starlette reads a file to send 64 KB at a time, each read in a worker thread and
-    # each piece through every middleware: 900 of them for a million rows' results.
-    chunk_size = COPY_CHUNK
+    return ResultsFile(out, output_format, summary)

@@ -7,6 +7,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Literal
 
@@ -22,6 +23,18 @@ from starlette.requests import ClientDisconnect
 from churn.record.errors import BadRequest
 
 COPY_CHUNK = 1 << 20
+
+
+@asynccontextmanager
+async def saved_upload(
+    request: Request, field: str = "file"
+) -> AsyncIterator[tuple[Path, dict[str, str]]]:
+    """`save_upload`'s file and fields, the file deleted on leaving."""
+    path, fields = await save_upload(request, field)
+    try:
+        yield path, fields
+    finally:
+        path.unlink(missing_ok=True)
 
 
 async def save_upload(request: Request, field: str = "file") -> tuple[Path, dict[str, str]]:

@@ -216,13 +216,20 @@ def answered_format(response: httpx.Response) -> str:
     """csv or json, from the answer's type, checked against its body."""
     assert response.status_code == 200, response.text
     assert response.headers["vary"] == "Accept"
-    if response.headers["content-type"].startswith("text/csv"):
+    assert response.headers["x-model-version"] == "1.0"
+    assert response.headers["x-predicted-churn"].isdigit()
+    if response.headers["content-type"] == "text/csv; charset=utf-8":
         rows = list(csv.DictReader(io.StringIO(response.text)))
         assert [int(row["row"]) for row in rows] == [1, 2, 3, 4, 5]
-        return "csv"
-    assert response.headers["content-type"] == "application/json"
-    assert response.json()["summary"]["rows_in"] == 5
-    return "json"
+        answered = "csv"
+    else:
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["summary"]["rows_in"] == 5
+        answered = "json"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="churn-predictions.{answered}"'
+    )
+    return answered
 
 
 BROWSER = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8"

@@ -113,3 +113,35 @@ def test_a_metrics_file_that_cannot_be_written_keeps_the_values_in_memory(
     assert metrics.read_value("key-1999") == (1999.0, 0.0)
     assert "kept in memory" in caplog.text
     metrics.close()
+
+
+def test_an_api_method_wrapper_stored_on_the_instance_is_what_bentoml_finds() -> None:
+    APIMethod = importlib.import_module("_bentoml_sdk.method").APIMethod  # noqa: N806
+
+    assert not hasattr(APIMethod, "__set__"), (
+        f"{UPGRADED}: APIMethod is now a data descriptor, so a wrapper stored on the "
+        "instance is no longer found first (build_api_methods_once)"
+    )
+
+    @bentoml.service
+    class Probe:
+        @bentoml.api  # type: ignore[untyped-decorator]
+        def echo(self, text: str) -> str:
+            return text
+
+    instance = cast(Any, Probe).inner()
+    assert instance.echo is not instance.echo, (
+        f"{UPGRADED}: APIMethod.__get__ no longer builds a wrapper on every lookup; "
+        "build_api_methods_once has nothing left to save and can go"
+    )
+    bentoml_internals.build_api_methods_once(instance, cast(Any, Probe).apis)
+    stored = instance.echo
+    assert instance.echo is stored
+    assert stored.local is stored
+    assert stored("hi") == "hi"
+    server = importlib.import_module("_bentoml_impl.server.app")
+    calls = inspect.getsource(server.ServiceAppFactory)
+    assert "getattr(self._service_instance, name).local" in calls, (
+        f"{UPGRADED}: its server no longer calls an API method through the wrapper's "
+        "`.local` looked up on the instance"
+    )

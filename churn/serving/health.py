@@ -1,7 +1,8 @@
 """The service's model-health routes: live drift, and the model card.
 
-Registered on the service's FastAPI app (`churn.serving.routes.service_app`), so that the guard's
-API keys, limits, request ids and access log apply to them as to every route.
+Registered on the service's FastAPI app (`churn.serving.app.service_app`), so that the
+guard's API keys, limits, request ids and access log apply to them as to every route.
+What they show is computed in `churn.monitoring`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The model card as the running service serves it, and /v2/model pointing to it."""
+"""The model-health routes (churn/serving/health.py) as the running service serves them:
+the model card, and /v2/model pointing to it. Live drift: tests/monitoring/test_live_service.py."""
 
 from __future__ import annotations
 
