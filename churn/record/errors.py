@@ -9,7 +9,7 @@ The service turns any `ChurnError` into a JSON response in one place
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +45,15 @@ class Problem:
         )
 
 
+def shown(problems: Sequence[Problem], line: Callable[[Problem], str]) -> list[str]:
+    """The first SHOWN_PROBLEMS problems, a line each, and how many more there are: the
+    command line's and the page's list of problems alike."""
+    lines = [line(problem) for problem in problems[:SHOWN_PROBLEMS]]
+    if len(problems) > SHOWN_PROBLEMS:
+        lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
+    return lines
+
+
 class ChurnError(Exception):
     """Base of every error this package raises on purpose."""
 
@@ -62,10 +71,7 @@ class ChurnError(Exception):
 
     def report(self) -> str:
         """The message and the first problems, a line each: what a command prints."""
-        lines = [self.message, *(f"  {problem}" for problem in self.problems[:SHOWN_PROBLEMS])]
-        if len(self.problems) > SHOWN_PROBLEMS:
-            lines.append(f"  ... and {len(self.problems) - SHOWN_PROBLEMS} more")
-        return "\n".join(lines)
+        return "\n".join([self.message, *(f"  {line}" for line in shown(self.problems, str))])
 
     def as_json(self, max_problems: int = 100) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}

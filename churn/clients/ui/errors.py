@@ -8,7 +8,7 @@ import streamlit as st
 
 from churn.clients.client import ServiceError, ServiceUnavailable
 from churn.clients.ui.text import plain
-from churn.record.errors import SHOWN_PROBLEMS, Problem
+from churn.record.errors import Problem, shown
 
 
 def show_error(error: BaseException, timeout: float) -> None:
@@ -52,10 +52,7 @@ def show_error(error: BaseException, timeout: float) -> None:
 
 def _problem_lines(problems: list[Problem]) -> list[str]:
     """The first problems, as the command line shows them (`ChurnError.report`)."""
-    lines = [plain(_problem(p)) for p in problems[:SHOWN_PROBLEMS]]
-    if len(problems) > SHOWN_PROBLEMS:
-        lines.append(f"... and {len(problems) - SHOWN_PROBLEMS} more")
-    return lines
+    return shown(problems, lambda problem: plain(_problem(problem)))
 
 
 def _problem(problem: Problem) -> str:
