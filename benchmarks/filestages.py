@@ -34,6 +34,7 @@ from churn.monitoring.live import scorer_for
 from churn.record import csv_header, csv_quotes, csv_reading, validation
 from churn.scoring import files
 from churn.scoring.predictor import ChurnPredictor
+from churn.scoring.results import results_table
 from churn.serving.uploads import save_upload
 from churn.settings import ServiceSettings
 
@@ -158,7 +159,7 @@ def profile(path: Path, rounds: int) -> dict[str, Figure]:
                 writer = files._CsvResults(handle)
                 for each, probabilities in zip(batches, scores, strict=True):
                     table = clock.time(
-                        "write: results table", files._results_table, model, each, probabilities
+                        "write: results table", results_table, model.scorer, each, probabilities
                     )
                     clock.time("write: CSV", writer.write, table)
                     clock.time("write: duplicate ids", duplicates.add, each.ids)

@@ -178,7 +178,7 @@ def score_file(
         scorer = predictor.scorer
 
         def write(batch: CustomerBatch, matrix: np.ndarray, probabilities: np.ndarray) -> None:
-            writer.write(_results_table(predictor, batch, probabilities))
+            writer.write(results_table(predictor.scorer, batch, probabilities))
             duplicates.add(batch.ids)
             scorer.observe(matrix, probabilities)
 
@@ -256,12 +256,6 @@ def _canonical_integers(ids: pa.Array) -> np.ndarray | None:
     if pc.all(pc.equal(pc.cast(numbers, pa.string()), ids)).as_py() is False:
         return None
     return np.asarray(numbers.to_numpy(zero_copy_only=False), dtype=np.int64)
-
-
-def _results_table(
-    predictor: ChurnPredictor, batch: CustomerBatch, probabilities: np.ndarray
-) -> pa.Table:
-    return results_table(predictor.scorer, batch, probabilities)
 
 
 class _CsvResults:
