@@ -12,6 +12,7 @@ import pytest
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
+from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
 from churn.scoring.scorer import Scorer
 
 SHIFTED_AGE = 20
@@ -20,6 +21,13 @@ SHIFTED_AGE = 20
 def like_training(rows: int, seed: int) -> pd.DataFrame:
     """Customers in the public layout, drawn as the bundled model's training data was."""
     return synthesize(rows, seed=seed)
+
+
+def customers(rows: int, seed: int) -> pd.DataFrame:
+    """The model's features of `like_training` customers, Geography as a category."""
+    features = like_training(rows, seed)[list(FEATURE_NAMES)]
+    features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
+    return features
 
 
 def shifted(customers: pd.DataFrame) -> pd.DataFrame:

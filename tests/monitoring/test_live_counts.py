@@ -10,8 +10,7 @@ from churn.monitoring.drift import MIN_CUSTOMERS
 from churn.monitoring.live_counts import LiveProfile
 from churn.monitoring.profile import Binner, ReferenceProfile
 from churn.scoring.scorer import Scorer
-from tests.monitoring.conftest import Clock
-from tests.monitoring.test_profile import customers
+from tests.monitoring.conftest import Clock, customers
 
 
 def test_two_workers_counts_are_summed_single_customers_and_batches_alike(

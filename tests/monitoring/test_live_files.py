@@ -13,8 +13,7 @@ from churn.monitoring.live_counts import LiveProfile
 from churn.monitoring.profile import Binner, ReferenceProfile
 from churn.record.schema import CustomerFeatures
 from churn.scoring.scorer import Scorer
-from tests.monitoring.conftest import Clock, like_training
-from tests.monitoring.test_profile import customers
+from tests.monitoring.conftest import Clock, customers, like_training
 
 
 def test_files_of_another_model_or_half_written_are_left_out(

@@ -13,8 +13,7 @@ from churn.monitoring.live_counts import LiveProfile
 from churn.monitoring.live_gauges import set_gauges
 from churn.monitoring.profile import Binner, ReferenceProfile
 from churn.scoring.scorer import Scorer
-from tests.monitoring.conftest import Clock, shifted
-from tests.monitoring.test_profile import customers
+from tests.monitoring.conftest import Clock, customers, shifted
 
 
 def gauge(name: str, **labels: str) -> float | None:

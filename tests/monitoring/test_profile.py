@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.monitoring.profile import SPAN, Binner, ReferenceProfile, input_columns
 from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
 from churn.scoring.scorer import Scorer
+from tests.monitoring.conftest import customers
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,6 @@ def profile(trained: TrainingResult) -> ReferenceProfile:
 @pytest.fixture(scope="module")
 def scorer_and_columns(trained: TrainingResult) -> tuple[Scorer, list[str]]:
     return Scorer(trained.tree, trained.metadata.threshold), input_columns(trained.tree)
-
-
-def customers(rows: int, seed: int) -> pd.DataFrame:
-    features = synthesize(rows, seed=seed)[list(FEATURE_NAMES)]
-    features["Geography"] = pd.Categorical(features["Geography"], categories=list(GEOGRAPHIES))
-    return features
 
 
 def plain_counts(
