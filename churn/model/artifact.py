@@ -7,6 +7,7 @@ matched the digest recorded when the model was trained (or one given explicitly)
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 from pathlib import Path
@@ -23,6 +24,11 @@ __all__ = ["LabelRule", "Metrics", "ModelMetadata", "Parity", "Provenance"]
 MODEL_NAME = "churn_model"
 DEFAULT_VERSION = "1.0"
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
+
+
+def timestamp() -> str:
+    """Now, as a model's metadata records when it was trained or imported (UTC, seconds)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def artifact_name(version: str) -> str:

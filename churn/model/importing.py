@@ -44,7 +44,6 @@ on it: the digest was checked against the anchor first.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import re
 import subprocess
@@ -170,10 +169,6 @@ def recorded_digest(model_path: Path) -> str | None:
     if model_path.resolve().parent != MODELS_DIR:
         return None
     return RECORDED_DIGESTS.get(model_path.name)
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def version_from_name(name: str) -> str | None:

@@ -17,7 +17,7 @@ from typing import Any
 import bentoml
 import numpy as np
 
-from churn.model.artifact import Parity, Provenance
+from churn.model.artifact import Parity, Provenance, timestamp
 from churn.model.booster import TreeModel
 from churn.model.environments import default_cache, python_of
 from churn.model.importing import (
@@ -29,7 +29,6 @@ from churn.model.importing import (
     made_with,
     made_with_libraries,
     metadata_of,
-    now,
     probe_for,
     read_beside,
     tree_model,
@@ -109,7 +108,7 @@ def import_model(
         source_sha256=digest,
         made_with=made_with_libraries(pins),
         exported_with=exported.versions,
-        imported_at=now(),
+        imported_at=timestamp(),
         parity=parity,
     )
     health = _health(tree, chosen, rule, probe)

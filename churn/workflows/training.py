@@ -4,7 +4,6 @@ kept with: the joblib file (for data scientists), its reference profile and mode
 
 from __future__ import annotations
 
-import datetime as dt
 import platform
 from importlib import metadata as importlib_metadata
 from pathlib import Path
@@ -19,6 +18,7 @@ from churn.model.artifact import (
     artifact_name,
     metadata_path_for,
     sha256_file,
+    timestamp,
 )
 from churn.model.booster import TreeModel
 from churn.model.training import (
@@ -76,7 +76,7 @@ def train(
     joblib.dump(fitted.pipeline, model_path)
     metadata = ModelMetadata(
         model_version=version,
-        trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        trained_at=timestamp(),
         seed=seed,
         artifact_file=model_path.name,
         artifact_sha256=sha256_file(model_path),
