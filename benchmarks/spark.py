@@ -12,11 +12,20 @@ each run a process tree of its own, one after another (`--runs` keeps some of th
 - **spark**: `churn batch score FILE --out DIR --master local[N] --model F
   --model-sha256 D`, as a user runs it (JVM start included), with the model file
   exported from the store; Parquet and CSV on local[2], Parquet on local[1] too;
+- **floor**: Spark alone on local[1]: the book read as the job reads it and the same
+  table written as the job writes it, each row's answer made up by Spark's own
+  expressions, no Python: the least any Python scoring pass on Spark can cost;
 - **file**: `churn.scoring.files.score_file`, the single-process scorer behind
   /v2/predict-file, on the CSV (it reads CSV only).
 
+Each run is confined to its cores (`taskset`; `--no-pin` lifts it): local[N] and its
+Python workers to N cores, the file scorer to one, as an executor's container confines
+an executor and its Python workers on a cluster. Unconfined, local[1]'s JVM and its
+Python worker would use both of this machine's cores, and the single process its
+reading and writing threads' second core: "per core" would not be per core.
+
 From the two sizes: the marginal cost, (t(10M) - t(1M)) / 9M rows, as rows per second
-per core (Spark: over N cores; the file scorer: one process) and per CPU-second of the
+per core (over N cores; the file scorer: one) and per CPU-second of the
 whole tree (steadier on a shared machine); the fixed start-up, t(1M) less 1M rows at
 the marginal rate; scaling local[1] -> local[2] on Parquet; the driver's Python memory
 at 1M and 10M, and the executors' peak (in local mode the driver's and the executor's
@@ -57,13 +66,14 @@ PLAN = (
     ("spark-local[2]", "parquet"),
     ("spark-local[1]", "parquet"),
     ("spark-local[2]", "csv"),
+    ("floor-local[1]", "parquet"),
     ("file", "csv"),
 )
 
 
 @dataclass
 class Result:
-    method: str  # spark-local[N] or file
+    method: str  # spark-local[N], floor-local[N] (Spark alone) or file
     rows: int
     format: str
     seconds: float
@@ -152,6 +162,19 @@ def one_process(_: psutil.Process, __: int) -> str:
     return "process"
 
 
+def cores_of(method: str) -> int:
+    """The cores a method is given: local[N]'s N, one for the single-process scorer."""
+    return int(method.split("[")[1].rstrip("]")) if "[" in method else 1
+
+
+def pinned(command: list[str], method: str, pin: bool) -> list[str]:
+    """The command confined to its cores (its JVM and Python workers too, which inherit
+    the affinity), as an executor's container confines them on a cluster."""
+    if not pin:
+        return command
+    return ["taskset", "--cpu-list", f"0-{cores_of(method) - 1}", *command]
+
+
 def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> Result:
     started = time.monotonic()
     process = subprocess.Popen(
@@ -191,6 +214,36 @@ print(score_file(predictor, Path(sys.argv[3]), Path(sys.argv[4]), max_rows=10**1
 """
 
 
+# Spark alone: the book read as the job reads it and the same table (columns, types,
+# partition) written as the job writes it, each row's answer made up by Spark's own
+# expressions, with no Python pass: what no Python scoring on Spark can beat.
+FLOOR_JOB = """
+import sys
+from pyspark.sql import functions as F
+from churn.spark.arrow_pass import FILE, INDEX, RESULT_DDL
+from churn.spark.book import Source, read_book
+from churn.spark.output import RUN, Sink, write_partition
+from churn.spark.session import start
+session = start(master=sys.argv[1], app_name="floor")
+frame, _ = read_book(session.spark, Source.of(sys.argv[2], None))
+chance = F.rand(7)
+made_up = {
+    "source_file": F.col(FILE), "row": F.col(INDEX) + 1, "status": F.lit("scored"),
+    "reasons": F.lit(None), "churn_probability": chance,
+    "prediction": F.when(chance >= 0.5, "churn").otherwise("stay"),
+    "risk_band": F.when(chance >= 0.7, "high").when(chance >= 0.3, "medium").otherwise("low"),
+    "model_version": F.lit("1.0"), "scored_at": F.current_timestamp(), "job_id": F.lit("0" * 32),
+}
+fields = session.spark.createDataFrame([], RESULT_DDL).schema.fields
+table = frame.select(
+    *[made_up.get(f.name, F.col(f.name)).cast(f.dataType).alias(f.name) for f in fields],
+    F.lit("bench").alias(RUN),
+)
+write_partition(session.spark, table, Sink(sys.argv[3], table=False))
+session.stop()
+"""
+
+
 def export_model() -> tuple[Path, str]:
     subprocess.run([str(BIN / "churn"), "import-model", str(MODEL)], check=True)
     path = BUILD / "churn-model.ubj"
@@ -202,25 +255,41 @@ def export_model() -> tuple[Path, str]:
 
 
 def measure(
-    method: str, rows: int, kind: str, source: Path, model: tuple[Path, str], conf: list[str]
+    method: str,
+    rows: int,
+    kind: str,
+    source: Path,
+    model: tuple[Path, str],
+    conf: list[str],
+    *,
+    pin: bool,
 ) -> Result:
     out = BUILD / "out"
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    if method.startswith("spark"):
+    if method.startswith("floor"):
+        result = run(
+            pinned([sys.executable, "-c", FLOOR_JOB, method.removeprefix("floor-"), str(source),
+                    str(out / "dir")], method, pin),
+            spark_roles,
+        )  # fmt: skip
+        parts = (out / "dir" / "run=bench").glob("*.parquet")
+        counted = sum(pq.read_metadata(part).num_rows for part in parts)
+    elif method.startswith("spark"):
         master = method.removeprefix("spark-")
         result = run(
-            [str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
-             "--master", master, "--run-id", "bench", "--model", str(model[0]),
-             "--model-sha256", model[1], *[a for c in conf for a in ("--conf", c)]],
+            pinned([str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
+                    "--master", master, "--run-id", "bench", "--model", str(model[0]),
+                    "--model-sha256", model[1], *[a for c in conf for a in ("--conf", c)]],
+                   method, pin),
             spark_roles,
         )  # fmt: skip
         found = list((out / "dir" / "_summary" / "run=bench").glob("*.json"))
         counted = json.loads(json.loads(found[0].read_text())["summary"])["rows_in"]
     else:
         result = run(
-            [sys.executable, "-c", FILE_SCORER, str(model[0]), model[1], str(source),
-             str(out / "result.csv"), str(MODEL)],
+            pinned([sys.executable, "-c", FILE_SCORER, str(model[0]), model[1], str(source),
+                    str(out / "result.csv"), str(MODEL)], method, pin),
             one_process,
         )  # fmt: skip
         counted = 0  # counted below from its printed rows
@@ -233,7 +302,7 @@ def measure(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", default="1000000,10000000", help="two comma-separated sizes")
-    parser.add_argument("--only", default="spark,file")
+    parser.add_argument("--only", default="spark,floor,file")
     parser.add_argument(
         "--runs", default=",".join(f"{m}:{k}" for m, k in PLAN), metavar="METHOD:FORMAT,...",
         help="which of the runs --only keeps, such as spark-local[1]:parquet,file:csv",
@@ -243,7 +312,15 @@ def main() -> int:
         "--conf", action="append", default=[], metavar="KEY=VALUE",
         help="passed to each Spark run, as a user passes spark-submit --conf",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-pin", dest="pin", action="store_false",
+        help="let every run use all the machine's cores (by default each is confined to its "
+        "own: local[N] to N, the file scorer to one)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.pin and len(os.sched_getaffinity(0)) < 2:
+        parser.error("--pin needs 2 cores; use --no-pin")
+    print("cores: " + ("each run confined to its own (taskset)" if args.pin else "unconfined"))
     small, large = (int(float(size)) for size in args.rows.split(","))
     model = export_model()
     wanted = {tuple(run.split(":", 1)) for run in args.runs.split(",")}
@@ -255,7 +332,9 @@ def main() -> int:
     results: list[Result] = []
     for method, kind in plan:
         for rows in (small, large):
-            result = measure(method, rows, kind, data_files(rows)[kind], model, args.conf)
+            result = measure(
+                method, rows, kind, data_files(rows)[kind], model, args.conf, pin=args.pin
+            )
             results.append(result)
             print(_line(result), flush=True)
             args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -287,7 +366,7 @@ def _report(results: list[Result], small: int, large: int) -> None:
         a, b = find(method, small, kind), find(method, large, kind)
         if a is None or b is None or b.cpu_seconds <= a.cpu_seconds:
             continue
-        cores = int(method.split("[")[1].rstrip("]")) if "[" in method else 1
+        cores = cores_of(method)
         per_cpu = extra / (b.cpu_seconds - a.cpu_seconds)
         if b.seconds > a.seconds:
             per_core = extra / (b.seconds - a.seconds) / cores
@@ -304,7 +383,7 @@ def _report(results: list[Result], small: int, large: int) -> None:
         }
         print("      CPU-s per 1M rows: " + ", ".join(f"{k} {v:.2f}" for k, v in per_role.items()))
         driver = (b.peak_mib.get("driver python", 0), a.peak_mib.get("driver python", 0))
-        if method.startswith("spark"):
+        if "[" in method:
             print(f"      driver Python {driver[1]:,.0f} -> {driver[0]:,.0f} MiB; executors' peak: "
                   f"JVM {b.peak_mib.get('jvm (driver+executor)', 0):,.0f} MiB, Python workers "
                   f"{b.peak_mib.get('executor python', 0):,.0f} MiB")  # fmt: skip
@@ -312,9 +391,12 @@ def _report(results: list[Result], small: int, large: int) -> None:
     print("\ntargets (ratios from this run)")
     for method, kind in PLAN:
         spark = marginal.get((method, kind))
-        if spark and file and method != "file":
+        if spark and file and method.startswith("spark"):
             print(f"  {kind}: Spark {method[6:]} per core / file scorer: {spark[0] / file[0]:.2f} "
                   f"(per CPU-s {spark[1] / file[1]:.2f}); target >= 0.5 on Parquet")  # fmt: skip
+        elif spark and file and method.startswith("floor"):
+            print(f"  {kind}: Spark alone {method[6:]}, no Python (the floor) / file scorer: "
+                  f"{spark[0] / file[0]:.2f} (per CPU-s {spark[1] / file[1]:.2f})")  # fmt: skip
     one, two = (
         marginal.get(("spark-local[1]", "parquet")),
         marginal.get(("spark-local[2]", "parquet")),

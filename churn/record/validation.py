@@ -203,7 +203,14 @@ _NOT_FINITE = r"^[+-]?(nan|inf|infinity)$"  # read, then reported as not finite
 def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarray:
     low = spec.minimum if spec.minimum is not None else -math.inf
     high = spec.maximum if spec.maximum is not None else math.inf
-    if spec.kind == "integer" and not _may_hold_hex(text):
+    if pa.types.is_integer(text.type) or pa.types.is_floating(text.type):
+        # A typed column (Parquet, a table) holds numbers already: the checks below, with
+        # no round trip through text (0.4 CPU-s per million rows in a Spark worker).
+        check.report(_mask(pc.is_null(text)), "is empty")
+        parsed = pc.fill_null(pc.cast(text, pa.float64(), safe=False), 0.0).to_numpy(
+            zero_copy_only=False
+        )
+    elif spec.kind == "integer" and not _may_hold_hex(text):
         # Plain integers, as nearly every file writes them, need no float checks.
         try:
             whole = pc.cast(text, pa.int64()).to_numpy(zero_copy_only=False)
@@ -212,6 +219,20 @@ def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarr
         else:
             check.report((whole < low) | (whole > high), "is out of range")
             return np.asarray(whole, dtype=np.int64)
+        parsed = _parsed(text, check)
+    else:
+        parsed = _parsed(text, check)
+    finite = np.isfinite(parsed)
+    check.report(~finite, "is not a finite number")
+    values = np.where(finite, parsed, 0.0)
+    if spec.kind == "integer":
+        check.report(values != np.floor(values), "is not a whole number")
+    check.report((values < low) | (values > high), "is out of range")
+    return values.astype(np.int64) if spec.kind == "integer" else values
+
+
+def _parsed(text: pa.Array, check: _ColumnCheck) -> np.ndarray:
+    """Text cells as numbers (NaN where a cell is not one, which `check` is told)."""
     try:
         # Arrow's float cast reads exactly the decimal forms above, and no other base.
         parsed = pc.cast(text, pa.float64()).to_numpy(zero_copy_only=False)
@@ -227,13 +248,7 @@ def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarr
         parsed = pc.cast(shown, pa.float64()).to_numpy(zero_copy_only=False)
         check.report(empty, "is empty")
         check.report(~readable, "is not a number")
-    finite = np.isfinite(parsed)
-    check.report(~finite, "is not a finite number")
-    values = np.where(finite, parsed, 0.0)
-    if spec.kind == "integer":
-        check.report(values != np.floor(values), "is not a whole number")
-    check.report((values < low) | (values > high), "is out of range")
-    return values.astype(np.int64) if spec.kind == "integer" else values
+    return np.asarray(parsed)
 
 
 def _may_hold_hex(text: pa.Array) -> bool:

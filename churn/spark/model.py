@@ -59,7 +59,14 @@ class BatchModel:
 
 def from_store(tag: str | None) -> BatchModel:
     """The service's model (CHURN_MODEL_TAG by default) from this machine's store, verified."""
-    from churn.model.store import BOOSTER_DIGEST, load_stored, verify_stored
+    try:
+        from churn.model.store import BOOSTER_DIGEST, load_stored, verify_stored
+    except ImportError:  # the batch-only wheel: no BentoML, so no store
+        raise InvalidInput(
+            "No model store here (the batch wheel has no BentoML): export the model where "
+            "the service's store is (churn batch export-model) and give the job "
+            "--model FILE --model-sha256 HEX."
+        ) from None
     from churn.settings import ModelSettings
 
     stored = verify_stored(tag or ModelSettings.from_environment().model_tag)

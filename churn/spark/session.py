@@ -37,6 +37,15 @@ JAVA_HINT = (
 )
 
 
+# Spark settings for a session churn starts itself (a platform's session keeps its own;
+# the README gives them as spark-submit's --conf). Spark 4 measures the Arrow batch it
+# sends to Python after every row when a byte limit is set (64 MiB by default), an
+# O(columns) walk per row: the pass's batches are 10,000 narrow rows (about 2 MiB), and
+# without the limit the JVM's marginal time per 1M rows fell 25% (benchmarks/README.md).
+# Spark 3.5 has no such limit and ignores the key.
+OWN_SESSION_DEFAULTS = {"spark.sql.execution.arrow.maxBytesPerBatch": str(2**31 - 1)}
+
+
 class SparkUnavailable(ChurnError):
     """pyspark or Java is missing, or Spark could not start."""
 
@@ -130,9 +139,14 @@ def start(*, master: str | None, app_name: str, conf: Mapping[str, str] | None =
         # Executors in local mode run this interpreter; pyspark's default is python3 on PATH.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         builder = SparkSession.builder.master(master or "local[*]").appName(app_name)
-        for key, value in (conf or {}).items():
+        for key, value in own_session_conf(conf).items():
             builder = builder.config(key, value)
         return Session(builder.getOrCreate(), owned=True)
+
+
+def own_session_conf(conf: Mapping[str, str] | None) -> dict[str, str]:
+    """The settings of a session churn starts: its defaults, then the user's --conf."""
+    return {**OWN_SESSION_DEFAULTS, **(conf or {})}
 
 
 @contextmanager
