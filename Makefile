@@ -196,8 +196,9 @@ faults: sync ## a worker SIGKILLed under load; /readyz while the service starts
 	$(BIN)/python -m benchmarks.faults $(FAULTS_ARGS)
 
 # --- Apache Spark (issues 19, 28; owned by churn/spark/, README "Score the whole book on Spark")
-# make spark-wheel: the project's wheel (console script churn-batch); pyspark is the
-#   platform's (a provided dependency: the `spark` extra, never in the executors' env).
+# make spark-wheel: the batch wheel, churn_batch (deploy/batch/): the console script
+#   churn-batch and the modules it runs, from the same source tree; it requires only the
+#   `batch` dependency group, and pyspark, the platform's, as its `spark` extra.
 # make spark-env: the executors' environment, packed with its own interpreter (below).
 # make spark35 / pytest-spark35: the job's tests on pyspark 3.5 (EMR 7, Databricks 13-15
 #   LTS) in a second environment: the lock's packages with pyspark 3.5 in place of 4.3.
@@ -212,20 +213,21 @@ BENCH_SPARK_ARGS ?=
 
 .PHONY: spark-wheel spark-env spark35 pytest-spark35 spark-cluster bench-spark
 
-spark-wheel: sync ## the wheel (build/dist/churn-*.whl) with the churn-batch entry point
-	$(UV) build --quiet --wheel --out-dir build/dist
+spark-wheel: ## the batch wheel (build/dist/churn_batch-*.whl): churn-batch, no service dependencies
+	$(UV) build --quiet --wheel --out-dir build/dist deploy/batch
 
 # The executors' environment: the batch dependency group from uv.lock (numpy, pandas,
 # pyarrow, pydantic, xgboost and theirs: no BentoML, Streamlit, uvloop or scikit-learn),
-# the project's wheel without its service dependencies, and the interpreter itself:
-# Python's binary and standard library copied in beside them, so that bin/python runs
-# from wherever the archive is unpacked (a venv's bin/python is a link to one machine's
-# interpreter). It needs the C libraries every Python 3.11 of the same platform links to
-# (glibc, libssl, libffi, zlib): an executor image of the same distribution has them.
-spark-env: spark-wheel ## pack the executors' environment (build/churn-spark-env.tar.gz)
+# the batch wheel (with --no-deps: the lock pins its dependencies), and the interpreter
+# itself: Python's binary and standard library copied in beside them, so that bin/python
+# runs from wherever the archive is unpacked (a venv's bin/python is a link to one
+# machine's interpreter). It needs the C libraries every Python 3.11 of the same
+# platform links to (glibc, libssl, libffi, zlib): an executor image of the same
+# distribution has them.
+spark-env: sync spark-wheel ## pack the executors' environment (build/churn-spark-env.tar.gz)
 	rm -rf $(SPARK_ENV) $(SPARK_ENV_ARCHIVE)
 	$(BIN)/python deploy/spark_env.py --out $(SPARK_ENV) --archive $(SPARK_ENV_ARCHIVE) \
-		--wheel "$$(ls -t build/dist/churn-*.whl | head -1)"
+		--wheel "$$(ls -t build/dist/churn_batch-*.whl | head -1)"
 
 spark35: sync ## a second environment: the locked packages with pyspark 3.5 (build/spark35)
 	$(UV) venv --quiet --allow-existing --python $(BIN)/python $(SPARK35)

@@ -1,13 +1,14 @@
 """Pack the Spark executors' environment, with its own interpreter (`make spark-env`).
 
     python deploy/spark_env.py --out build/spark-env --archive build/churn-spark-env.tar.gz \
-        --wheel build/dist/churn-1.0.0-py3-none-any.whl
+        --wheel build/dist/churn_batch-1.0.0-py3-none-any.whl
 
 A virtualenv cannot travel: its bin/python is a link to one machine's interpreter
 (`uv venv --relocatable` only makes its scripts relative). So this copies the interpreter
 that runs it (its binary, its shared libpython, its standard library less the test suite,
 IDLE and Tk) and installs into that copy's own site-packages the `batch` dependency
-group as uv.lock pins it, and the project's wheel without its service dependencies.
+group as uv.lock pins it, and the batch wheel (`make spark-wheel`, deploy/batch/) with
+--no-deps: the wheel requires that group and nothing else, so the lock's pins decide.
 bin/python is a two-line launcher that finds the copied libpython first, wherever the
 archive is unpacked (`--archives ENV.tar.gz#env`, `spark.pyspark.python=./env/bin/python`).
 It still uses the C libraries every build of Python links to (glibc, libssl, libffi,
@@ -69,9 +70,18 @@ def pack(out: Path, archive: Path, wheel: Path) -> None:
     subprocess.run([*install, "--no-deps", str(wheel)], check=True)
     # Byte-compiled once here, not in every executor's first import.
     subprocess.run([str(launcher), "-m", "compileall", "-q", "-j", "0", str(stdlib)], check=False)
-    check = "import churn.spark.job, sys; assert 'sklearn' not in sys.modules; print(sys.prefix)"
-    found = subprocess.run([str(launcher), "-c", check], check=True, capture_output=True, text=True)
-    assert Path(found.stdout.strip()).resolve() == out.resolve(), found.stdout
+    # The batch wheel's modules import with what the group installed, from the copy's
+    # site-packages (-I: not from a source tree in the working folder); the service's are absent.
+    check = (
+        "import churn.workflows.batch, churn.spark.job, churn.spark.call_list, importlib.util, sys;"
+        "assert 'sklearn' not in sys.modules; assert not importlib.util.find_spec('churn.serving');"
+        "print(sys.prefix); print(churn.__file__)"
+    )
+    found = subprocess.run(
+        [str(launcher), "-I", "-c", check], check=True, capture_output=True, text=True
+    ).stdout.split("\n")
+    assert Path(found[0]).resolve() == out.resolve(), found
+    assert Path(found[1]).resolve().is_relative_to(site.resolve()), found
     with tarfile.open(archive, "w:gz") as packed:
         for entry in sorted(out.iterdir()):
             packed.add(entry, arcname=entry.name)
