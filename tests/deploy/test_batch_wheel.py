@@ -210,4 +210,10 @@ def test_churn_batch_scores_where_only_its_wheel_and_pyspark_are_installed(
     assert scored.returncode == 0, scored.stderr[-3000:]
     assert scored.stdout.startswith("21 rows: 20 scored, 1 rejected"), scored.stdout
     assert (tmp_path / "out" / "run=r1").is_dir()
+    # Without --model the job would read a store, which this wheel has not got.
+    storeless = run(str(venv / "bin" / "churn-batch"), "score", str(book), "--out",
+                    str(tmp_path / "out"), "--run-id", "r2", "--master", "local[1]")  # fmt: skip
+    assert storeless.returncode != 0
+    assert "Traceback" not in storeless.stderr, storeless.stderr[-3000:]
+    assert "--model FILE --model-sha256 HEX" in storeless.stderr, storeless.stderr[-3000:]
     assert not list(no_store.iterdir())
