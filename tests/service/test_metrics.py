@@ -92,6 +92,13 @@ def test_a_full_metrics_and_drift_disk_costs_metrics_never_answers(
         url, process = start_service(home, tmp_path / "service.log", {"CHURN_WORKERS": "2"})
         try:
             wait_for(url + "/readyz", process)
+            # /readyz answers once one worker is up; the other may still be starting.
+            log_file = tmp_path / "service.log"
+            wait_until(
+                lambda: log_file.read_text().count("Service churn initialized") >= 2,
+                "both workers started",
+                60,
+            )
             for mount in mounts:
                 fill(mount)
             customers = [EXAMPLE_CUSTOMER, EXAMPLE_CUSTOMER]
@@ -108,7 +115,6 @@ def test_a_full_metrics_and_drift_disk_costs_metrics_never_answers(
                         assert client.get("/v2/drift").status_code == 200
                         assert client.get("/nowhere").status_code == 404
             assert process.poll() is None
-            log_file = tmp_path / "service.log"
             # Each worker writes its drift counts once a second, in a thread of its own.
             wait_until(
                 lambda: "drift counts" in log_file.read_text(), "a warning of drift counts", 60
