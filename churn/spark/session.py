@@ -39,9 +39,10 @@ JAVA_HINT = (
 
 # Spark settings for a session churn starts itself (a platform's session keeps its own;
 # the README gives them as spark-submit's --conf). Spark 4 measures the Arrow batch it
-# sends to Python after every row when a byte limit is set (64 MiB by default), an
+# sends to Python after every row when a byte limit is set (64 MiB by default in 4.3), an
 # O(columns) walk per row: the pass's batches are 10,000 narrow rows (about 2 MiB), and
-# without the limit the JVM's marginal time per 1M rows fell 25% (benchmarks/README.md).
+# without the limit 10M rows took 25% less time on local[1], 4-12% on local[2]
+# (benchmarks/README.md, "Spark").
 # Spark 3.5 has no such limit and ignores the key.
 OWN_SESSION_DEFAULTS = {"spark.sql.execution.arrow.maxBytesPerBatch": str(2**31 - 1)}
 
