@@ -105,7 +105,8 @@ def check_columns(header: list[str], *, require_id: bool) -> None:
 def validate_raw(
     raw: Columns, *, first_row: int, row_numbers: np.ndarray | None = None
 ) -> CustomerBatch:
-    """Check text cells against the schema, column by column, vectorised in Arrow."""
+    """Check text cells (and a number feature's typed column, `holds_numbers`) against
+    the schema, column by column, vectorised in Arrow."""
     count = len(next(iter(raw.values())))
     rows = row_numbers if row_numbers is not None else np.arange(first_row, first_row + count)
     problems: list[Problem] = []
@@ -200,10 +201,16 @@ _DECIMAL = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 _NOT_FINITE = r"^[+-]?(nan|inf|infinity)$"  # read, then reported as not finite
 
 
+def holds_numbers(column: pa.Array) -> bool:
+    """Whether a column is typed as numbers (Parquet, a table), which a number feature's
+    checks read as they are; any other column is checked as its text."""
+    return bool(pa.types.is_integer(column.type) or pa.types.is_floating(column.type))
+
+
 def _numbers(text: pa.Array, spec: FeatureSpec, check: _ColumnCheck) -> np.ndarray:
     low = spec.minimum if spec.minimum is not None else -math.inf
     high = spec.maximum if spec.maximum is not None else math.inf
-    if pa.types.is_integer(text.type) or pa.types.is_floating(text.type):
+    if holds_numbers(text):
         # A typed column (Parquet, a table) holds numbers already: the checks below, with
         # no round trip through text (0.4 CPU-s per million rows in a Spark worker).
         check.report(_mask(pc.is_null(text)), "is empty")

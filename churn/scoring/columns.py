@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.record.schema import FEATURE_SPECS
-from churn.record.validation import CustomerBatch, validate_raw
+from churn.record.validation import CustomerBatch, holds_numbers, validate_raw
 
 _NUMBER_FEATURES = frozenset(spec.name for spec in FEATURE_SPECS if spec.kind != "category")
 
@@ -26,13 +26,9 @@ def validate_columns(
     """The customers of `columns` (the features, and CustomerId if given), numbered from
     `first_row` or by `row_numbers`."""
     raw = {
-        name: column if _numeric(name, column) else pc.fill_null(pc.cast(column, pa.string()), "")
+        name: column
+        if name in _NUMBER_FEATURES and holds_numbers(column)
+        else pc.fill_null(pc.cast(column, pa.string()), "")
         for name, column in columns.items()
     }
     return validate_raw(raw, first_row=first_row, row_numbers=row_numbers)
-
-
-def _numeric(name: str, column: pa.Array) -> bool:
-    return name in _NUMBER_FEATURES and (
-        pa.types.is_integer(column.type) or pa.types.is_floating(column.type)
-    )
