@@ -175,14 +175,15 @@ def pinned(command: list[str], method: str, pin: bool) -> list[str]:
     return ["taskset", "--cpu-list", f"0-{cores_of(method) - 1}", *command]
 
 
-def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> Result:
+def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> tuple[Result, str]:
+    """The command's run (time, CPU and memory by role) and what it printed."""
     started = time.monotonic()
     process = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     sampler = TreeSampler(process.pid, classify)
     sampler.start()
-    _, err = process.communicate()
+    out, err = process.communicate()
     seconds = time.monotonic() - started
     sampler.done.set()
     sampler.join()
@@ -194,7 +195,7 @@ def run(command: list[str], classify: Callable[[psutil.Process, int], str]) -> R
     roles = sampler.cpu_by_role()
     cpu = round(sum(roles.values()), 1)
     load = round(os.getloadavg()[0], 1)
-    return Result("", 0, "", round(seconds, 2), cpu, peaks, roles, load)
+    return Result("", 0, "", round(seconds, 2), cpu, peaks, roles, load), out
 
 
 FILE_SCORER = """
@@ -268,7 +269,7 @@ def measure(
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     if method.startswith("floor"):
-        result = run(
+        result, _ = run(
             pinned([sys.executable, "-c", FLOOR_JOB, method.removeprefix("floor-"), str(source),
                     str(out / "dir")], method, pin),
             spark_roles,
@@ -277,7 +278,7 @@ def measure(
         counted = sum(pq.read_metadata(part).num_rows for part in parts)
     elif method.startswith("spark"):
         master = method.removeprefix("spark-")
-        result = run(
+        result, _ = run(
             pinned([str(BIN / "churn"), "batch", "score", str(source), "--out", str(out / "dir"),
                     "--master", master, "--run-id", "bench", "--model", str(model[0]),
                     "--model-sha256", model[1], *[a for c in conf for a in ("--conf", c)]],
@@ -287,15 +288,15 @@ def measure(
         found = list((out / "dir" / "_summary" / "run=bench").glob("*.json"))
         counted = json.loads(json.loads(found[0].read_text())["summary"])["rows_in"]
     else:
-        result = run(
+        result, printed = run(
             pinned([sys.executable, "-c", FILE_SCORER, str(model[0]), model[1], str(source),
                     str(out / "result.csv"), str(MODEL)], method, pin),
             one_process,
         )  # fmt: skip
-        counted = 0  # counted below from its printed rows
+        counted = int(printed.split()[-1])  # the scorer's rows_in
     shutil.rmtree(out, ignore_errors=True)
     result.method, result.rows, result.format = method, rows, kind
-    result.ok = method == "file" or counted == rows
+    result.ok = counted == rows
     return result
 
 
