@@ -35,7 +35,7 @@ model: sync ## retrain the bundled model from synthetic data (reproducible from 
 	$(BIN)/churn data synth --rows 10000 --seed 42 --out $(SYNTHETIC)
 	$(BIN)/churn train --data $(SYNTHETIC) --out models --seed 42 --version $(MODEL_VERSION)
 
-test: lint typecheck pytest pytest-spark35 ## ruff, mypy and pytest (and the Spark job on pyspark 3.5)
+test: lint typecheck batch-runtimes pytest pytest-spark35 ## ruff, mypy and pytest (and the Spark job on pyspark 3.5)
 
 lint: sync
 	$(BIN)/ruff check .
@@ -200,10 +200,13 @@ faults: sync ## a worker SIGKILLed under load; /readyz while the service starts
 #   churn-batch and the modules it runs, from the same source tree; it requires only the
 #   `batch` dependency group, and pyspark, the platform's, as its `spark` extra.
 # make spark-env: the executors' environment, packed with its own interpreter (below).
-# make spark35 / pytest-spark35: the job's tests on pyspark 3.5 (EMR 7, Databricks 13-15
-#   LTS) in a second environment: the lock's packages with pyspark 3.5 in place of 4.3.
+# make spark35 / pytest-spark35: the job's and cluster tests on pyspark 3.5 (EMR 7,
+#   Databricks 14.3-16.4 LTS) in a second environment: the lock's packages with pyspark 3.5
+#   in place of 4.3.
+# make batch-runtimes: the batch wheel on the platforms' other Pythons, each with the Spark
+#   their runtimes pair it with (below); tests/spark/test_runtimes.py runs the job there.
 # make spark-cluster: a standalone master and worker on 127.0.0.1, the job submitted to it
-#   with the packed environment, both stopped by PID.
+#   in cluster deploy mode with the packed environment, both stopped by PID.
 # make bench-spark BENCH_SPARK_ARGS="--rows 1000000 --only spark,file"
 SPARK_ENV := build/spark-env
 SPARK_ENV_ARCHIVE := build/churn-spark-env.tar.gz
@@ -211,7 +214,7 @@ SPARK35 := build/spark35
 PYSPARK35 ?= pyspark==3.5.9
 BENCH_SPARK_ARGS ?=
 
-.PHONY: spark-wheel spark-env spark35 pytest-spark35 spark-cluster bench-spark
+.PHONY: spark-wheel spark-env spark35 pytest-spark35 batch-runtimes spark-cluster bench-spark
 
 spark-wheel: ## the batch wheel (build/dist/churn_batch-*.whl): churn-batch, no service dependencies
 	$(UV) build --quiet --wheel --out-dir build/dist deploy/batch
@@ -239,10 +242,36 @@ spark35: sync ## a second environment: the locked packages with pyspark 3.5 (bui
 
 # pyspark 3.5's collect() leaves its socket to the garbage collector (a ResourceWarning,
 # which 4.x no longer gives): ignored in this run only.
-pytest-spark35: spark35 ## the Spark job's and call list's tests on pyspark 3.5
+pytest-spark35: spark35 ## the Spark job's, call list's and cluster tests on pyspark 3.5
 	$(SPARK35)/bin/python -c "import pyspark; assert pyspark.__version__.startswith('3.5')"
 	$(SPARK35)/bin/pytest -p no:cacheprovider -W ignore::ResourceWarning \
-		tests/spark/test_job.py tests/spark/test_call_list.py
+		tests/spark/test_job.py tests/spark/test_call_list.py tests/spark/test_cluster.py
+
+# Databricks runtimes run Python 3.10 (14.3 LTS, Spark 3.5), 3.11 (15.4 LTS, Spark 3.5)
+# and 3.12 (16.4 LTS, Spark 3.5; 17.3 LTS, Spark 4.0). For each PYTHON:PYSPARK here, an
+# environment build/batch-pyPYTHON with the wheel and that pyspark, resolved from PyPI as a
+# cluster library is (not the lock: that is 3.11's), as of BATCH_AS_OF so that a rerun
+# resolves alike. The interpreter comes from pyenv or PATH; one not found is said and left
+# out (its test says so too).
+BATCH_RUNTIMES ?= 3.10:pyspark==3.5.9 3.12:pyspark==4.0.5
+BATCH_AS_OF ?= 2026-12-01
+
+batch-runtimes: spark-wheel ## the batch wheel with Python 3.10 + Spark 3.5 and 3.12 + Spark 4.0 (build/batch-py*)
+	@wheel="$$(ls -t build/dist/churn_batch-*.whl | head -1)"; \
+	for runtime in $(BATCH_RUNTIMES); do \
+		version=$${runtime%%:*}; spark=$${runtime#*:}; venv=build/batch-py$$version; \
+		python=$$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/$$version.*/bin/python$$version \
+			2>/dev/null | tail -1); \
+		if [ -z "$$python" ] && python$$version -c '' 2>/dev/null; then \
+			python=$$(command -v python$$version); fi; \
+		if [ -z "$$python" ]; then \
+			echo "batch-runtimes: no Python $$version in pyenv or on PATH; $$venv left out"; \
+			continue; fi; \
+		echo "batch-runtimes: $$venv: $$python, $$spark"; \
+		$(UV) venv --quiet --allow-existing --python "$$python" $$venv || exit 1; \
+		$(UV) pip install --quiet --python $$venv/bin/python --exclude-newer $(BATCH_AS_OF) \
+			"$$wheel[spark]" "$$spark" || exit 1; \
+	done
 
 spark-cluster: spark-env ## churn batch on a standalone Spark master + worker on 127.0.0.1
 	CHURN_SPARK_ENV=$(SPARK_ENV_ARCHIVE) $(BIN)/pytest tests/spark/test_cluster.py -v

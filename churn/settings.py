@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from churn.record.errors import ConfigurationError
+
+if TYPE_CHECKING:  # typing.Self is 3.11's; the batch wheel (deploy/batch) runs on 3.10 too
+    from typing import Self
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_URL = "http://127.0.0.1:3000"

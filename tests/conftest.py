@@ -93,6 +93,42 @@ def run_churn(*args: str, env: dict[str, str] | None = None) -> subprocess.Compl
     )
 
 
+def run_outside(
+    *command: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `command` in `cwd` as in another environment: with none of this process's Spark
+    or Python settings (plus `env`), so that only what it installed itself is found."""
+    clean = {
+        key: value for key, value in os.environ.items()
+        if not key.startswith(("PYSPARK_", "SPARK_", "PYTHON", "VIRTUAL_ENV"))
+    }  # fmt: skip
+    return subprocess.run(command, cwd=cwd, env=clean | (env or {}), capture_output=True,
+                          text=True, timeout=300, check=False)  # fmt: skip
+
+
+def uv(*args: str, cwd: Path = ROOT) -> None:
+    """uv, offline: what it installs comes from the cache `make setup` filled."""
+    env = {**os.environ, "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    # Bytecode is not what is tested; compiling pyspark would take most of the time.
+    env["UV_COMPILE_BYTECODE"] = "0"
+    done = subprocess.run(
+        [str(shutil.which("uv")), *args], cwd=cwd, env=env,
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.fixture(scope="session")
+def batch_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The batch wheel (deploy/batch/), built from this tree as `make spark-wheel` does."""
+    if shutil.which("uv") is None:
+        pytest.skip("uv is not on PATH: the batch wheel is built with `uv build` (make setup)")
+    out = tmp_path_factory.mktemp("dist")
+    uv("build", "--quiet", "--wheel", "--out-dir", str(out), str(ROOT / "deploy" / "batch"))
+    (built,) = out.glob("churn_batch-*.whl")
+    return built
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -126,12 +162,12 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) -
     raise TimeoutError(f"{url} did not answer 200 within {timeout} s")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], timeout: float = 20) -> None:
     """Stop a server and everything it started, by its process group."""
     if process.poll() is None:
         os.killpg(process.pid, signal.SIGTERM)
         try:
-            process.wait(timeout=20)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()

@@ -104,25 +104,23 @@ def _top_rows(
     segment = [F.col(by)] if by else []
     riskiest = [F.col("churn_probability").desc(), F.col(CUSTOMER_ID).asc()]
     once = Window.partitionBy(*segment, F.col(CUSTOMER_ID)).orderBy(*riskiest)
+    customers = scored.withColumn("_once", F.row_number().over(once)).where(F.col("_once") == 1)
+    shown = [CUSTOMER_ID, "churn_probability", "risk_band", "model_version", *FEATURE_NAMES]
+    if not by:
+        # Spark's top N (TakeOrderedAndProject): each task keeps its N riskiest. A window
+        # over no partition would move every row to one task once N is over Spark's
+        # window group limit (1,000), and warns that it may on every run.
+        riskiest_first = customers.orderBy(*riskiest).limit(top).select(*shown).collect()
+        return [{"rank": rank, **row.asDict()} for rank, row in enumerate(riskiest_first, 1)]
     ranked = Window.partitionBy(*segment).orderBy(*riskiest)
     listed = (
-        scored.withColumn("_once", F.row_number().over(once))
-        .where(F.col("_once") == 1)
-        .withColumn("rank", F.row_number().over(ranked))
+        customers.withColumn("rank", F.row_number().over(ranked))
         .where(F.col("rank") <= top)
-        .select(
-            *segment,
-            "rank",
-            CUSTOMER_ID,
-            "churn_probability",
-            "risk_band",
-            "model_version",
-            *FEATURE_NAMES,
-        )
+        .select(*segment, "rank", *shown)
         .collect()
     )
     found = [row.asDict() for row in listed]
-    found.sort(key=lambda row: (row[by] if by else "", row["rank"]))
+    found.sort(key=lambda row: (row[by], row["rank"]))
     return found
 
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from churn.spark.arrow_pass import PASS_DDL, RESULT_SCHEMA, ScoringPass
@@ -42,6 +42,9 @@ from churn.spark.summary import SUMMARY_DDL, BatchSummary, count_summary
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+# datetime.UTC is 3.11's; the batch wheel (deploy/batch) runs on 3.10 too.
+UTC = timezone.utc  # noqa: UP017
 
 
 def today() -> str:

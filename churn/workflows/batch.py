@@ -16,7 +16,7 @@ import sys
 import click
 
 from churn.spark.commands import batch_group
-from churn.workflows.cli import reports_errors
+from churn.workflows.errors import reports_errors
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,34 +3,18 @@ through the service, drift and evaluation, Spark, deployment."""
 
 from __future__ import annotations
 
-import functools
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from churn.model.artifact import MODELS_DIR
 from churn.monitoring.commands import drift, evaluate
-from churn.record.errors import ChurnError, naming_file
+from churn.record.errors import naming_file
 from churn.settings import ClientSettings
+from churn.workflows.errors import reports_errors
 
-F = TypeVar("F", bound=Callable[..., Any])
 _ABOUT_THE_FILE = frozenset({400, 411, 413, 415, 422})  # the service's refusals of an upload
-
-
-def reports_errors(command: F) -> F:
-    """Show a `ChurnError` as a message and its problems, not as a traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ChurnError as error:
-            raise click.ClickException(error.report()) from error
-
-    return wrapper  # type: ignore[return-value]
 
 
 @click.group()

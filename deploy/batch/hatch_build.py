@@ -18,7 +18,6 @@ class BatchMetadata(MetadataHookInterface):
         main = tomllib.loads(project_file.read_text(encoding="utf-8"))
         project = main["project"]
         metadata["version"] = project["version"]
-        metadata["requires-python"] = project["requires-python"]
         metadata["dependencies"] = list(main["dependency-groups"]["batch"])
         metadata["optional-dependencies"] = {"spark": project["optional-dependencies"]["spark"]}
         metadata["scripts"] = {SCRIPT: project["scripts"][SCRIPT]}

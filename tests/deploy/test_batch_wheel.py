@@ -6,8 +6,6 @@ from __future__ import annotations
 import ast
 import configparser
 import email
-import os
-import shutil
 import subprocess
 import sys
 import tomllib
@@ -19,45 +17,20 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 
 from churn.model.synth import write_synthetic_csv
-from tests.conftest import ROOT, run_churn
+from tests.conftest import ROOT, run_churn, run_outside, uv
 from tests.factories import bank_row
 
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 ENTRY = "churn.workflows.batch"
-# The imports inside these modules' functions serve other commands than churn-batch's:
-# the rest of `churn` (cli) and `churn drift` / `churn evaluate` (monitoring.commands).
-OTHER_COMMANDS = {"churn.workflows.cli", "churn.monitoring.commands"}
 # Lazy imports that churn-batch does not reach with --model FILE --model-sha256 HEX.
 OFF_THE_PATH = {
     ("churn.spark.model", "churn.model.store"),  # the store, read only without --model
-    ("churn.model.artifact", "joblib"),  # a joblib pipeline's, for training and import-model
 }
 SERVICE = {"bentoml", "fastapi", "starlette", "uvicorn", "uvloop", "streamlit", "httpx"}
 TREE = {
     ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
     for path in (ROOT / "churn").rglob("*.py")
 }
-
-
-def _uv(*args: str, cwd: Path = ROOT) -> None:
-    env = {**os.environ, "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never"}
-    # Bytecode is not what is tested; compiling pyspark would take most of the time.
-    env["UV_COMPILE_BYTECODE"] = "0"
-    done = subprocess.run(
-        [str(shutil.which("uv")), *args], cwd=cwd, env=env,
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("uv") is None:
-        pytest.skip("uv is not on PATH: the batch wheel is built with `uv build` (make setup)")
-    out = tmp_path_factory.mktemp("dist")
-    _uv("build", "--quiet", "--wheel", "--out-dir", str(out), str(ROOT / "deploy" / "batch"))
-    (built,) = out.glob("churn_batch-*.whl")
-    return built
 
 
 def _sources(wheel: Path) -> dict[str, str]:
@@ -108,7 +81,7 @@ def _reached(sources: dict[str, str]) -> tuple[set[str], set[str], set[str]]:
             missing.add(module)
             continue
         eager, lazy = _imports(sources[module])
-        for name in eager | (set() if module in OTHER_COMMANDS else lazy):
+        for name in eager | lazy:
             top = name.split(".")[0]
             if (module, name) in OFF_THE_PATH:
                 continue
@@ -120,15 +93,16 @@ def _reached(sources: dict[str, str]) -> tuple[set[str], set[str], set[str]]:
     return reached, missing, external - set(sys.stdlib_module_names)
 
 
-def test_it_declares_the_batch_group_with_pyspark_as_an_extra(wheel: Path) -> None:
+def test_it_declares_the_batch_group_with_pyspark_as_an_extra(batch_wheel: Path) -> None:
     project = PROJECT["project"]
-    with zipfile.ZipFile(wheel) as archive:
+    with zipfile.ZipFile(batch_wheel) as archive:
         info = f"churn_batch-{project['version']}.dist-info"
         metadata = email.message_from_bytes(archive.read(f"{info}/METADATA"))
         entry_points = configparser.ConfigParser()
         entry_points.read_string(archive.read(f"{info}/entry_points.txt").decode())
     assert (metadata["Name"], metadata["Version"]) == ("churn-batch", project["version"])
-    assert SpecifierSet(metadata["Requires-Python"]) == SpecifierSet(project["requires-python"])
+    # The project's Python, and those tests/spark/test_runtimes.py runs the job on.
+    assert all(v in SpecifierSet(metadata["Requires-Python"]) for v in ("3.10", "3.11", "3.12"))
     requires = [Requirement(line) for line in metadata.get_all("Requires-Dist", [])]
     assert {str(r) for r in requires if r.marker is None} == {
         str(Requirement(line)) for line in PROJECT["dependency-groups"]["batch"]
@@ -144,8 +118,8 @@ def test_it_declares_the_batch_group_with_pyspark_as_an_extra(wheel: Path) -> No
     }
 
 
-def test_it_holds_what_churn_batch_imports_and_nothing_else(wheel: Path) -> None:
-    sources = _sources(wheel)
+def test_it_holds_what_churn_batch_imports_and_nothing_else(batch_wheel: Path) -> None:
+    sources = _sources(batch_wheel)
     reached, missing, external = _reached(sources)
     assert not missing, f"churn-batch imports {missing}: add them to deploy/batch/pyproject.toml"
     assert set(sources) == reached, "the wheel holds modules that churn-batch never imports"
@@ -160,16 +134,16 @@ def test_it_holds_what_churn_batch_imports_and_nothing_else(wheel: Path) -> None
 
 @pytest.mark.slow
 def test_churn_batch_scores_where_only_its_wheel_and_pyspark_are_installed(
-    wheel: Path, bundled_store: Path, tmp_path: Path
+    batch_wheel: Path, bundled_store: Path, tmp_path: Path
 ) -> None:
     # The lock's versions, as a bank's cluster would resolve them (from uv's cache here).
     pins = tmp_path / "pins.txt"
-    _uv("export", "--frozen", "--all-extras", "--no-emit-project", "--no-hashes",
+    uv("export", "--frozen", "--all-extras", "--no-emit-project", "--no-hashes",
         "--no-header", "--no-annotate", "--quiet", "-o", str(pins))  # fmt: skip
     venv = tmp_path / "venv"
-    _uv("venv", "--quiet", "--python", sys.executable, str(venv))
+    uv("venv", "--quiet", "--python", sys.executable, str(venv))
     python = str(venv / "bin" / "python")
-    _uv("pip", "install", "--quiet", "--python", python, "-c", str(pins), f"{wheel}[spark]")
+    uv("pip", "install", "--quiet", "--python", python, "-c", str(pins), f"{batch_wheel}[spark]")
     model = tmp_path / "churn-model.ubj"
     exported = run_churn("batch", "export-model", "--out", str(model),
                          env={"BENTOML_HOME": str(bundled_store)})  # fmt: skip
@@ -180,15 +154,10 @@ def test_churn_batch_scores_where_only_its_wheel_and_pyspark_are_installed(
         handle.write(bank_row(21, 900000021, Geography="Mars") + "\n")
     no_store = tmp_path / "no-store"
     no_store.mkdir()
-    # Nothing from this process's Spark or Python settings; run outside the source tree.
-    env = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("PYSPARK_", "SPARK_", "PYTHON", "VIRTUAL_ENV"))
-    } | {"BENTOML_HOME": str(no_store)}  # fmt: skip
 
     def run(*command: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
-                              timeout=300, check=False)  # fmt: skip
+        # Outside the source tree, with no store.
+        return run_outside(*command, cwd=tmp_path, env={"BENTOML_HOME": str(no_store)})
 
     helped = run(str(venv / "bin" / "churn-batch"), "--help")
     assert helped.returncode == 0, helped.stderr
@@ -197,7 +166,7 @@ def test_churn_batch_scores_where_only_its_wheel_and_pyspark_are_installed(
     assert refused.returncode != 0
     assert "No module named 'bentoml'" in refused.stderr
     # Every package the batch path imports is there: the group's and pyspark's.
-    _, _, external = _reached(_sources(wheel))
+    _, _, external = _reached(_sources(batch_wheel))
     find = (
         "import importlib.util as u, sys; print(*[n for n in sys.argv[1:] if not u.find_spec(n)])"
     )

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import pyarrow as pa
+import pyarrow.csv as pacsv
 import pytest
 from pyspark.sql import SparkSession
 
@@ -12,6 +15,7 @@ from churn.model.artifact import ModelMetadata, metadata_path_for
 from churn.model.booster import TreeModel
 from churn.model.store import LoadedModel
 from churn.model.synth import write_synthetic_csv
+from churn.scoring.files import score_file
 from churn.scoring.predictor import ChurnPredictor
 from churn.spark import model as batch_model
 from churn.spark.book import Source
@@ -42,6 +46,38 @@ BAD_ROWS = [
 GOOD_ROWS = 40
 ROWS_IN = GOOD_ROWS + 8  # the non-blank bad rows
 REJECTED_ROWS = {41, 42, 43, 44, 45, 46, 48}
+
+
+ANSWER = ("churn_probability", "prediction", "risk_band")
+
+
+def service_answers(predictor: ChurnPredictor, path: Path, folder: Path) -> list[dict[str, Any]]:
+    """The service's own file scorer (behind /v2/predict-file) on the same file."""
+    out = folder / f"{path.name}.service.csv"
+    score_file(predictor, path, out)
+    types = {"CustomerId": pa.string(), "errors": pa.string()}
+    rows: list[dict[str, Any]] = pacsv.read_csv(
+        out, convert_options=pacsv.ConvertOptions(column_types=types)
+    ).to_pylist()
+    for row in rows:  # its CSV makes formula-like ids text for a spreadsheet
+        if row["CustomerId"] is not None:
+            row["CustomerId"] = row["CustomerId"].removeprefix("'")
+    return rows
+
+
+def same_as_service(
+    rows: list[dict[str, Any]], service: list[dict[str, Any]], *, numbered: bool = True
+) -> None:
+    """Every row of the service's answer, scored alike or rejected with its reasons."""
+    scored = {r["CustomerId"]: tuple(r[k] for k in ANSWER) for r in rows if r["status"] == "scored"}
+    expected = {
+        r["CustomerId"]: tuple(r[k] for k in ANSWER) for r in service if r["status"] == "scored"
+    }
+    assert scored == expected
+    key = "row" if numbered else "CustomerId"
+    rejected = {r[key]: r["reasons"] for r in rows if r["status"] == "rejected"}
+    assert rejected == {r[key]: r["errors"] for r in service if r["status"] == "rejected"}
+    assert len(rows) == len(service)
 
 
 @pytest.fixture(scope="session")

@@ -19,7 +19,6 @@ from pyspark.sql import SparkSession
 from churn.record.errors import BadRequest, InvalidInput, ModelIntegrityError
 from churn.record.outcome import CHURN
 from churn.record.schema import GEOGRAPHIES
-from churn.scoring.files import score_file
 from churn.scoring.predictor import ChurnPredictor
 from churn.spark.arrow_pass import RESULT_DDL, RESULT_SCHEMA
 from churn.spark.book import Source
@@ -28,43 +27,18 @@ from churn.spark.model import BatchModel
 from churn.spark.output import Sink
 from churn.spark.summary import BatchSummary, read_summary
 from tests.factories import BANK_COLUMNS, bank_row
-from tests.spark.conftest import GOOD_ROWS, REJECTED_ROWS, ROWS_IN
-
-ANSWER = ("churn_probability", "prediction", "risk_band")
+from tests.spark.conftest import (
+    GOOD_ROWS,
+    REJECTED_ROWS,
+    ROWS_IN,
+    same_as_service,
+    service_answers,
+)
 
 
 def _rows(folder: Path, run: str = "r1", status: str | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = pq.read_table(folder / f"run={run}").to_pylist()
     return [row for row in rows if status is None or row["status"] == status]
-
-
-def _service(predictor: ChurnPredictor, path: Path, folder: Path) -> list[dict[str, Any]]:
-    """The service's own file scorer (behind /v2/predict-file) on the same file."""
-    out = folder / f"{path.name}.service.csv"
-    score_file(predictor, path, out)
-    types = {"CustomerId": pa.string(), "errors": pa.string()}
-    rows: list[dict[str, Any]] = pacsv.read_csv(
-        out, convert_options=pacsv.ConvertOptions(column_types=types)
-    ).to_pylist()
-    for row in rows:  # its CSV makes formula-like ids text for a spreadsheet
-        if row["CustomerId"] is not None:
-            row["CustomerId"] = row["CustomerId"].removeprefix("'")
-    return rows
-
-
-def _same_as_service(
-    rows: list[dict[str, Any]], service: list[dict[str, Any]], *, numbered: bool = True
-) -> None:
-    """Every row of the service's answer, scored alike or rejected with its reasons."""
-    scored = {r["CustomerId"]: tuple(r[k] for k in ANSWER) for r in rows if r["status"] == "scored"}
-    expected = {
-        r["CustomerId"]: tuple(r[k] for k in ANSWER) for r in service if r["status"] == "scored"
-    }
-    assert scored == expected
-    key = "row" if numbered else "CustomerId"
-    rejected = {r[key]: r["reasons"] for r in rows if r["status"] == "rejected"}
-    assert rejected == {r[key]: r["errors"] for r in service if r["status"] == "rejected"}
-    assert len(rows) == len(service)
 
 
 def test_every_row_is_scored_or_rejected(scored: tuple[Path, BatchSummary]) -> None:
@@ -94,7 +68,7 @@ def test_each_country_is_counted_as_the_service_answers(
     with book.open(encoding="utf-8", newline="") as handle:
         country = {row["CustomerId"]: row["Geography"] for row in csv.DictReader(handle)}
     expected = {name: [0, 0] for name in GEOGRAPHIES}
-    for row in _service(service_predictor, book, tmp_path):
+    for row in service_answers(service_predictor, book, tmp_path):
         if row["status"] == "scored":
             counts = expected[country[row["CustomerId"]]]
             counts[0] += 1
@@ -114,7 +88,7 @@ def test_same_answers_and_reasons_as_the_service(
 ) -> None:
     out, _ = scored
     rows = _rows(out)
-    _same_as_service(rows, _service(service_predictor, book, tmp_path))
+    same_as_service(rows, service_answers(service_predictor, book, tmp_path))
     rejected = {r["row"]: r for r in rows if r["status"] == "rejected"}
     assert set(rejected) == REJECTED_ROWS
     assert {r["source_file"] for r in rows} == {f"file:{book}"}
@@ -177,11 +151,11 @@ def test_the_quote_case_is_scored_row_by_row(
     split by lines, the record cut by its line breaks is rejected in its pieces with a
     reason that says so, and every other row is scored: nothing fails, nothing is lost."""
     path = _quote_case(write_book)
-    service = _service(service_predictor, path, tmp_path)
+    service = service_answers(service_predictor, path, tmp_path)
     assert len(service) == 30
     whole = Sink(str(tmp_path / "whole"), False)
     score_book(spark, Source(str(path), "csv", multiline=True), whole, bundled_model, run="r1")
-    _same_as_service(_rows(tmp_path / "whole"), service)
+    same_as_service(_rows(tmp_path / "whole"), service)
 
     lines = Sink(str(tmp_path / "lines"), False)
     summary = score_book(spark, Source(str(path), "csv"), lines, bundled_model, run="r1")
