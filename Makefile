@@ -44,8 +44,13 @@ lint: sync
 typecheck: sync
 	$(BIN)/mypy
 
+# Most of the suite waits on servers, Spark and drift windows, so two workers (one file
+# each at a time: a file's module fixtures are started once) halve its time on 2 cores.
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL = -n $(PYTEST_WORKERS) --dist loadfile
+
 pytest: sync
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PARALLEL)
 
 clean: ## remove build output and caches (not the model store)
 	rm -rf build .pytest_cache .mypy_cache .ruff_cache test-artifacts
@@ -244,7 +249,7 @@ spark35: sync ## a second environment: the locked packages with pyspark 3.5 (bui
 # which 4.x no longer gives): ignored in this run only.
 pytest-spark35: spark35 ## the Spark job's, call list's and cluster tests on pyspark 3.5
 	$(SPARK35)/bin/python -c "import pyspark; assert pyspark.__version__.startswith('3.5')"
-	$(SPARK35)/bin/pytest -p no:cacheprovider -W ignore::ResourceWarning \
+	$(SPARK35)/bin/pytest -p no:cacheprovider -W ignore::ResourceWarning $(PYTEST_PARALLEL) \
 		tests/spark/test_job.py tests/spark/test_call_list.py tests/spark/test_cluster.py
 
 # Databricks runtimes run Python 3.10 (14.3 LTS, Spark 3.5), 3.11 (15.4 LTS, Spark 3.5)

@@ -107,8 +107,10 @@ def run_outside(
 
 
 def uv(*args: str, cwd: Path = ROOT) -> None:
-    """uv, offline: what it installs comes from the cache `make setup` filled."""
-    env = {**os.environ, "UV_OFFLINE": "1", "UV_PYTHON_DOWNLOADS": "never"}
+    """uv, with the index online: the lock's wheels come from the cache `make setup`
+    filled, but an offline resolve also needs their metadata, which `uv sync` does not
+    keep (on a fresh machine it failed: "numpy==2.4.6 needs to be downloaded")."""
+    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never"}
     # Bytecode is not what is tested; compiling pyspark would take most of the time.
     env["UV_COMPILE_BYTECODE"] = "0"
     done = subprocess.run(
@@ -206,17 +208,27 @@ def bundled_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+def home_of_its_own(bundled_store: Path, folder: Path) -> Path:
+    """A BentoML home with the bundled model, for one long-lived server: a server clears
+    the metrics directory of its home when it starts, which would reset another's there
+    (with tests in parallel, any test's server may start while the other serves)."""
+    home = folder / "bentoml"
+    shutil.copytree(bundled_store / "models", home / "models")
+    return home
+
+
 @pytest.fixture(scope="session")
 def live_service(
     bundled_store: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveService]:
     """The real `bentoml serve` on a free loopback port, for the whole session."""
-    log = tmp_path_factory.mktemp("logs") / "service.log"
+    scratch = tmp_path_factory.mktemp("live")
+    home = home_of_its_own(bundled_store, scratch)
     # Drift figures are shown when their window closes: a minute's, for the tests.
-    url, process = start_service(bundled_store, log, {"CHURN_DRIFT_WINDOW_MINUTES": "1"})
+    url, process = start_service(home, scratch / "service.log", {"CHURN_DRIFT_WINDOW_MINUTES": "1"})
     try:
         wait_for(url + "/readyz", process)
-        yield LiveService(url, bundled_store, log)
+        yield LiveService(url, home, scratch / "service.log")
     finally:
         stop(process)
 
@@ -275,8 +287,7 @@ def imported_service(
     from churn.serving.bentoml_internals import model_store_at
 
     scratch = tmp_path_factory.mktemp("imported")
-    home = scratch / "bentoml"
-    shutil.copytree(bundled_store / "models", home / "models")
+    home = home_of_its_own(bundled_store, scratch)
     with model_store_at(home / "models"):
         bundled = load_model()
         tag = str(save_tree_model(bundled.tree, imported_metadata(bundled.metadata)).tag)
@@ -293,11 +304,9 @@ def imported_service(
 @pytest.fixture(scope="session")
 def routes_only(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The service with the fast path off (CHURN_FAST_PATH=false), where every request goes
-    through BentoML's and FastAPI's routes, in a BentoML home of its own: a server clears
-    the metrics directory of its home when it starts, which would reset the other's."""
+    through BentoML's and FastAPI's routes, in a BentoML home of its own."""
     scratch = tmp_path_factory.mktemp("routes-only")
-    home = scratch / "bentoml"
-    shutil.copytree(bundled_store / "models", home / "models")
+    home = home_of_its_own(bundled_store, scratch)
     url, process = start_service(home, scratch / "service.log", {"CHURN_FAST_PATH": "false"})
     try:
         wait_for(url + "/readyz", process)

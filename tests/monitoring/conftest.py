@@ -1,21 +1,31 @@
-"""Customers for the model-health tests (drawn like the training data, and shifted), and the
-parts of a live profile with a clock the test sets."""
+"""Customers for the model-health tests (drawn like the training data, and shifted), the
+parts of a live profile with a clock the test sets, and a fresh live service with the
+waits its drift windows need."""
 
 from __future__ import annotations
 
+import contextlib
+import re
+import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
 
+from churn.model.artifact import MODELS_DIR
 from churn.model.synth import synthesize
 from churn.model.training import TrainingResult
 from churn.monitoring.profile import Binner, ReferenceProfile, input_columns
 from churn.record.schema import FEATURE_NAMES, GEOGRAPHIES
 from churn.scoring.scorer import Scorer
+from tests.conftest import LiveService, run_churn, start_service, stop, wait_for
 
 SHIFTED_AGE = 20
+BUNDLED = MODELS_DIR / "churn_prediction_model_v1_0.joblib"
 
 
 def like_training(rows: int, seed: int) -> pd.DataFrame:
@@ -60,3 +70,49 @@ class Clock:
 def parts(trained: TrainingResult) -> tuple[Scorer, ReferenceProfile, Binner]:
     profile = ReferenceProfile.model_validate(trained.metadata.reference_profile)
     return Scorer(trained.tree, 0.3), profile, Binner(profile, input_columns(trained.tree))
+
+
+@contextlib.contextmanager
+def fresh_service(folder: Path, env: dict[str, str]) -> Iterator[LiveService]:
+    """The service on the bundled model in a store of its own: counts from nothing."""
+    home = folder / "bentoml"
+    imported = run_churn("import-model", str(BUNDLED), env={"BENTOML_HOME": str(home)})
+    assert imported.returncode == 0, imported.stderr
+    log = folder / "service.log"
+    url, process = start_service(home, log, env)
+    try:
+        wait_for(url + "/readyz", process, timeout=300)
+        yield LiveService(url, home, log)
+    finally:
+        stop(process)
+
+
+# Figures are shown when their window closes: short windows, for the tests. Sending on
+# every route takes about a minute on a busy machine, so those tests' windows are longer.
+ONE_MINUTE = {"CHURN_DRIFT_WINDOW_MINUTES": "1"}
+WINDOW_MINUTES = 2
+
+
+def at_a_new_window(minutes: int = WINDOW_MINUTES) -> None:
+    """Wait for a window to open, so that what is sent next falls in one window."""
+    seconds = 60 * minutes
+    if time.time() % seconds > 2:
+        time.sleep(seconds + 0.2 - time.time() % seconds)
+
+
+def drift_once_counted(url: str, customers: int) -> dict[str, Any]:
+    """GET /v2/drift once the window they were sent in has closed and is shown."""
+    deadline = time.monotonic() + 60 * WINDOW_MINUTES + 30
+    while True:
+        report: dict[str, Any] = httpx.get(f"{url}/v2/drift", timeout=30).json()
+        if report["rolling"]["customers"] >= customers or time.monotonic() > deadline:
+            return report
+        time.sleep(0.5)
+
+
+def drift_gauges(url: str) -> dict[str, float]:
+    text = httpx.get(f"{url}/metrics", timeout=30).text
+    return {
+        name: float(number)
+        for name, number in re.findall(r"^(churn_drift_\S+)\s+(\S+)$", text, re.M)
+    }

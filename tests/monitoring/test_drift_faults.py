@@ -19,8 +19,7 @@ import pytest
 
 from churn.record.schema import FEATURE_NAMES
 from tests.conftest import LiveService, start_service, stop, wait_for, wait_until
-from tests.monitoring.conftest import like_training
-from tests.monitoring.test_live_service import fresh_service
+from tests.monitoring.conftest import fresh_service, like_training
 
 pytestmark = pytest.mark.slow
 BATCH = 150  # a worker's window needs 100 customers to be shown

@@ -1,8 +1,8 @@
-"""Live drift through the real service with two workers, customers sent on every route."""
+"""Live drift through the real service with two workers, customers sent on every route
+(the one-worker cases are in test_live_windows.py, so that the two run side by side)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import time
@@ -14,37 +14,21 @@ import httpx
 import pandas as pd
 import pytest
 
-from churn.model.artifact import MODELS_DIR
 from churn.record.schema import FEATURE_NAMES
-from tests.conftest import ROOT, LiveService, run_churn, start_service, stop, wait_for
-from tests.factories import make_customer
-from tests.monitoring.conftest import like_training, shifted, write
+from tests.conftest import ROOT, LiveService, run_churn
+from tests.monitoring.conftest import (
+    WINDOW_MINUTES,
+    at_a_new_window,
+    drift_once_counted,
+    fresh_service,
+    like_training,
+    shifted,
+    write,
+)
 
-BUNDLED = MODELS_DIR / "churn_prediction_model_v1_0.joblib"
 RULES = ROOT / "deploy" / "prometheus" / "churn-drift-rules.yml"
 
 pytestmark = pytest.mark.slow
-
-
-@contextlib.contextmanager
-def fresh_service(folder: Path, env: dict[str, str]) -> Iterator[LiveService]:
-    """The service on the bundled model in a store of its own: counts from nothing."""
-    home = folder / "bentoml"
-    imported = run_churn("import-model", str(BUNDLED), env={"BENTOML_HOME": str(home)})
-    assert imported.returncode == 0, imported.stderr
-    log = folder / "service.log"
-    url, process = start_service(home, log, env)
-    try:
-        wait_for(url + "/readyz", process, timeout=300)
-        yield LiveService(url, home, log)
-    finally:
-        stop(process)
-
-
-# Figures are shown when their window closes: short windows, for the tests. Sending on
-# every route takes about a minute on a busy machine, so those tests' windows are longer.
-ONE_MINUTE = {"CHURN_DRIFT_WINDOW_MINUTES": "1"}
-WINDOW_MINUTES = 2
 
 
 @pytest.fixture
@@ -52,13 +36,6 @@ def two_workers(tmp_path: Path) -> Iterator[LiveService]:
     env = {"CHURN_WORKERS": "2", "CHURN_DRIFT_WINDOW_MINUTES": str(WINDOW_MINUTES)}
     with fresh_service(tmp_path, env) as service:
         yield service
-
-
-def at_a_new_window(minutes: int = WINDOW_MINUTES) -> None:
-    """Wait for a window to open, so that what is sent next falls in one window."""
-    seconds = 60 * minutes
-    if time.time() % seconds > 2:
-        time.sleep(seconds + 0.2 - time.time() % seconds)
 
 
 def send_on_every_route(url: str, customers: pd.DataFrame, folder: Path) -> int:
@@ -86,16 +63,6 @@ def send_on_every_route(url: str, customers: pd.DataFrame, folder: Path) -> int:
             answer = httpx.post(url + route, files={"file": (path.name, upload)}, timeout=60)
         assert answer.status_code == 200, answer.text
     return len(rows)
-
-
-def drift_once_counted(url: str, customers: int) -> dict[str, Any]:
-    """GET /v2/drift once the window they were sent in has closed and is shown."""
-    deadline = time.monotonic() + 60 * WINDOW_MINUTES + 30
-    while True:
-        report: dict[str, Any] = httpx.get(f"{url}/v2/drift", timeout=30).json()
-        if report["rolling"]["customers"] >= customers or time.monotonic() > deadline:
-            return report
-        time.sleep(0.5)
 
 
 def cli_drift(customers: Path, store: Path, out: Path) -> dict[str, Any]:
@@ -180,78 +147,3 @@ def gauges_once(url: str, key: str, value: float) -> dict[str, float]:
         if found.get(key) == value or time.monotonic() > deadline:
             return found
         time.sleep(1)
-
-
-def test_with_the_fast_path_off_the_routers_count_as_well(tmp_path: Path) -> None:
-    customers = like_training(150, seed=22)[list(FEATURE_NAMES)].to_dict("records")
-    with fresh_service(tmp_path, {"CHURN_FAST_PATH": "false", **ONE_MINUTE}) as service:
-        at_a_new_window(1)
-        for customer in customers[:100]:
-            answer = httpx.post(f"{service.url}/v1/customer", json=customer, timeout=30)
-            assert answer.status_code == 200, answer.text
-        for customer in customers[100:]:
-            answer = httpx.post(
-                f"{service.url}/v2/predict", json={"customers": [customer]}, timeout=30
-            )
-            assert answer.status_code == 200, answer.text
-        report = drift_once_counted(service.url, len(customers))
-    assert report["customers"] == report["rolling"]["customers"] == 150
-    assert report["features"]["Age"]["status"] == "ok"
-
-
-def test_with_profiling_off_drift_says_so_and_scoring_goes_on(tmp_path: Path) -> None:
-    with fresh_service(tmp_path, {"CHURN_DRIFT_PROFILING": "false"}) as service:
-        scored = httpx.post(f"{service.url}/v1/customer", json=make_customer(), timeout=30)
-        assert scored.status_code == 200
-        refused = httpx.get(f"{service.url}/v2/drift", timeout=30)
-        assert refused.status_code == 409
-        assert refused.json()["error"] == "drift_profiling_off"
-        assert "CHURN_DRIFT_PROFILING=false" in refused.json()["message"]
-        assert not list(service.home.rglob("worker-*.counts"))
-
-
-def drift_gauges(url: str) -> dict[str, float]:
-    text = httpx.get(f"{url}/metrics", timeout=30).text
-    return {
-        name: float(number)
-        for name, number in re.findall(r"^(churn_drift_\S+)\s+(\S+)$", text, re.M)
-    }
-
-
-def test_drift_shows_no_customer_to_a_reader_who_compares_readings(tmp_path: Path) -> None:
-    # Issue 27: after one /v1/customer on a fresh service the keyless /metrics PSI gauges
-    # named that customer's bin for 7 of 10 features; /v2/drift showed each bin's share
-    # to 6 decimals while "insufficient"; and read before and after one request, it gave
-    # all ten bins of the new customer.
-    customers = like_training(151, seed=23)[list(FEATURE_NAMES)].to_dict("records")
-    with fresh_service(tmp_path, ONE_MINUTE) as service:
-        at_a_new_window(1)
-        answer = httpx.post(f"{service.url}/v1/customer", json=customers[0], timeout=30)
-        assert answer.status_code == 200
-        time.sleep(16)  # counted within a second; the gauges set every 15 s
-        one = httpx.get(f"{service.url}/v2/drift", timeout=30).json()
-        for window in (one, one["rolling"]):
-            for feature in [*window["features"].values(), window["score"]]:
-                assert feature["psi"] is None
-                assert feature["current"] is None
-        gauges = drift_gauges(service.url)
-        assert all(
-            value != value  # NaN
-            for name, value in gauges.items()
-            if name.startswith("churn_drift_psi")
-        ), gauges
-        answer = httpx.post(
-            f"{service.url}/v2/predict", json={"customers": customers[1:]}, timeout=30
-        )
-        assert answer.status_code == 200
-        before = drift_once_counted(service.url, 150)
-        assert before["rolling"]["customers"] >= 150
-        time.sleep(16)  # the gauges too show the window that closed
-        gauges = drift_gauges(service.url)
-        answer = httpx.post(f"{service.url}/v1/customer", json=customers[0], timeout=30)
-        assert answer.status_code == 200
-        time.sleep(16)
-        after = httpx.get(f"{service.url}/v2/drift", timeout=30).json()
-        assert after["rolling"]["until"] == before["rolling"]["until"]  # within a minute
-        assert after == before
-        assert drift_gauges(service.url) == gauges

@@ -13,7 +13,15 @@ import httpx
 import pytest
 
 from churn.clients.client import ChurnClient, ServiceError
-from tests.conftest import LiveService, answers, start_service, stop, wait_for, wait_until
+from tests.conftest import (
+    LiveService,
+    answers,
+    home_of_its_own,
+    start_service,
+    stop,
+    wait_for,
+    wait_until,
+)
 from tests.factories import BANK_COLUMNS, EXAMPLE_CUSTOMER, bank_row
 
 KEYS = ("first-key-0123456789", "second-key-abcdefghij")
@@ -21,15 +29,16 @@ KEYS = ("first-key-0123456789", "second-key-abcdefghij")
 
 @pytest.fixture(scope="module")
 def guarded(bundled_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveService]:
-    log = tmp_path_factory.mktemp("guarded") / "service.log"
+    scratch = tmp_path_factory.mktemp("guarded")
+    home, log = home_of_its_own(bundled_store, scratch), scratch / "service.log"
     url, process = start_service(
-        bundled_store,
+        home,
         log,
         {"CHURN_API_KEYS": ",".join(KEYS), "CHURN_MAX_UPLOAD_MB": "1", "CHURN_MAX_ROWS": "50"},
     )
     try:
         wait_for(url + "/readyz", process)
-        yield LiveService(url, bundled_store, log)
+        yield LiveService(url, home, log)
     finally:
         stop(process)
 

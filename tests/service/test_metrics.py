@@ -15,7 +15,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import LiveService, start_service, stop, wait_for, wait_until
+from tests.conftest import (
+    LiveService,
+    home_of_its_own,
+    start_service,
+    stop,
+    wait_for,
+    wait_until,
+)
 from tests.factories import EXAMPLE_CUSTOMER
 
 pytestmark = pytest.mark.slow
@@ -25,8 +32,7 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 @contextlib.contextmanager
 def keyed_service(folder: Path, bundled_store: Path) -> Iterator[LiveService]:
-    home = folder / "bentoml"
-    shutil.copytree(bundled_store / "models", home / "models")
+    home = home_of_its_own(bundled_store, folder)
     url, process = start_service(home, folder / "service.log", {"CHURN_API_KEYS": KEY})
     try:
         wait_for(url + "/readyz", process)
@@ -82,8 +88,7 @@ def test_a_full_metrics_and_drift_disk_costs_metrics_never_answers(
     # restarted every 10 s with nothing in the log.
     if os.geteuid() != 0:
         pytest.skip("mounting a small tmpfs needs root")
-    home = tmp_path / "bentoml"
-    shutil.copytree(bundled_store / "models", home / "models")
+    home = home_of_its_own(bundled_store, tmp_path)
     mounts = [home / "prometheus_multiproc_dir", home / "churn-drift"]
     for mount in mounts:
         mount.mkdir()
