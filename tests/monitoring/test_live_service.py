@@ -18,11 +18,12 @@ from churn.record.schema import FEATURE_NAMES
 from tests.conftest import ROOT, LiveService, run_churn
 from tests.monitoring.conftest import (
     WINDOW_MINUTES,
-    at_a_new_window,
     drift_once_counted,
     fresh_service,
+    in_one_window,
     like_training,
     shifted,
+    still_in_window,
     write,
 )
 
@@ -40,7 +41,8 @@ def two_workers(tmp_path: Path) -> Iterator[LiveService]:
 
 def send_on_every_route(url: str, customers: pd.DataFrame, folder: Path) -> int:
     """Each customer once, through one of the five routes that score; how many were sent."""
-    at_a_new_window()
+    # About 10 s on a quiet machine, and more beside other tests: 75 s leaves room.
+    ends = in_one_window(75)
     records = customers[["CustomerId", *FEATURE_NAMES]].astype({"CustomerId": str})
     rows = records.to_dict("records")
     parts = {"v1": rows[:240], "explain": rows[240:260], "predict": rows[260:660]}
@@ -62,6 +64,7 @@ def send_on_every_route(url: str, customers: pd.DataFrame, folder: Path) -> int:
         with path.open("rb") as upload:
             answer = httpx.post(url + route, files={"file": (path.name, upload)}, timeout=60)
         assert answer.status_code == 200, answer.text
+    still_in_window(ends, f"sending {len(rows)} customers")
     return len(rows)
 
 

@@ -17,7 +17,9 @@ from tests.monitoring.conftest import (
     drift_gauges,
     drift_once_counted,
     fresh_service,
+    in_one_window,
     like_training,
+    still_in_window,
 )
 
 pytestmark = pytest.mark.slow
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.slow
 def test_with_the_fast_path_off_the_routers_count_as_well(tmp_path: Path) -> None:
     customers = like_training(150, seed=22)[list(FEATURE_NAMES)].to_dict("records")
     with fresh_service(tmp_path, {"CHURN_FAST_PATH": "false", **ONE_MINUTE}) as service:
-        at_a_new_window(1)
+        ends = in_one_window(40, minutes=1)  # 150 requests: a few seconds
         for customer in customers[:100]:
             answer = httpx.post(f"{service.url}/v1/customer", json=customer, timeout=30)
             assert answer.status_code == 200, answer.text
@@ -35,6 +37,7 @@ def test_with_the_fast_path_off_the_routers_count_as_well(tmp_path: Path) -> Non
                 f"{service.url}/v2/predict", json={"customers": [customer]}, timeout=30
             )
             assert answer.status_code == 200, answer.text
+        still_in_window(ends, "sending 150 customers")
         report = drift_once_counted(service.url, len(customers))
     assert report["customers"] == report["rolling"]["customers"] == 150
     assert report["features"]["Age"]["status"] == "ok"
