@@ -223,12 +223,12 @@ def live_service(
 ) -> Iterator[LiveService]:
     """The real `bentoml serve` on a free loopback port, for the whole session."""
     scratch = tmp_path_factory.mktemp("live")
-    home = home_of_its_own(bundled_store, scratch)
+    home, log = home_of_its_own(bundled_store, scratch), scratch / "service.log"
     # Drift figures are shown when their window closes: a minute's, for the tests.
-    url, process = start_service(home, scratch / "service.log", {"CHURN_DRIFT_WINDOW_MINUTES": "1"})
+    url, process = start_service(home, log, {"CHURN_DRIFT_WINDOW_MINUTES": "1"})
     try:
         wait_for(url + "/readyz", process)
-        yield LiveService(url, home, scratch / "service.log")
+        yield LiveService(url, home, log)
     finally:
         stop(process)
 

@@ -88,7 +88,8 @@ def fresh_service(folder: Path, env: dict[str, str]) -> Iterator[LiveService]:
 
 
 # Figures are shown when their window closes: short windows, for the tests. Sending on
-# every route takes about a minute on a busy machine, so those tests' windows are longer.
+# every route takes about 10 s on a quiet machine and more beside other tests, so those
+# tests' windows are longer.
 ONE_MINUTE = {"CHURN_DRIFT_WINDOW_MINUTES": "1"}
 WINDOW_MINUTES = 2
 

@@ -18,6 +18,7 @@ from churn.record.schema import FEATURE_NAMES
 from tests.conftest import ROOT, LiveService, run_churn
 from tests.monitoring.conftest import (
     WINDOW_MINUTES,
+    drift_gauges,
     drift_once_counted,
     fresh_service,
     in_one_window,
@@ -142,11 +143,7 @@ def test_older_customers_all_in_germany_drift_in_age_and_geography_not_credit_sc
 def gauges_once(url: str, key: str, value: float) -> dict[str, float]:
     deadline = time.monotonic() + 40
     while True:
-        text = httpx.get(f"{url}/metrics", timeout=30).text
-        found = {
-            name: float(number)
-            for name, number in re.findall(r"^(churn_drift_\S+)\s+(\S+)$", text, re.M)
-        }
+        found = drift_gauges(url)
         if found.get(key) == value or time.monotonic() > deadline:
             return found
         time.sleep(1)
